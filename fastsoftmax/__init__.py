@@ -1,0 +1,11 @@
+"""fastsoftmax: softmax and log_softmax for NumPy arrays, in SIMD C with
+OpenMP across rows.
+
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]))
+    array([0.09003057, 0.24472847, 0.66524096])
+"""
+from ._api import get_config, log_softmax, show_config, softmax
+from ._version import __version__
+
+__all__ = ["softmax", "log_softmax", "show_config", "get_config", "__version__"]

@@ -1,0 +1,128 @@
+"""Build of the fastsoftmax extension.
+
+The kernels in src_c/kernels/variant.c are compiled once per ISA variant,
+each with its own flags, and linked into one extension that picks a variant
+at import (src_c/dispatch.c).  Nothing is compiled for the build machine's
+own CPU: no -march=native, no global ISA flags, no -ffast-math.
+
+OpenMP is found by compiling, linking and running a small program; without
+it the build succeeds single-threaded, with a warning.
+
+Environment:
+  FASTSOFTMAX_DISABLE_OPENMP=1   build without OpenMP even when available.
+"""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+SRC = "src_c"
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+# Flags shared by every C file; -fno-math-errno only lets log1p and friends be
+# inlined without errno bookkeeping, it does not change any floating point result.
+COMMON_FLAGS = ["-O3", "-std=c11", "-fno-math-errno"]
+
+# (variant name, extra flags).  "scalar" is the same code, not vectorised:
+# the in-tree reference the tests compare the SIMD variants with.
+VARIANTS = [
+    ("scalar", ["-fno-tree-vectorize", "-Wno-unknown-pragmas"]),
+    ("baseline", ["-fopenmp-simd"]),
+]
+if IS_X86_64:
+    VARIANTS.append(("avx2", ["-fopenmp-simd", "-mavx2", "-mfma"]))
+
+OPENMP_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+ : n)
+        n += 1;
+        printf("%d\\n", n == omp_get_max_threads());
+        return 0;
+    }
+    """
+)
+
+
+def openmp_flags(compiler):
+    """Compile, link and run a small OpenMP program; return the flags or []."""
+    if os.environ.get("FASTSOFTMAX_DISABLE_OPENMP", "") not in ("", "0"):
+        return []
+    flags = ["-fopenmp"]
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+        exe = os.path.join(tmp, "probe")
+        compiler.link_executable(objs, exe, extra_postargs=flags)
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+        if out.returncode == 0 and out.stdout.strip() == "1":
+            return flags
+    except Exception as exc:  # noqa: BLE001 - any failure means "no OpenMP"
+        warnings.warn(f"OpenMP probe failed: {exc}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    warnings.warn(
+        "fastsoftmax is being built WITHOUT OpenMP: every call will run on one thread "
+        "(fastsoftmax.show_config() reports this)."
+    )
+    return []
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp = openmp_flags(self.compiler)
+        for ext in self.extensions:
+            ext.extra_objects.extend(self.compile_variants(ext))
+            ext.extra_compile_args.extend(COMMON_FLAGS + omp)
+            ext.extra_link_args.extend(omp)
+        super().build_extensions()
+
+    def compile_variants(self, ext):
+        """One object per kernel variant, each with its own flags."""
+        objects = []
+        for name, flags in VARIANTS:
+            objects += self.compiler.compile(
+                [os.path.join(SRC, "kernels", "variant.c")],
+                output_dir=os.path.join(self.build_temp, "variant_" + name),
+                macros=[("FSM_VARIANT", name)],
+                include_dirs=[SRC],
+                extra_postargs=COMMON_FLAGS + flags,
+                depends=ext.depends,
+            )
+        return objects
+
+
+def c_sources(*names):
+    return [os.path.join(SRC, n) for n in names]
+
+
+extension = Extension(
+    "fastsoftmax._core",
+    sources=["fastsoftmax/_core.pyx"] + c_sources("driver.c", "dispatch.c"),
+    include_dirs=[SRC, np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+    depends=c_sources(
+        "fastsoftmax.h", "exp_minus_max.h", "driver.inc.c", "kernels/kernels.h",
+        "kernels/variant.c", "kernels/softmax_rows.inc.c", "kernels/softmax_cols.inc.c",
+    ),
+)
+
+setup(
+    ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}),
+    cmdclass={"build_ext": BuildExt},
+)

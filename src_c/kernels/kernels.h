@@ -1,0 +1,58 @@
+/*
+ * Softmax kernels: one table of function pointers per ISA variant.  Every
+ * variant is the same C source (variant.c) compiled with its own flags, so
+ * the variants differ only in how the compiler vectorised them.
+ *
+ * Row kernels  fsm_<op>_row_<dtype>_<variant>(x, y, n)
+ *   x: n readable elements, contiguous.  y: n writable elements, contiguous.
+ *   y == x is allowed (in place); any other overlap is not.  n >= 1.
+ *   Writes y[0..n) and nothing else; reads only x[0..n); no allocation.
+ *
+ * Column kernels  fsm_<op>_cols_<dtype>_<variant>(x, x_step, y, y_step, n, lanes, work)
+ *   `lanes` independent softmaxes side by side: problem j reads
+ *   x[i * x_step + j] and writes y[i * y_step + j] for i in [0, n).
+ *   Steps are in elements and may be negative.  y == x (same steps) is
+ *   allowed; any other overlap is not.  n >= 1, 1 <= lanes.
+ *   work: caller-provided scratch of FSM_COLS_WORK_DOUBLES(lanes) doubles,
+ *   suitably aligned for double; contents on entry are ignored.
+ *
+ * Semantics shared by all kernels (the reference is fastsoftmax/reference.py):
+ *   softmax:     y = exp(x - max) / sum(exp(x - max))
+ *   log_softmax: y = (x - max) - log(sum(exp(x - max)))
+ *   A NaN or +inf anywhere in a problem, or a problem that is all -inf, makes
+ *   every output of that problem NaN.  -inf among finite values gives 0
+ *   (log_softmax: -inf).
+ */
+#ifndef FSM_KERNELS_H
+#define FSM_KERNELS_H
+
+#include <stddef.h>
+
+enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
+
+/* Scratch needed by a column kernel for `lanes` lanes. */
+#define FSM_COLS_WORK_DOUBLES(lanes) (7 * (size_t)(lanes))
+
+typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n);
+typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n);
+typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
+                                size_t n, size_t lanes, double *work);
+typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
+                                size_t n, size_t lanes, double *work);
+
+typedef struct {
+    const char *name;
+    fsm_row_f32_fn row_f32[FSM_NUM_OPS];
+    fsm_row_f64_fn row_f64[FSM_NUM_OPS];
+    fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
+    fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
+} fsm_kernel_table;
+
+/* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */
+extern const fsm_kernel_table fsm_kernels_scalar;   /* not vectorised: the reference */
+extern const fsm_kernel_table fsm_kernels_baseline; /* SSE2 on x86-64, NEON on aarch64 */
+#if defined(__x86_64__) || defined(_M_X64)
+extern const fsm_kernel_table fsm_kernels_avx2;     /* AVX2 + FMA */
+#endif
+
+#endif

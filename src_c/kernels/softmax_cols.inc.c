@@ -1,0 +1,109 @@
+/*
+ * Column kernels: `lanes` softmaxes side by side, lane j reading
+ * x[i * x_step + j].  The inner loop runs along the lanes, which are
+ * contiguous, so it vectorises exactly like the row kernels do along a row;
+ * no transposed copy is made.  Same macros as softmax_rows.inc.c; contracts
+ * in kernels.h.  Per-lane sums are taken in blocks of FSM_COLS_SUM_BLOCK rows
+ * in T and added in double with Neumaier's compensation.
+ */
+
+static void K(cols_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, T *m) {
+    for (size_t j = 0; j < lanes; ++j) m[j] = -(T)INFINITY;
+    for (size_t i = 0; i < n; ++i) {
+        const T *row = x + (ptrdiff_t)i * x_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) m[j] = row[j] > m[j] ? row[j] : m[j];
+    }
+}
+
+static void K(cols_fold_block)(size_t lanes, T *block, double *sum, double *comp) {
+    for (size_t j = 0; j < lanes; ++j) {
+        fsm_neumaier_add(&sum[j], &comp[j], block[j]);
+        block[j] = 0;
+    }
+}
+
+/* y = exp(x - m) per lane; on return sum[j] holds lane j's total. */
+static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                                   size_t n, size_t lanes, const T *m,
+                                   T *block, double *sum, double *comp) {
+    for (size_t j = 0; j < lanes; ++j) block[j] = 0, sum[j] = 0, comp[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+        T *yr = y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T e = EXP_MINUS_MAX(xr[j], m[j]);
+            yr[j] = e;
+            block[j] += e;
+        }
+        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n)
+            K(cols_fold_block)(lanes, block, sum, comp);
+    }
+    for (size_t j = 0; j < lanes; ++j) sum[j] += comp[j];
+}
+
+static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                            size_t n, size_t lanes, double *work) {
+    T *m = (T *)work;
+    T *block = (T *)(work + lanes);
+    double *sum = work + 2 * lanes, *comp = work + 3 * lanes;
+    K(cols_max)(x, x_step, n, lanes, m);
+    K(cols_exp_store_sum)(x, x_step, y, y_step, n, lanes, m, block, sum, comp);
+    T *inv = m; /* m is no longer needed */
+    for (size_t j = 0; j < lanes; ++j) inv[j] = (T)(1.0 / sum[j]);
+    for (size_t i = 0; i < n; ++i) {
+        T *yr = y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) yr[j] *= inv[j];
+    }
+}
+
+/* Per lane: log(sum(exp(x - m))), split as in log_sum_exp_minus_max. */
+static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes,
+                                          const T *m, T *lse, double *work) {
+    T *block = (T *)(work + 2 * lanes), *block_ties = (T *)(work + 3 * lanes);
+    double *rest = work + 4 * lanes, *comp = work + 5 * lanes, *ties = work + 6 * lanes;
+    for (size_t j = 0; j < lanes; ++j)
+        block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            int tie = xr[j] == m[j];
+            T e = EXP_MINUS_MAX(xr[j], m[j]);
+            block[j] += tie ? (T)0 : e;
+            block_ties[j] += tie ? (T)1 : (T)0;
+        }
+        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
+            for (size_t j = 0; j < lanes; ++j) {
+                fsm_neumaier_add(&rest[j], &comp[j], block[j]);
+                ties[j] += block_ties[j];
+                block[j] = 0, block_ties[j] = 0;
+            }
+        }
+    }
+    for (size_t j = 0; j < lanes; ++j) {
+        double total = (rest[j] + comp[j]) + (ties[j] - 1.0);
+        lse[j] = isfinite(m[j]) ? (T)log1p(total) : (T)NAN;
+    }
+}
+
+static void K(log_softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                                size_t n, size_t lanes, double *work) {
+    T *m = (T *)work;
+    T *lse = (T *)(work + lanes);
+    K(cols_max)(x, x_step, n, lanes, m);
+    K(cols_log_sum_exp_minus_max)(x, x_step, n, lanes, m, lse, work);
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+        T *yr = y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T bb, t = xr[j] - m[j];
+            T tl = FSM_TWO_SUM_ERR(xr[j], -m[j], t, bb);
+            tl = t > -(T)INFINITY ? tl : (T)0;
+            yr[j] = (t - lse[j]) + tl;
+        }
+    }
+}
