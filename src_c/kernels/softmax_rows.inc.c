@@ -10,10 +10,19 @@
  * compensation, so the error of a row sum does not grow with the row length.
  */
 
+/* FSM_MAX_CHAINS independent running maxima (several SIMD registers), so
+ * the loop is not bound by the latency of one max instruction. */
 static T K(row_max)(const T *x, size_t n) {
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    }
     T m = -(T)INFINITY;
-#pragma omp simd reduction(max : m)
-    for (size_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) m = acc[j] > m ? acc[j] : m;
     return m;
 }
 

@@ -23,6 +23,8 @@
 
 /* Elements per partial sum in the row kernels (see softmax_rows.inc.c). */
 #define FSM_SUM_BLOCK 256
+/* Elements per step of the max pass: 4 AVX2 registers of float. */
+#define FSM_MAX_CHAINS 32
 /* Rows per partial sum in the column kernels. */
 #define FSM_COLS_SUM_BLOCK 32
 
