@@ -14,6 +14,11 @@ from . import reference as _reference
 
 cnp.import_array()
 
+cdef extern from "numpy/arrayobject.h":
+    # Not in Cython's numpy declarations: np.empty_like(a, order="K") in C.
+    object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order,
+                                void *descr, int subok)
+
 cdef extern from "fastsoftmax.h" nogil:
     enum:
         FSM_OP_SOFTMAX
@@ -110,42 +115,81 @@ def default_num_threads():
 
 # --- canonical form ----------------------------------------------------------
 
-cdef list _merge_dims(list dims, tuple shape, list xs, list ys):
-    """Group dims (ordered by decreasing stride) that address memory as one
-    dimension in both x and y; returns [extent, x_step, y_step] groups."""
-    cdef list groups = []
-    for d in dims:
-        if groups and groups[-1][1] == xs[d] * shape[d] and groups[-1][2] == ys[d] * shape[d]:
-            groups[-1][0] *= shape[d]
-            groups[-1][1] = xs[d]
-            groups[-1][2] = ys[d]
+ctypedef struct _dims:
+    int count
+    Py_ssize_t extent[64]
+    Py_ssize_t x_step[64]
+    Py_ssize_t y_step[64]
+
+
+cdef void _add_dim(_dims *d, Py_ssize_t extent, Py_ssize_t xs, Py_ssize_t ys) noexcept nogil:
+    d.extent[d.count] = extent
+    d.x_step[d.count] = xs
+    d.y_step[d.count] = ys
+    d.count += 1
+
+
+cdef inline Py_ssize_t _abs(Py_ssize_t v) noexcept nogil:
+    return -v if v < 0 else v
+
+
+cdef void _sort_and_merge(_dims *d) noexcept nogil:
+    """Order dims by decreasing stride (memory order) and merge neighbours
+    that address memory as one dimension in both x and y."""
+    cdef int i, j, out = 0
+    cdef Py_ssize_t e, xs, ys
+    for i in range(1, d.count):  # insertion sort: at most 64 dims
+        e, xs, ys = d.extent[i], d.x_step[i], d.y_step[i]
+        j = i - 1
+        while j >= 0 and (_abs(d.x_step[j]) < _abs(xs)
+                          or (_abs(d.x_step[j]) == _abs(xs) and _abs(d.y_step[j]) < _abs(ys))):
+            d.extent[j + 1], d.x_step[j + 1], d.y_step[j + 1] = d.extent[j], d.x_step[j], d.y_step[j]
+            j -= 1
+        d.extent[j + 1], d.x_step[j + 1], d.y_step[j + 1] = e, xs, ys
+    for i in range(d.count):
+        if (out > 0 and d.x_step[out - 1] == d.x_step[i] * d.extent[i]
+                and d.y_step[out - 1] == d.y_step[i] * d.extent[i]):
+            d.extent[out - 1] *= d.extent[i]
+            d.x_step[out - 1], d.y_step[out - 1] = d.x_step[i], d.y_step[i]
         else:
-            groups.append([shape[d], xs[d], ys[d]])
-    return groups
+            d.extent[out], d.x_step[out], d.y_step[out] = d.extent[i], d.x_step[i], d.y_step[i]
+            out += 1
+    d.count = out
 
 
-cdef bint _fill_problem(fsm_problem *p, object x, object y, tuple axes) except -1:
-    """Describe softmax of x over `axes` into y; False when the axes cannot be
-    addressed as one dimension (the caller then makes a contiguous copy)."""
-    cdef Py_ssize_t isz = x.itemsize
-    cdef tuple shape = x.shape
-    cdef list xs = [s // isz for s in x.strides]
-    cdef list ys = [s // isz for s in y.strides]
-    order = lambda d: (-abs(xs[d]), -abs(ys[d]))
-    cdef list red = sorted([d for d in axes if shape[d] != 1], key=order)
-    cdef list other = sorted([d for d in range(x.ndim) if d not in axes and shape[d] != 1], key=order)
-    cdef list red_groups = _merge_dims(red, shape, xs, ys)
-    if len(red_groups) > 1:
+cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, const bint *reduced) noexcept:
+    """Fill p for op(x) -> y over the dims flagged in `reduced`; False when
+    those dims cannot be addressed as one (the caller then copies)."""
+    cdef _dims red, other
+    cdef int d, nd = cnp.PyArray_NDIM(x)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x), extent
+    red.count = 0
+    other.count = 0
+    for d in range(nd):
+        extent = cnp.PyArray_DIM(x, d)
+        if extent != 1:  # length-1 dims address nothing
+            _add_dim(&red if reduced[d] else &other, extent,
+                     cnp.PyArray_STRIDE(x, d) // isz, cnp.PyArray_STRIDE(y, d) // isz)
+    _sort_and_merge(&red)
+    if red.count > 1:
         return False
-    n, x_step, y_step = red_groups[0] if red_groups else (1, 1, 1)
-    cdef list batch = _merge_dims(other, shape, xs, ys)
-    lanes = 1
-    if (x_step != 1 or y_step != 1) and batch and batch[-1][1] == 1 and batch[-1][2] == 1:
-        lanes = batch.pop()[0]
-    p.n, p.x_step, p.y_step, p.lanes = n, x_step, y_step, lanes
-    p.nbatch = len(batch)
-    for i, (extent, bx, by) in enumerate(batch):
-        p.batch_shape[i], p.x_batch_step[i], p.y_batch_step[i] = extent, bx, by
+    if red.count == 0:
+        _add_dim(&red, 1, 1, 1)
+    _sort_and_merge(&other)
+    p.op = op
+    p.dtype = FSM_FLOAT32 if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 else FSM_FLOAT64
+    p.x = cnp.PyArray_DATA(x)
+    p.y = cnp.PyArray_DATA(y)
+    p.n, p.x_step, p.y_step = red.extent[0], red.x_step[0], red.y_step[0]
+    p.lanes = 1
+    d = other.count - 1
+    if (p.x_step != 1 or p.y_step != 1) and d >= 0 and other.x_step[d] == 1 and other.y_step[d] == 1:
+        p.lanes = other.extent[d]  # neighbouring problems contiguous in memory: SIMD lanes
+        other.count -= 1
+    p.nbatch = other.count
+    for d in range(other.count):
+        p.batch_shape[d], p.x_batch_step[d], p.y_batch_step[d] = \
+            other.extent[d], other.x_step[d], other.y_step[d]
     return True
 
 
@@ -162,11 +206,11 @@ cdef int _compute_into(int op, cnp.ndarray x, cnp.ndarray y, tuple axes, int thr
     """y = op(x) over axes; x, y native, aligned, same shape and dtype, and
     either identical in memory or not overlapping."""
     cdef fsm_problem p
-    p.op = op
-    p.dtype = FSM_FLOAT32 if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 else FSM_FLOAT64
-    p.x = cnp.PyArray_DATA(x)
-    p.y = cnp.PyArray_DATA(y)
-    if _fill_problem(&p, x, y, axes):
+    cdef bint reduced[64]
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(x)):
+        reduced[d] = d in axes
+    if _describe(&p, op, x, y, reduced):
         return _run(&p, threads)
     # Reduction axes that no stride can address as one dimension (e.g.
     # axis=(0, 2) of a C-contiguous 3-d array): softmax a contiguous copy
@@ -189,33 +233,99 @@ cdef inline bint _is_ready_float(object x):
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
 
 
+cdef bint _same_memory(cnp.ndarray a, cnp.ndarray b):
+    """a and b view the same elements in the same layout (an in-place call)."""
+    cdef int d
+    if cnp.PyArray_DATA(a) != cnp.PyArray_DATA(b) or cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
+        return False
+    for d in range(cnp.PyArray_NDIM(a)):
+        if (cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d)
+                or cnp.PyArray_STRIDE(a, d) != cnp.PyArray_STRIDE(b, d)):
+            return False
+    return True
+
+
+cdef void _byte_bounds(cnp.ndarray a, char **lo, char **hi) noexcept:
+    cdef int d
+    cdef Py_ssize_t step, span
+    lo[0] = hi[0] = <char *>cnp.PyArray_DATA(a)
+    for d in range(cnp.PyArray_NDIM(a)):
+        step = cnp.PyArray_STRIDE(a, d)
+        span = step * (cnp.PyArray_DIM(a, d) - 1)
+        if span < 0:
+            lo[0] += span
+        else:
+            hi[0] += span
+    hi[0] += cnp.PyArray_ITEMSIZE(a)
+
+
+cdef bint _may_overlap(cnp.ndarray a, cnp.ndarray b):
+    """Conservative: the byte ranges spanned by a and b intersect."""
+    cdef char *alo
+    cdef char *ahi
+    cdef char *blo
+    cdef char *bhi
+    _byte_bounds(a, &alo, &ahi)
+    _byte_bounds(b, &blo, &bhi)
+    return alo < bhi and blo < ahi
+
+
+cdef bint _can_write_directly(cnp.ndarray x, object out):
+    """out can receive op(x) as it is: same dtype and shape, writeable, and
+    either x itself (in place) or not overlapping x."""
+    if not _is_ready_float(out):
+        return False
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    cdef int d
+    if (cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(x)
+            or not cnp.PyArray_ISWRITEABLE(o)):
+        return False
+    for d in range(cnp.PyArray_NDIM(x)):
+        if cnp.PyArray_DIM(o, d) != cnp.PyArray_DIM(x, d):
+            return False
+    return _same_memory(x, o) or not _may_overlap(x, o)
+
+
+cdef inline int _simple_num_threads(object num_threads):
+    """Thread cap for a plainly valid num_threads, or -1 (the general path
+    validates and raises)."""
+    if num_threads is None:
+        return 0
+    if type(num_threads) is int and num_threads >= 1:
+        return min(<object>num_threads, 2**31 - 1)
+    return -1
+
+
 cdef object _softmax_family(int op, object x, object axis, object out, object num_threads):
+    """The common call without Python-level checks: a ready float ndarray,
+    one int axis, out None or directly writable, a plain num_threads."""
     cdef cnp.ndarray arr, y
     cdef fsm_problem p
-    cdef int nd
-    # Fast path: contiguous float array, last axis, fresh output.
-    if out is None and num_threads is None and type(axis) is int and _is_ready_float(x):
+    cdef int nd, ax, threads
+    cdef bint reduced[64]
+    if type(axis) is int and _is_ready_float(x):
         arr = <cnp.ndarray>x
         nd = cnp.PyArray_NDIM(arr)
-        if (nd > 0 and (axis == -1 or axis == nd - 1) and cnp.PyArray_IS_C_CONTIGUOUS(arr)
-                and cnp.PyArray_SIZE(arr) > 0):
-            y = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(arr), cnp.PyArray_TYPE(arr), 0)
-            p.op = op
-            p.dtype = FSM_FLOAT32 if cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 else FSM_FLOAT64
-            p.x = cnp.PyArray_DATA(arr)
-            p.y = cnp.PyArray_DATA(y)
-            p.n = cnp.PyArray_DIM(arr, nd - 1)
-            p.x_step = p.y_step = 1
-            p.lanes = 1
-            p.nbatch = 1
-            p.batch_shape[0] = cnp.PyArray_SIZE(arr) // p.n
-            p.x_batch_step[0] = p.y_batch_step[0] = p.n
-            _run(&p, 0)
+        threads = _simple_num_threads(num_threads)
+        if nd > 0 and -nd <= axis < nd and threads >= 0 and cnp.PyArray_SIZE(arr) > 0:
+            ax = axis % nd
+            if out is None:
+                y = PyArray_NewLikeArray(arr, cnp.NPY_KEEPORDER, NULL, 0)
+            elif _can_write_directly(arr, out):
+                y = <cnp.ndarray>out
+            else:
+                return _softmax_family_general(op, x, axis, out, num_threads)
+            for d in range(nd):
+                reduced[d] = d == ax
+            _describe(&p, op, arr, y, reduced)  # one axis always fits
+            _run(&p, threads)
             return y
     return _softmax_family_general(op, x, axis, out, num_threads)
 
 
 cdef object _softmax_family_general(int op, object x, object axis, object out, object num_threads):
+    """Every other call: validates, converts the input, and computes through
+    a temporary when out cannot be written directly."""
     cdef int threads = check_num_threads(num_threads)
     arr, result_dtype = prepare_input(x)
     if arr.dtype.itemsize > 8:  # extended precision: no kernel, NumPy computes it
@@ -228,8 +338,7 @@ cdef object _softmax_family_general(int op, object x, object axis, object out, o
     if arr.ndim == 0:  # one group of one element
         arr = arr.reshape(1)
     target = None if out is None else out.reshape(arr.shape)
-    direct = (target is not None and target.dtype == arr.dtype and _is_ready_float(target)
-              and (_same_memory(arr, target) or not np.may_share_memory(arr, target)))
+    direct = target is not None and _can_write_directly(arr, target)
     y = target if direct else np.empty_like(arr)
     if arr.size > 0:
         _compute_into(op, arr, y, axes, threads)
@@ -238,12 +347,6 @@ cdef object _softmax_family_general(int op, object x, object axis, object out, o
     if not direct:
         np.copyto(target, y, casting="same_kind")
     return out
-
-
-cdef bint _same_memory(cnp.ndarray a, cnp.ndarray b):
-    """a and b view the same elements in the same layout (in-place call)."""
-    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b) and (<object>a).shape == (<object>b).shape
-            and (<object>a).strides == (<object>b).strides)
 
 
 def softmax(x, axis=-1, *, out=None, num_threads=None):
