@@ -3,19 +3,42 @@
  * on OpenMP threads when the work is large enough to pay for them.  Built
  * with OpenMP when the compiler has it; without, everything runs on the
  * calling thread and fsm_openmp_enabled() says so.
+ *
+ * Plans (chosen in fsm_make_plan):
+ *   rows        one row kernel call per row; strided rows go through a
+ *               per-thread buffer; outputs larger than the caches are
+ *               written with non-temporal stores.
+ *   short rows  rows of at most FSM_SHORT_ROW_MAX elements, transposed in
+ *               blocks of FSM_SHORT_ROW_LANES rows into a buffer and run by
+ *               the column kernel, so the SIMD lanes are rows.
+ *   columns     softmax over a non-last axis: the column kernel on tiles of
+ *               neighbouring lanes sized to stay in L2 between its passes.
+ *   split row   fewer rows than threads: every row is cut into one chunk
+ *               per thread (max and sum per chunk, combined exactly).
  */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "exp_minus_max.h"
 #include "fastsoftmax.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-/* Lanes per column-kernel call: 256 lanes of a row span 1-2 KiB, so a tile
- * of a few hundred rows stays in L2 between the kernel's passes. */
+/* Most lanes per column-kernel call (its scratch lives on the stack). */
 #define FSM_LANE_TILE 256
-
+/* Bytes of x and y a column tile may span so that it stays in L2 between
+ * the column kernel's three passes. */
+#define FSM_TILE_BYTES (512 * 1024)
+/* Rows this short run through the column kernel, FSM_SHORT_ROW_LANES at a
+ * time: a row kernel call costs too much per element below this length. */
+#define FSM_SHORT_ROW_MAX 64
+#define FSM_SHORT_ROW_LANES 64
+/* Outputs at least this large go out with non-temporal stores: they do not
+ * fit in the caches, and streaming them saves reading y before writing it. */
+#define FSM_STREAM_MIN_BYTES ((size_t)32 << 20)
 /* Fewest elements per thread that make a parallel region pay for itself:
  * measured on 2 cores, a second thread is worth ~1.5x from 8192 elements a
  * thread (about 10 us of float32 work) and little below 2048. */
@@ -37,9 +60,28 @@ int fsm_default_num_threads(void) {
 #endif
 }
 
-static size_t fsm_lane_tiles(const fsm_problem *p) {
-    return ((size_t)p->lanes + FSM_LANE_TILE - 1) / FSM_LANE_TILE;
+static int fsm_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
+
+static int fsm_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* --- iterating over batch entries -------------------------------------- */
+
+typedef struct {
+    ptrdiff_t index[FSM_MAX_BATCH_DIMS];
+    ptrdiff_t xoff, yoff; /* element offsets of the current entry */
+} fsm_batch_iter;
 
 static size_t fsm_batch_count(const fsm_problem *p) {
     size_t count = 1;
@@ -47,19 +89,87 @@ static size_t fsm_batch_count(const fsm_problem *p) {
     return count;
 }
 
-/* Element offsets in x and y of batch entry `index` (C order over batch dims). */
-static inline void fsm_batch_offsets(const fsm_problem *p, size_t index, ptrdiff_t *xo, ptrdiff_t *yo) {
-    ptrdiff_t xoff = 0, yoff = 0;
+/* Positions `it` at batch entry `flat` (C order over the batch dims). */
+static void fsm_iter_seek(const fsm_problem *p, fsm_batch_iter *it, size_t flat) {
+    it->xoff = it->yoff = 0;
     for (int d = p->nbatch - 1; d >= 0; --d) {
         size_t extent = (size_t)p->batch_shape[d];
-        size_t i = d == 0 ? index : index % extent;
-        xoff += (ptrdiff_t)i * p->x_batch_step[d];
-        yoff += (ptrdiff_t)i * p->y_batch_step[d];
-        index /= extent;
+        it->index[d] = (ptrdiff_t)(flat % extent);
+        flat /= extent;
+        it->xoff += it->index[d] * p->x_batch_step[d];
+        it->yoff += it->index[d] * p->y_batch_step[d];
     }
-    *xo = xoff;
-    *yo = yoff;
 }
+
+static inline void fsm_iter_next(const fsm_problem *p, fsm_batch_iter *it) {
+    for (int d = p->nbatch - 1; d >= 0; --d) {
+        it->xoff += p->x_batch_step[d];
+        it->yoff += p->y_batch_step[d];
+        if (++it->index[d] < p->batch_shape[d]) return;
+        it->xoff -= p->batch_shape[d] * p->x_batch_step[d];
+        it->yoff -= p->batch_shape[d] * p->y_batch_step[d];
+        it->index[d] = 0;
+    }
+}
+
+/* --- plans ------------------------------------------------------------- */
+
+enum { FSM_PLAN_ROWS, FSM_PLAN_SHORT_ROWS, FSM_PLAN_COLS, FSM_PLAN_SPLIT_ROW };
+
+typedef struct {
+    const fsm_problem *p;
+    const fsm_kernel_table *k;
+    int kind;
+    size_t batches, items, elements;
+    size_t tile_lanes, tiles;   /* columns plan */
+    int stream;                 /* rows plan: non-temporal output */
+    size_t buf_elems;           /* per-thread buffer, 0 when none is needed */
+} fsm_plan;
+
+static size_t fsm_itemsize(const fsm_problem *p) { return p->dtype == FSM_FLOAT32 ? 4 : 8; }
+
+static size_t fsm_tile_lanes(const fsm_problem *p) {
+    size_t per_lane = 2 * (size_t)p->n * fsm_itemsize(p);
+    size_t lanes = FSM_TILE_BYTES / per_lane;
+    lanes = lanes < 16 ? 16 : lanes > FSM_LANE_TILE ? FSM_LANE_TILE : lanes & ~(size_t)15;
+    return lanes < (size_t)p->lanes ? lanes : (size_t)p->lanes;
+}
+
+static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
+    fsm_plan plan = {p, fsm_active_kernels(), FSM_PLAN_ROWS, fsm_batch_count(p), 0, 0, 0, 0, 0, 0};
+    size_t n = (size_t)p->n;
+    plan.elements = plan.batches * n * (size_t)p->lanes;
+    plan.items = plan.batches;
+    int contiguous = p->x_step == 1 && p->y_step == 1;
+    if (p->lanes > 1) {
+        plan.kind = FSM_PLAN_COLS;
+        plan.tile_lanes = fsm_tile_lanes(p);
+        plan.tiles = ((size_t)p->lanes + plan.tile_lanes - 1) / plan.tile_lanes;
+        plan.items = plan.batches * plan.tiles;
+    } else if (n <= FSM_SHORT_ROW_MAX && plan.batches >= FSM_SHORT_ROW_LANES) {
+        plan.kind = FSM_PLAN_SHORT_ROWS;
+        plan.items = (plan.batches + FSM_SHORT_ROW_LANES - 1) / FSM_SHORT_ROW_LANES;
+        plan.buf_elems = n * FSM_SHORT_ROW_LANES;
+    } else if (contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
+               n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
+        plan.kind = FSM_PLAN_SPLIT_ROW;
+    } else {
+        plan.stream = contiguous && plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES;
+        plan.buf_elems = contiguous && !plan.stream ? 0 : n;
+    }
+    return plan;
+}
+
+/* Buffer of n elements aligned for any vector store, or NULL when n == 0. */
+static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
+    if (elems == 0) return NULL;
+    size_t bytes = (elems * itemsize + 63) & ~(size_t)63;
+    void *buf = aligned_alloc(64, bytes);
+    if (buf == NULL) *status = FSM_ERR_NOMEM;
+    return buf;
+}
+
+/* --- per-dtype runners --------------------------------------------------- */
 
 #define T float
 #define K(name) name##_f32
@@ -67,6 +177,11 @@ static inline void fsm_batch_offsets(const fsm_problem *p, size_t index, ptrdiff
 #define COLS_FN fsm_cols_f32_fn
 #define ROWS_TABLE(k) ((k)->row_f32)
 #define COLS_TABLE(k) ((k)->cols_f32)
+#define RMAX(k) ((k)->rmax_f32)
+#define RBLOCKS(k) ((k)->rblocks_f32)
+#define FINISH(k) ((k)->finish_f32)
+#define INVERSE_TOTAL fsm_inverse_total_f32
+#define LOG_TOTAL fsm_log_total_f32
 #include "driver.inc.c"
 #undef T
 #undef K
@@ -74,6 +189,11 @@ static inline void fsm_batch_offsets(const fsm_problem *p, size_t index, ptrdiff
 #undef COLS_FN
 #undef ROWS_TABLE
 #undef COLS_TABLE
+#undef RMAX
+#undef RBLOCKS
+#undef FINISH
+#undef INVERSE_TOTAL
+#undef LOG_TOTAL
 
 #define T double
 #define K(name) name##_f64
@@ -81,6 +201,11 @@ static inline void fsm_batch_offsets(const fsm_problem *p, size_t index, ptrdiff
 #define COLS_FN fsm_cols_f64_fn
 #define ROWS_TABLE(k) ((k)->row_f64)
 #define COLS_TABLE(k) ((k)->cols_f64)
+#define RMAX(k) ((k)->rmax_f64)
+#define RBLOCKS(k) ((k)->rblocks_f64)
+#define FINISH(k) ((k)->finish_f64)
+#define INVERSE_TOTAL fsm_inverse_total_f64
+#define LOG_TOTAL fsm_log_total_f64
 #include "driver.inc.c"
 #undef T
 #undef K
@@ -88,9 +213,22 @@ static inline void fsm_batch_offsets(const fsm_problem *p, size_t index, ptrdiff
 #undef COLS_FN
 #undef ROWS_TABLE
 #undef COLS_TABLE
+#undef RMAX
+#undef RBLOCKS
+#undef FINISH
+#undef INVERSE_TOTAL
+#undef LOG_TOTAL
 
-static int fsm_run_range(const fsm_problem *p, const fsm_kernel_table *k, size_t begin, size_t end) {
-    return p->dtype == FSM_FLOAT32 ? run_range_f32(p, k, begin, end) : run_range_f64(p, k, begin, end);
+/* Runs items [begin, end) of the plan on the calling thread. */
+static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
+    int status = FSM_OK;
+    void *buf = fsm_alloc_buffer(plan->buf_elems, fsm_itemsize(plan->p), &status);
+    if (status != FSM_OK) return status;
+    if (plan->p->dtype == FSM_FLOAT32) run_range_f32(plan, begin, end, buf);
+    else run_range_f64(plan, begin, end, buf);
+    if (plan->stream) plan->k->stream_fence();
+    free(buf);
+    return FSM_OK;
 }
 
 static int fsm_thread_count(size_t items, size_t elements, int max_threads) {
@@ -101,18 +239,37 @@ static int fsm_thread_count(size_t items, size_t elements, int max_threads) {
     return threads;
 }
 
+static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
+#ifdef _OPENMP
+    size_t blocks = ((size_t)plan->p->n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
+    /* per block: sum and tie count; per thread: chunk max */
+    double *shared = malloc((2 * blocks + (size_t)threads) * sizeof(double));
+    if (shared == NULL) return FSM_ERR_NOMEM;
+#pragma omp parallel num_threads(threads)
+    {
+        if (plan->p->dtype == FSM_FLOAT32) run_split_rows_f32(plan, blocks, shared);
+        else run_split_rows_f64(plan, blocks, shared);
+    }
+    free(shared);
+    return FSM_OK;
+#else
+    return fsm_run_range(plan, 0, plan->items);
+#endif
+}
+
 int fsm_run(const fsm_problem *p, int max_threads) {
-    const fsm_kernel_table *k = fsm_active_kernels();
-    size_t items = fsm_batch_count(p) * (p->lanes > 1 ? fsm_lane_tiles(p) : 1);
     size_t elements = fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes;
-    int threads = fsm_openmp_enabled() ? fsm_thread_count(items, elements, max_threads) : 1;
-    if (threads <= 1) return fsm_run_range(p, k, 0, items);
+    int threads = fsm_openmp_enabled() ? fsm_thread_count((size_t)-1, elements, max_threads) : 1;
+    fsm_plan plan = fsm_make_plan(p, threads);
+    if (plan.kind == FSM_PLAN_SPLIT_ROW) return fsm_run_split_rows(&plan, threads);
+    if ((size_t)threads > plan.items) threads = (int)plan.items;
+    if (threads <= 1) return fsm_run_range(&plan, 0, plan.items);
     int status = FSM_OK;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) reduction(| : status)
     {
-        size_t id = (size_t)omp_get_thread_num(), team = (size_t)omp_get_num_threads();
-        status |= fsm_run_range(p, k, items * id / team, items * (id + 1) / team);
+        size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
+        status |= fsm_run_range(&plan, plan.items * id / team, plan.items * (id + 1) / team);
     }
 #endif
     return status;

@@ -1,9 +1,8 @@
 /*
- * Driver for one dtype, included by driver.c with T, K(name), ROW_FN and
- * COLS_FN defined.  Splits a problem into work items (rows, or tiles of
- * lanes), hands each thread a contiguous range of items, and feeds the
- * kernels: contiguous rows directly, strided rows through a per-thread
- * buffer of one row (gather, compute in place, scatter).
+ * Runners for one dtype, included by driver.c with T, K(name), ROW_FN,
+ * COLS_FN, ROWS_TABLE, COLS_TABLE, RMAX, RBLOCKS, FINISH, INVERSE_TOTAL and LOG_TOTAL
+ * defined.  Each runs a contiguous range of a plan's items on the calling
+ * thread (run_split_rows: its share of every row, on every thread of a team).
  */
 
 static void K(gather)(const T *x, ptrdiff_t step, size_t n, T *buf) {
@@ -14,47 +13,122 @@ static void K(scatter)(const T *buf, size_t n, T *y, ptrdiff_t step) {
     for (size_t i = 0; i < n; ++i) y[(ptrdiff_t)i * step] = buf[i];
 }
 
-static int K(run_rows)(const fsm_problem *p, ROW_FN kernel, size_t begin, size_t end) {
+/* One row kernel call per row: contiguous rows directly (streaming through
+ * buf when the plan says so), strided rows gathered into buf. */
+static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
+    const fsm_problem *p = plan->p;
+    ROW_FN kernel = ROWS_TABLE(plan->k)[p->op];
     const T *x = (const T *)p->x;
     T *y = (T *)p->y;
     size_t n = (size_t)p->n;
-    if (p->x_step == 1 && p->y_step == 1) {
-        for (size_t r = begin; r < end; ++r) {
-            ptrdiff_t xo, yo;
-            fsm_batch_offsets(p, r, &xo, &yo);
-            kernel(x + xo, y + yo, n);
+    int contiguous = p->x_step == 1 && p->y_step == 1;
+    fsm_batch_iter it;
+    fsm_iter_seek(p, &it, begin);
+    for (size_t r = begin; r < end; ++r, fsm_iter_next(p, &it)) {
+        if (contiguous) {
+            kernel(x + it.xoff, y + it.yoff, n, plan->stream ? buf : NULL);
+        } else {
+            K(gather)(x + it.xoff, p->x_step, n, buf);
+            kernel(buf, buf, n, NULL);
+            K(scatter)(buf, n, y + it.yoff, p->y_step);
         }
-        return FSM_OK;
     }
-    T *buf = (T *)malloc(n * sizeof(T));
-    if (buf == NULL) return FSM_ERR_NOMEM;
-    for (size_t r = begin; r < end; ++r) {
-        ptrdiff_t xo, yo;
-        fsm_batch_offsets(p, r, &xo, &yo);
-        K(gather)(x + xo, p->x_step, n, buf);
-        kernel(buf, buf, n);
-        K(scatter)(buf, n, y + yo, p->y_step);
-    }
-    free(buf);
-    return FSM_OK;
 }
 
-/* Items are (batch index, lane tile) pairs, tile-major within a batch entry. */
-static int K(run_cols)(const fsm_problem *p, COLS_FN kernel, size_t begin, size_t end) {
-    double work[FSM_COLS_WORK_DOUBLES(FSM_LANE_TILE)];
-    size_t tiles = fsm_lane_tiles(p);
+/* Items are blocks of FSM_SHORT_ROW_LANES rows: transposed into buf (row r
+ * of the block becomes lane r), run by the column kernel in place, and
+ * transposed back. */
+static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
+    const fsm_problem *p = plan->p;
+    COLS_FN kernel = COLS_TABLE(plan->k)[p->op];
+    const T *x = (const T *)p->x;
+    T *y = (T *)p->y;
+    size_t n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
+    double work[FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)];
+    ptrdiff_t yoff[FSM_SHORT_ROW_LANES];
+    fsm_batch_iter it;
+    fsm_iter_seek(p, &it, begin * L);
     for (size_t item = begin; item < end; ++item) {
-        ptrdiff_t xo, yo;
-        fsm_batch_offsets(p, item / tiles, &xo, &yo);
-        size_t first = (item % tiles) * FSM_LANE_TILE;
-        size_t lanes = (size_t)p->lanes - first < FSM_LANE_TILE ? (size_t)p->lanes - first : FSM_LANE_TILE;
-        kernel((const T *)p->x + xo + (ptrdiff_t)first, p->x_step, (T *)p->y + yo + (ptrdiff_t)first,
-               p->y_step, (size_t)p->n, lanes, work);
+        size_t first = item * L;
+        size_t rows = plan->batches - first < L ? plan->batches - first : L;
+        for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, &it)) {
+            const T *xr = x + it.xoff;
+            yoff[r] = it.yoff;
+            for (size_t j = 0; j < n; ++j) buf[j * L + r] = xr[(ptrdiff_t)j * p->x_step];
+        }
+        kernel(buf, (ptrdiff_t)L, buf, (ptrdiff_t)L, n, rows, work);
+        for (size_t r = 0; r < rows; ++r) {
+            T *yr = y + yoff[r];
+            for (size_t j = 0; j < n; ++j) yr[(ptrdiff_t)j * p->y_step] = buf[j * L + r];
+        }
     }
-    return FSM_OK;
 }
 
-static int K(run_range)(const fsm_problem *p, const fsm_kernel_table *k, size_t begin, size_t end) {
-    if (p->lanes > 1) return K(run_cols)(p, COLS_TABLE(k)[p->op], begin, end);
-    return K(run_rows)(p, ROWS_TABLE(k)[p->op], begin, end);
+/* Items are (batch entry, lane tile) pairs, tile-major within an entry. */
+static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end) {
+    const fsm_problem *p = plan->p;
+    COLS_FN kernel = COLS_TABLE(plan->k)[p->op];
+    double work[FSM_COLS_WORK_DOUBLES(FSM_LANE_TILE)];
+    fsm_batch_iter it;
+    fsm_iter_seek(p, &it, begin / plan->tiles);
+    for (size_t item = begin; item < end; ++item) {
+        size_t tile = item % plan->tiles;
+        if (tile == 0 && item != begin) fsm_iter_next(p, &it);
+        size_t first = tile * plan->tile_lanes;
+        size_t lanes = (size_t)p->lanes - first;
+        if (lanes > plan->tile_lanes) lanes = plan->tile_lanes;
+        kernel((const T *)p->x + it.xoff + (ptrdiff_t)first, p->x_step,
+               (T *)p->y + it.yoff + (ptrdiff_t)first, p->y_step, (size_t)p->n, lanes, work);
+    }
+}
+
+static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *buf) {
+    switch (plan->kind) {
+    case FSM_PLAN_COLS: K(run_cols)(plan, begin, end); break;
+    case FSM_PLAN_SHORT_ROWS: K(run_short_rows)(plan, begin, end, (T *)buf); break;
+    default: K(run_rows)(plan, begin, end, (T *)buf); break;
+    }
+}
+
+/* Called by every thread of a team, for contiguous rows: each row is cut
+ * at block boundaries into one chunk per thread.  Phase 1: chunk maxima;
+ * phase 2: per-block sums with the row maximum; one thread folds them in
+ * the row kernel's order; phase 3: each chunk is finished.  The arithmetic
+ * is the row kernel's, so the result does not depend on the thread count.
+ * `shared` holds 2 * blocks + team doubles. */
+static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *shared) {
+    const fsm_problem *p = plan->p;
+    const fsm_kernel_table *k = plan->k;
+    size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
+    size_t n = (size_t)p->n;
+    size_t first = blocks * id / team, last = blocks * (id + 1) / team;
+    size_t begin = first * FSM_SUM_BLOCK, end = last * FSM_SUM_BLOCK < n ? last * FSM_SUM_BLOCK : n;
+    T *sums = (T *)shared, *ties = (T *)(shared + blocks);
+    double *chunk_max = shared + 2 * blocks;
+    fsm_batch_iter it;
+    fsm_iter_seek(p, &it, 0);
+    for (size_t r = 0; r < plan->batches; ++r, fsm_iter_next(p, &it)) {
+        const T *x = (const T *)p->x + it.xoff;
+        T *y = (T *)p->y + it.yoff;
+        chunk_max[id] = begin < end ? RMAX(k)(x + begin, end - begin) : -INFINITY;
+#pragma omp barrier
+        T m = -(T)INFINITY;
+        for (size_t t = 0; t < team; ++t) m = (T)chunk_max[t] > m ? (T)chunk_max[t] : m;
+        if (begin < end) RBLOCKS(k)[p->op](x + begin, y + begin, end - begin, m, sums + first, ties + first);
+#pragma omp barrier
+#pragma omp single
+        {
+            double total = 0.0, comp = 0.0, tie_count = 0.0;
+            for (size_t b = 0; b < blocks; ++b) {
+                fsm_neumaier_add(&total, &comp, sums[b]);
+                if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
+            }
+            T c = p->op == FSM_OP_SOFTMAX ? INVERSE_TOTAL(total + comp)
+                                          : LOG_TOTAL(total + comp, tie_count, m);
+            chunk_max[0] = c; /* broadcast; every thread has read the maxima */
+        }
+        T c = (T)chunk_max[0];
+        if (begin < end) FINISH(k)[p->op](x + begin, y + begin, end - begin, m, c);
+#pragma omp barrier
+    }
 }

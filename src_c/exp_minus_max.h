@@ -3,23 +3,31 @@
  * calling it under `#pragma omp simd` vectorises for whatever ISA the file is
  * compiled for.  No libm call, no branch, no table.
  *
- * Contract, for T in {float, double}:
- *   fsm_exp_minus_max_T(x, m) ~= exp(x - m) where m >= x is the row maximum.
- *   - The difference x - m is carried exactly (TwoSum), so the result does not
- *     lose accuracy when |x - m| is large (NumPy's `np.exp(x - x.max())` does).
- *   - Results that are subnormal are rounded once, correctly scaled; results
- *     below half the smallest subnormal flush to +0; x = -inf gives +0.
+ * Contract, for T in {float, double} (B = FSM_EXP_SCALE_LOG2_T):
+ *   fsm_scaled_exp_minus_max_T(x, m) ~= exp(x - m) * 2^B, where m >= x is the
+ *   row maximum.
+ *   - The factor 2^B keeps every result that is a subnormal number after
+ *     unscaling a normal number here, so it keeps full precision until the
+ *     caller divides by the row total (scaled alike): a subnormal output is
+ *     rounded once.  Results below half the smallest subnormal (before
+ *     scaling) are exactly +0, and so is x = -inf.
+ *   - x - m is carried exactly (TwoSum), so the result keeps its accuracy
+ *     when |x - m| is large (NumPy's `np.exp(x - x.max())` loses it).
  *   - NaN in x or m propagates to the result.
- *   - Relative error (normal results): below 1 ulp; measured figures are in
+ *   - Relative error (normal results): about 1 ulp; measured figures are in
  *     the README and enforced by tests/test_accuracy.py.
  * Algorithm: n = round((x - m) / ln 2), r = (x - m) - n ln 2 (Cody-Waite, two
- * constants), exp(r) by a polynomial on |r| <= ln2/2, times 2^n.
+ * constants), exp(r) by a polynomial on |r| <= ln2/2, times 2^(n + B).
  */
 #ifndef FSM_EXP_MINUS_MAX_H
 #define FSM_EXP_MINUS_MAX_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#define FSM_EXP_SCALE_LOG2_F32 24 /* 0x1p-24 in fsm_log_total_f32 is 2^-B */
+#define FSM_EXP_SCALE_LOG2_F64 54
 
 /* Error of s = fl(a + b): returns e with a + b == s + e exactly (Knuth TwoSum;
  * needs round-to-nearest and no reassociation, i.e. no -ffast-math). */
@@ -30,72 +38,78 @@ static inline uint32_t fsm_f32_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof
 static inline double fsm_f64_from_bits(uint64_t u) { double f; memcpy(&f, &u, sizeof f); return f; }
 static inline uint64_t fsm_f64_bits(double f) { uint64_t u; memcpy(&u, &f, sizeof u); return u; }
 
-/* 2^(k + bias) for an integer-valued k with k + bias + 127 in [1, 254]:
- * adding 2^23 + 127 + bias puts that sum in the low mantissa bits, and a
- * logical shift moves it into the exponent field (vectorises on SSE2, AVX2
- * and NEON; no float->int conversion). */
-static inline float fsm_pow2i_f32(float k, float bias) {
-    return fsm_f32_from_bits(fsm_f32_bits(k + (0x1p23f + 127.0f + bias)) << 23);
-}
-static inline double fsm_pow2i_f64(double k, double bias) {
-    return fsm_f64_from_bits(fsm_f64_bits(k + (0x1p52 + 1023.0 + bias)) << 52);
-}
+/* k = t/ln2 + SHIFTER rounds t/ln2 to an integer n held in k's low mantissa
+ * bits, offset by the exponent bias + B; k - SHIFTER is n as a float and
+ * bits(k) << mantissa_bits is 2^(n + B) (a logical shift: no float->int
+ * conversion, vectorises on SSE2, AVX2 and NEON). */
+#define FSM_EXP_SHIFTER_F32 (0x1.8p23f + (127 + FSM_EXP_SCALE_LOG2_F32))
+#define FSM_EXP_SHIFTER_F64 (0x1.8p52 + (1023 + FSM_EXP_SCALE_LOG2_F64))
 
-/* Adding and subtracting this rounds |v| < 2^22 (f32) / 2^51 (f64) to an integer. */
-#define FSM_ROUND_MAGIC_F32 0x1.8p23f
-#define FSM_ROUND_MAGIC_F64 0x1.8p52
-
-/* exp(r) on |r| <= ln2/2 by a degree-6 polynomial 1 + r(1 + r g(r)), g a
- * Chebyshev fit; relative error of the polynomial 1.1e-8 (0.1 ulp). */
-static inline float fsm_exp_reduced_f32(float r) {
-    float g = 0.0013926391896f;
-    g = g * r + 0.0083633458110f;
-    g = g * r + 0.0416665533626f;
-    g = g * r + 0.1666657598542f;
-    g = g * r + 0.5f;
-    return (g * r + 1.0f) * r + 1.0f;
+/* exp(r) - 1 - r on |r| <= ln2/2 as r^2 q(r); exp(r) = 1 + (r + r^2 q(r)).
+ * Chebyshev fits; relative error of 1 + r + r^2 q: 1.1e-8 (f32), 1.9e-17 (f64).
+ * Estrin's scheme: short dependency chains, so the out-of-order core can
+ * overlap many elements. */
+static inline float fsm_expm1_tail_f32(float r, float r2) {
+    float lo = 0.5f + r * 0.1666657598542f;
+    float hi = 0.0416665533626f + r * 0.0083633458110f + r2 * 0.0013926391896f;
+    return lo + r2 * hi;
 }
 
-/* Degree 11; relative error of the polynomial 1.9e-17 (0.2 ulp). */
-static inline double fsm_exp_reduced_f64(double r) {
-    double g = 2.5100655036066590055e-8;
-    g = g * r + 2.7620438948634418648e-7;
-    g = g * r + 2.7557267891745530364e-6;
-    g = g * r + 2.4801520557017827897e-5;
-    g = g * r + 1.9841269863420350263e-4;
-    g = g * r + 1.3888888917690603539e-3;
-    g = g * r + 8.3333333333299881996e-3;
-    g = g * r + 4.1666666666623170383e-2;
-    g = g * r + 1.6666666666666667475e-1;
-    g = g * r + 5.0000000000000010509e-1;
-    return (g * r + 1.0) * r + 1.0;
+static inline double fsm_expm1_tail_f64(double r, double r2) {
+    double r4 = r2 * r2;
+    double a0 = 5.0000000000000010509e-1 + r * 1.6666666666666667475e-1;
+    double a1 = 4.1666666666623170383e-2 + r * 8.3333333333299881996e-3;
+    double a2 = 1.3888888917690603539e-3 + r * 1.9841269863420350263e-4;
+    double a3 = 2.4801520557017827897e-5 + r * 2.7557267891745530364e-6;
+    double a4 = 2.7620438948634418648e-7 + r * 2.5100655036066590055e-8;
+    double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3;
+    return (b0 + r4 * b1) + (r4 * r4) * a4;
 }
 
-/* The result is formed as (p * 2^(n + B)) * 2^-B: the first factor is a
- * normal number for every n the clamp allows, so a subnormal result is
- * rounded once, by the last multiplication. */
-static inline float fsm_exp_minus_max_f32(float x, float m) {
-    const float lowest = -104.0f; /* exp(-104) < 2^-150: rounds to +0 */
+static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
+    const float lowest = -104.0f; /* exp(-104) < 2^-150: unscales to +0 */
     float bb, t = x - m;
     float tl = FSM_TWO_SUM_ERR(x, -m, t, bb);
-    int flush = t < lowest;       /* false for NaN: NaN propagates */
-    t = flush ? lowest : t;
-    tl = flush ? 0.0f : tl;       /* x = -inf makes tl NaN */
-    float n = (t * 0x1.715476p0f + FSM_ROUND_MAGIC_F32) - FSM_ROUND_MAGIC_F32;
+    int flush = t < lowest; /* false for NaN: NaN propagates */
+    float k = t * 0x1.715476p0f + FSM_EXP_SHIFTER_F32;
+    float n = k - FSM_EXP_SHIFTER_F32;
     float r = (t - n * 0x1.62e4p-1f) - n * 0x1.7f7d1cp-20f + tl; /* ln2 = hi + lo */
-    return (fsm_exp_reduced_f32(r) * fsm_pow2i_f32(n, 64.0f)) * 0x1p-64f;
+    float r2 = r * r;
+    float p = 1.0f + (r + r2 * fsm_expm1_tail_f32(r, r2));
+    float e = p * fsm_f32_from_bits(fsm_f32_bits(k) << 23);
+    return flush ? 0.0f : e; /* a select: the garbage of an out-of-range t is dropped */
 }
 
-static inline double fsm_exp_minus_max_f64(double x, double m) {
-    const double lowest = -746.0; /* exp(-746) < 2^-1075: rounds to +0 */
+static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
+    const double lowest = -746.0; /* exp(-746) < 2^-1076: unscales to +0 */
     double bb, t = x - m;
     double tl = FSM_TWO_SUM_ERR(x, -m, t, bb);
     int flush = t < lowest;
-    t = flush ? lowest : t;
-    tl = flush ? 0.0 : tl;
-    double n = (t * 0x1.71547652b82fep0 + FSM_ROUND_MAGIC_F64) - FSM_ROUND_MAGIC_F64;
+    double k = t * 0x1.71547652b82fep0 + FSM_EXP_SHIFTER_F64;
+    double n = k - FSM_EXP_SHIFTER_F64;
     double r = (t - n * 0x1.62e42fee00000p-1) - n * 0x1.a39ef35793c76p-33 + tl;
-    return (fsm_exp_reduced_f64(r) * fsm_pow2i_f64(n, 600.0)) * 0x1p-600;
+    double r2 = r * r;
+    double p = 1.0 + (r + r2 * fsm_expm1_tail_f64(r, r2));
+    double e = p * fsm_f64_from_bits(fsm_f64_bits(k) << 52);
+    return flush ? 0.0 : e;
+}
+
+/* From the total of a row's scaled exps (sum of exp(x - m) * 2^B): the
+ * factor 1 / total that turns them into probabilities (the 2^B cancels; the
+ * factor is a normal number, so a subnormal probability is rounded once,
+ * by the final product), and for
+ * log_softmax log(total unscaled) from the total of the terms with x != m
+ * (rest) and the count of the others (ties), as log1p(rest + (ties - 1)) so
+ * that it keeps its accuracy when the total is close to 1.  NaN totals (bad
+ * rows) give NaN; log_total is NaN when m is not finite (a +inf would
+ * otherwise count as a tie and hide the NaN of inf - inf). */
+static inline float fsm_inverse_total_f32(double total) { return (float)(1.0 / total); }
+static inline double fsm_inverse_total_f64(double total) { return 1.0 / total; }
+static inline float fsm_log_total_f32(double rest, double ties, float m) {
+    return isfinite(m) ? (float)log1p(rest * 0x1p-24 + (ties - 1.0)) : NAN;
+}
+static inline double fsm_log_total_f64(double rest, double ties, double m) {
+    return isfinite(m) ? log1p(rest * 0x1p-54 + (ties - 1.0)) : NAN;
 }
 
 #endif

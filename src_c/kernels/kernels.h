@@ -3,10 +3,15 @@
  * variant is the same C source (variant.c) compiled with its own flags, so
  * the variants differ only in how the compiler vectorised them.
  *
- * Row kernels  fsm_<op>_row_<dtype>_<variant>(x, y, n)
+ * Row kernels  fsm_<op>_row_<dtype>_<variant>(x, y, n, stream_buf)
  *   x: n readable elements, contiguous.  y: n writable elements, contiguous.
  *   y == x is allowed (in place); any other overlap is not.  n >= 1.
- *   Writes y[0..n) and nothing else; reads only x[0..n); no allocation.
+ *   stream_buf: NULL, or n writable elements overlapping neither x nor y:
+ *   then y is written with non-temporal stores (outputs larger than the
+ *   caches) and stream_buf is scratch; the caller calls stream_fence()
+ *   before y is read by another thread.
+ *   Writes y[0..n) (and stream_buf) and nothing else; reads only x[0..n)
+ *   (and stream_buf); no allocation.
  *
  * Column kernels  fsm_<op>_cols_<dtype>_<variant>(x, x_step, y, y_step, n, lanes, work)
  *   `lanes` independent softmaxes side by side: problem j reads
@@ -26,6 +31,7 @@
 #ifndef FSM_KERNELS_H
 #define FSM_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 
 enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
@@ -33,12 +39,40 @@ enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
 /* Scratch needed by a column kernel for `lanes` lanes. */
 #define FSM_COLS_WORK_DOUBLES(lanes) (7 * (size_t)(lanes))
 
-typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n);
-typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n);
+typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n, float *stream_buf);
+typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, double *stream_buf);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
+
+/* Pieces of the row kernels, for a row split across threads.  With
+ * m the row maximum (from rmax over every chunk) and chunks that start at
+ * multiples of FSM_SUM_BLOCK elements of the row:
+ *   rblocks[op](x, y, n, m, sums, ties): for each block of FSM_SUM_BLOCK
+ *     elements (the last may be short), sums[b] = the sum of
+ *     exp(x - m) * 2^B in T, in the row kernel's order; softmax also stores
+ *     those exps in y; log_softmax leaves the terms with x == m out of
+ *     sums[b] and counts them in ties[b] (ties unused for softmax).
+ *   finish[op](x, y, n, m, c): softmax y *= c (c = 1 / total);
+ *     log_softmax y = (x - m) - c (c = log(total)).
+ * Folding the block sums in order with fsm_neumaier_add gives the total the
+ * row kernel computes, so split rows are bit-identical to unsplit ones. */
+#define FSM_SUM_BLOCK 256
+
+typedef float (*fsm_rmax_f32_fn)(const float *x, size_t n);
+typedef double (*fsm_rmax_f64_fn)(const double *x, size_t n);
+typedef void (*fsm_rblocks_f32_fn)(const float *x, float *y, size_t n, float m, float *sums, float *ties);
+typedef void (*fsm_rblocks_f64_fn)(const double *x, double *y, size_t n, double m, double *sums, double *ties);
+typedef void (*fsm_finish_f32_fn)(const float *x, float *y, size_t n, float m, float c);
+typedef void (*fsm_finish_f64_fn)(const double *x, double *y, size_t n, double m, double c);
+
+/* (sum, comp) += v with Neumaier's compensated summation. */
+static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
+    double s = *sum + v;
+    *comp += fabs(*sum) >= fabs(v) ? (*sum - s) + v : (v - s) + *sum;
+    *sum = s;
+}
 
 typedef struct {
     const char *name;
@@ -46,6 +80,13 @@ typedef struct {
     fsm_row_f64_fn row_f64[FSM_NUM_OPS];
     fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
     fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
+    fsm_rmax_f32_fn rmax_f32;
+    fsm_rmax_f64_fn rmax_f64;
+    fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_OPS];
+    fsm_rblocks_f64_fn rblocks_f64[FSM_NUM_OPS];
+    fsm_finish_f32_fn finish_f32[FSM_NUM_OPS];
+    fsm_finish_f64_fn finish_f64[FSM_NUM_OPS];
+    void (*stream_fence)(void); /* orders this thread's non-temporal stores */
 } fsm_kernel_table;
 
 /* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */

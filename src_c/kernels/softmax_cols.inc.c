@@ -23,7 +23,7 @@ static void K(cols_fold_block)(size_t lanes, T *block, double *sum, double *comp
     }
 }
 
-/* y = exp(x - m) per lane; on return sum[j] holds lane j's total. */
+/* y = exp(x - m) * 2^B per lane; on return sum[j] holds lane j's total. */
 static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                    size_t n, size_t lanes, const T *m,
                                    T *block, double *sum, double *comp) {
@@ -33,7 +33,7 @@ static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
         T *yr = y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T e = EXP_MINUS_MAX(xr[j], m[j]);
+            T e = SCALED_EXP(xr[j], m[j]);
             yr[j] = e;
             block[j] += e;
         }
@@ -51,7 +51,7 @@ static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step
     K(cols_max)(x, x_step, n, lanes, m);
     K(cols_exp_store_sum)(x, x_step, y, y_step, n, lanes, m, block, sum, comp);
     T *inv = m; /* m is no longer needed */
-    for (size_t j = 0; j < lanes; ++j) inv[j] = (T)(1.0 / sum[j]);
+    for (size_t j = 0; j < lanes; ++j) inv[j] = INVERSE_TOTAL(sum[j]);
     for (size_t i = 0; i < n; ++i) {
         T *yr = y + (ptrdiff_t)i * y_step;
 #pragma omp simd
@@ -71,7 +71,7 @@ static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             int tie = xr[j] == m[j];
-            T e = EXP_MINUS_MAX(xr[j], m[j]);
+            T e = SCALED_EXP(xr[j], m[j]);
             block[j] += tie ? (T)0 : e;
             block_ties[j] += tie ? (T)1 : (T)0;
         }
@@ -84,8 +84,7 @@ static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n
         }
     }
     for (size_t j = 0; j < lanes; ++j) {
-        double total = (rest[j] + comp[j]) + (ties[j] - 1.0);
-        lse[j] = isfinite(m[j]) ? (T)log1p(total) : (T)NAN;
+        lse[j] = LOG_TOTAL(rest[j] + comp[j], ties[j], m[j]);
     }
 }
 
@@ -100,10 +99,7 @@ static void K(log_softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
         T *yr = y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T bb, t = xr[j] - m[j];
-            T tl = FSM_TWO_SUM_ERR(xr[j], -m[j], t, bb);
-            tl = t > -(T)INFINITY ? tl : (T)0;
-            yr[j] = (t - lse[j]) + tl;
+            yr[j] = K(sub_shifted)(xr[j], m[j], lse[j]);
         }
     }
 }

@@ -1,18 +1,21 @@
 /*
- * Row kernels, instantiated once per dtype by variant.c with
- *   T               float or double
- *   K(name)         the dtype- and variant-suffixed name
- *   EXP_MINUS_MAX   fsm_exp_minus_max_f32 / _f64
- * Contracts: kernels.h.  Each kernel makes three passes over a row that the
- * caller has sized to stay in cache: max, exp (+ store) + sum, then scale or
- * subtract.  Sums are taken in blocks of FSM_SUM_BLOCK elements in T (short
- * per-lane chains) and the block sums are added in double with Neumaier's
+ * Row kernels and the per-row primitives they are made of, instantiated once
+ * per dtype by variant.c with
+ *   T                   float or double
+ *   K(name)             the dtype- and variant-suffixed name
+ *   SCALED_EXP          fsm_scaled_exp_minus_max_f32 / _f64
+ *   INVERSE_TOTAL, LOG_TOTAL   fsm_inverse_total_f32 / fsm_log_total_f32 (or _f64)
+ *   STREAM_VECTOR       non-temporal store of one vector (variant.c)
+ * Contracts: kernels.h.  A softmax row makes three passes over a row the
+ * caller has sized to stay in cache: max, exp (+ store) + sum, then scale.
+ * Sums are taken in blocks of FSM_SUM_BLOCK elements in T (short per-lane
+ * chains) and the block sums are added in double with Neumaier's
  * compensation, so the error of a row sum does not grow with the row length.
  */
 
 /* FSM_MAX_CHAINS independent running maxima (several SIMD registers), so
  * the loop is not bound by the latency of one max instruction. */
-static T K(row_max)(const T *x, size_t n) {
+static T K(rmax)(const T *x, size_t n) {
     T acc[FSM_MAX_CHAINS];
     for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
     size_t i = 0;
@@ -26,68 +29,140 @@ static T K(row_max)(const T *x, size_t n) {
     return m;
 }
 
-/* y[i] = exp(x[i] - m); returns the sum of the y[i]. */
-static double K(exp_store_sum)(const T *x, T *y, size_t n, T m) {
+/* Sum of FSM_SUM_CHAINS partial sums, pairwise. */
+static inline T K(sum_chains)(T *acc) {
+    for (size_t width = FSM_SUM_CHAINS / 2; width > 0; width /= 2)
+        for (size_t j = 0; j < width; ++j) acc[j] += acc[j + width];
+    return acc[0];
+}
+
+/* One block of at most FSM_SUM_BLOCK elements: y[i] = exp(x[i] - m) * 2^B,
+ * returns their sum in T.  FSM_SUM_CHAINS independent partial sums, so every
+ * variant, vectorised or not, adds the same short chains in the same order. */
+static inline T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
+    T acc[FSM_SUM_CHAINS] = {0};
+    size_t i = 0;
+    for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+            T e = SCALED_EXP(x[i + j], m);
+            y[i + j] = e;
+            acc[j] += e;
+        }
+    }
+    for (size_t j = 0; i + j < n; ++j) {
+        T e = SCALED_EXP(x[i + j], m);
+        y[i + j] = e;
+        acc[j] += e;
+    }
+    return K(sum_chains)(acc);
+}
+
+static inline void K(add_rest_or_tie)(T x, T m, T *rest, T *ties) {
+    T is_tie = x == m ? (T)1 : (T)0;
+    *rest += SCALED_EXP(x, m) * ((T)1 - is_tie); /* a tie's exp is exactly 2^B, never NaN */
+    *ties += is_tie;
+}
+
+/* One block, for log_softmax: the sum of exp(x[i] - m) * 2^B over the terms
+ * with x[i] != m, and in *ties the count of the others (each exactly 1
+ * unscaled), so that log1p(rest + (ties - 1)) keeps its accuracy when the
+ * total is close to 1.  A NaN term (x or m NaN) is never a tie. */
+static inline T K(block_exp_rest)(const T *x, size_t n, T m, T *ties) {
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    size_t i = 0;
+    for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+            K(add_rest_or_tie)(x[i + j], m, &acc[j], &tie_acc[j]);
+        }
+    }
+    for (size_t j = 0; i + j < n; ++j) {
+        K(add_rest_or_tie)(x[i + j], m, &acc[j], &tie_acc[j]);
+    }
+    *ties = K(sum_chains)(tie_acc);
+    return K(sum_chains)(acc);
+}
+
+static inline size_t K(block_end)(size_t start, size_t n) {
+    return n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
+}
+
+/* y[i] = exp(x[i] - m) * 2^B; returns the sum of the y[i] (not unscaled). */
+static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     double sum = 0.0, comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
-        T block = 0;
-#pragma omp simd reduction(+ : block)
-        for (size_t i = start; i < end; ++i) {
-            T e = EXP_MINUS_MAX(x[i], m);
-            y[i] = e;
-            block += e;
-        }
-        fsm_neumaier_add(&sum, &comp, block);
+        size_t end = K(block_end)(start, n);
+        fsm_neumaier_add(&sum, &comp, K(block_store_exp)(x + start, y + start, end - start, m));
     }
     return sum + comp;
 }
 
-/* log(sum(exp(x - m))), accurate also when the sum is close to 1: the terms
- * with x == m (exactly 1 each) are counted apart from the rest, and
- * log1p(rest + (count - 1)) is taken.  NaN when m is not finite (a +inf
- * would otherwise count as a tie and hide the NaN of inf - inf). */
+/* log(sum(exp(x - m))), split as in block_exp_rest. */
 static T K(log_sum_exp_minus_max)(const T *x, size_t n, T m) {
     double rest = 0.0, rest_comp = 0.0, ties = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
-        T block = 0, block_ties = 0;
-#pragma omp simd reduction(+ : block, block_ties)
-        for (size_t i = start; i < end; ++i) {
-            int tie = x[i] == m;
-            T e = EXP_MINUS_MAX(x[i], m);
-            block += tie ? (T)0 : e; /* a NaN e (x or m NaN) is never a tie */
-            block_ties += tie ? (T)1 : (T)0;
-        }
-        fsm_neumaier_add(&rest, &rest_comp, block);
+        T block_ties;
+        size_t end = K(block_end)(start, n);
+        fsm_neumaier_add(&rest, &rest_comp, K(block_exp_rest)(x + start, end - start, m, &block_ties));
         ties += block_ties;
     }
-    return isfinite(m) ? (T)log1p((rest + rest_comp) + (ties - 1.0)) : (T)NAN;
+    return LOG_TOTAL(rest + rest_comp, ties, m);
 }
 
-static void K(scale)(T *y, size_t n, T s) {
+/* dst[i] = src[i] * s; dst == src is allowed. */
+static void K(vscale)(const T *src, T *dst, size_t n, T s) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] *= s;
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i] * s;
 }
 
-/* y[i] = (x[i] - m) - lse, with x[i] - m carried exactly. */
-static void K(subtract_store)(const T *x, T *y, size_t n, T m, T lse) {
+/* (x - m) - c for log_softmax, with m the maximum and c = log(sum) >= 0:
+ * |x - m| <= |result|, so rounding x - m costs at most half an ulp of the
+ * result (no cancellation; an exact TwoSum here would buy half an ulp). */
+static inline T K(sub_shifted)(T x, T m, T c) { return (x - m) - c; }
+
+static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) {
-        T bb, t = x[i] - m;
-        T tl = FSM_TWO_SUM_ERR(x[i], -m, t, bb);
-        tl = t > -(T)INFINITY ? tl : (T)0; /* x = -inf makes tl NaN */
-        y[i] = (t - lse) + tl;
+    for (size_t i = 0; i < n; ++i) y[i] = K(sub_shifted)(x[i], m, c);
+}
+
+static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
+    T m = K(rmax)(x, n);
+    if (stream_buf == NULL) {
+        T s = INVERSE_TOTAL(K(raddstore_scaled_exp)(x, y, n, m));
+        K(vscale)(y, y, n, s);
+    } else {
+        T s = INVERSE_TOTAL(K(raddstore_scaled_exp)(x, stream_buf, n, m));
+        K(vscale_stream)(stream_buf, y, n, s);
     }
 }
 
-static void K(softmax_row)(const T *x, T *y, size_t n) {
-    T m = K(row_max)(x, n);
-    double sum = K(exp_store_sum)(x, y, n, m);
-    K(scale)(y, n, (T)(1.0 / sum)); /* NaN sum (bad row) -> NaN row */
+static void K(log_softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
+    T m = K(rmax)(x, n);
+    T lse = K(log_sum_exp_minus_max)(x, n, m);
+    if (stream_buf == NULL)
+        K(vsub_shifted)(x, y, n, m, lse);
+    else
+        K(vsub_shifted_stream)(x, y, n, m, lse);
 }
 
-static void K(log_softmax_row)(const T *x, T *y, size_t n) {
-    T m = K(row_max)(x, n);
-    K(subtract_store)(x, y, n, m, K(log_sum_exp_minus_max)(x, n, m));
+/* --- pieces for rows split across threads (contracts: kernels.h) --- */
+
+static void K(softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties) {
+    (void)ties;
+    for (size_t start = 0, b = 0; start < n; start += FSM_SUM_BLOCK, ++b)
+        sums[b] = K(block_store_exp)(x + start, y + start, K(block_end)(start, n) - start, m);
 }
+
+static void K(log_softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties) {
+    (void)y;
+    for (size_t start = 0, b = 0; start < n; start += FSM_SUM_BLOCK, ++b)
+        sums[b] = K(block_exp_rest)(x + start, K(block_end)(start, n) - start, m, &ties[b]);
+}
+
+static void K(softmax_finish)(const T *x, T *y, size_t n, T m, T c) {
+    (void)x, (void)m;
+    K(vscale)(y, y, n, c);
+}
+
+static void K(log_softmax_finish)(const T *x, T *y, size_t n, T m, T c) { K(vsub_shifted)(x, y, n, m, c); }

@@ -6,6 +6,10 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#if defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "../exp_minus_max.h"
 #include "kernels.h"
@@ -21,37 +25,74 @@
 #define KF32(name) FSM_CAT(FSM_CAT(fsm_, name), FSM_CAT(_f32_, FSM_VARIANT))
 #define KF64(name) FSM_CAT(FSM_CAT(fsm_, name), FSM_CAT(_f64_, FSM_VARIANT))
 
-/* Elements per partial sum in the row kernels (see softmax_rows.inc.c). */
-#define FSM_SUM_BLOCK 256
+/* Independent partial sums within a sum block (FSM_SUM_BLOCK, kernels.h). */
+#define FSM_SUM_CHAINS 16
 /* Elements per step of the max pass: 4 AVX2 registers of float. */
 #define FSM_MAX_CHAINS 32
 /* Rows per partial sum in the column kernels. */
 #define FSM_COLS_SUM_BLOCK 32
 
-/* (sum, comp) += v with Neumaier's compensated summation. */
-static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
-    double s = *sum + v;
-    *comp += fabs(*sum) >= fabs(v) ? (*sum - s) + v : (v - s) + *sum;
-    *sum = s;
+
+/* Non-temporal stores (output arrays larger than the caches): one vector of
+ * FSM_STREAM_BYTES from an aligned temporary to an aligned destination.
+ * Without an ISA that has them, plain stores. */
+#if defined(__AVX__)
+#define FSM_STREAM_BYTES 32
+static inline void fsm_stream_f32(float *dst, const float *v) { _mm256_stream_ps(dst, _mm256_load_ps(v)); }
+static inline void fsm_stream_f64(double *dst, const double *v) { _mm256_stream_pd(dst, _mm256_load_pd(v)); }
+static inline void fsm_stream_fence(void) { _mm_sfence(); }
+#elif defined(__SSE2__)
+#define FSM_STREAM_BYTES 16
+static inline void fsm_stream_f32(float *dst, const float *v) { _mm_stream_ps(dst, _mm_load_ps(v)); }
+static inline void fsm_stream_f64(double *dst, const double *v) { _mm_stream_pd(dst, _mm_load_pd(v)); }
+static inline void fsm_stream_fence(void) { _mm_sfence(); }
+#else
+#define FSM_STREAM_BYTES 16
+static inline void fsm_stream_f32(float *dst, const float *v) { memcpy(dst, v, FSM_STREAM_BYTES); }
+static inline void fsm_stream_f64(double *dst, const double *v) { memcpy(dst, v, FSM_STREAM_BYTES); }
+static inline void fsm_stream_fence(void) {}
+#endif
+
+/* Elements to store plainly before `p` reaches FSM_STREAM_BYTES alignment
+ * (all n when p is not even element-aligned). */
+static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
+    size_t misalign = (uintptr_t)p % FSM_STREAM_BYTES;
+    if (misalign % size != 0) return n;
+    size_t head = misalign == 0 ? 0 : (FSM_STREAM_BYTES - misalign) / size;
+    return head < n ? head : n;
 }
 
 #define T float
 #define K KF32
-#define EXP_MINUS_MAX fsm_exp_minus_max_f32
-#include "softmax_cols.inc.c"
+#define SCALED_EXP fsm_scaled_exp_minus_max_f32
+#define INVERSE_TOTAL fsm_inverse_total_f32
+#define LOG_TOTAL fsm_log_total_f32
+#define STREAM_VECTOR fsm_stream_f32
+#include "stream.inc.c"
 #include "softmax_rows.inc.c"
+#include "softmax_cols.inc.c"
 #undef T
 #undef K
-#undef EXP_MINUS_MAX
+#undef SCALED_EXP
+#undef INVERSE_TOTAL
+#undef LOG_TOTAL
+#undef STREAM_VECTOR
 
 #define T double
 #define K KF64
-#define EXP_MINUS_MAX fsm_exp_minus_max_f64
-#include "softmax_cols.inc.c"
+#define SCALED_EXP fsm_scaled_exp_minus_max_f64
+#define INVERSE_TOTAL fsm_inverse_total_f64
+#define LOG_TOTAL fsm_log_total_f64
+#define STREAM_VECTOR fsm_stream_f64
+#include "stream.inc.c"
 #include "softmax_rows.inc.c"
+#include "softmax_cols.inc.c"
 #undef T
 #undef K
-#undef EXP_MINUS_MAX
+#undef SCALED_EXP
+#undef INVERSE_TOTAL
+#undef LOG_TOTAL
+#undef STREAM_VECTOR
 
 const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .name = FSM_STR(FSM_VARIANT),
@@ -59,4 +100,11 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .row_f64 = {KF64(softmax_row), KF64(log_softmax_row)},
     .cols_f32 = {KF32(softmax_cols), KF32(log_softmax_cols)},
     .cols_f64 = {KF64(softmax_cols), KF64(log_softmax_cols)},
+    .rmax_f32 = KF32(rmax),
+    .rmax_f64 = KF64(rmax),
+    .rblocks_f32 = {KF32(softmax_rblocks), KF32(log_softmax_rblocks)},
+    .rblocks_f64 = {KF64(softmax_rblocks), KF64(log_softmax_rblocks)},
+    .finish_f32 = {KF32(softmax_finish), KF32(log_softmax_finish)},
+    .finish_f64 = {KF64(softmax_finish), KF64(log_softmax_finish)},
+    .stream_fence = fsm_stream_fence,
 };

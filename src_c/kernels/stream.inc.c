@@ -1,0 +1,40 @@
+/*
+ * Non-temporal variants of the write passes, instantiated per dtype by
+ * variant.c (same macros as softmax_rows.inc.c, plus STREAM_VECTOR).  Used
+ * when the output is larger than the caches: the stores bypass them, so the
+ * output is written once to memory without being read first.  The caller
+ * issues a store fence (stream_fence) before the output is read elsewhere.
+ * The aligned body is computed one vector at a time into a temporary that
+ * the compiler keeps in a register, then stored; head and tail are plain.
+ */
+#define FSM_STREAM_LANES (FSM_STREAM_BYTES / sizeof(T))
+
+static void K(vscale)(const T *src, T *dst, size_t n, T s);
+static inline T K(sub_shifted)(T x, T m, T c);
+static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c);
+
+static void K(vscale_stream)(const T *src, T *dst, size_t n, T s) {
+    size_t i = fsm_stream_head(dst, n, sizeof(T));
+    K(vscale)(src, dst, i, s);
+    for (; i + FSM_STREAM_LANES <= n; i += FSM_STREAM_LANES) {
+        _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_LANES];
+#pragma omp simd
+        for (size_t j = 0; j < FSM_STREAM_LANES; ++j) v[j] = src[i + j] * s;
+        STREAM_VECTOR(dst + i, v);
+    }
+    K(vscale)(src + i, dst + i, n - i, s);
+}
+
+static void K(vsub_shifted_stream)(const T *x, T *y, size_t n, T m, T c) {
+    size_t i = fsm_stream_head(y, n, sizeof(T));
+    K(vsub_shifted)(x, y, i, m, c);
+    for (; i + FSM_STREAM_LANES <= n; i += FSM_STREAM_LANES) {
+        _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_LANES];
+#pragma omp simd
+        for (size_t j = 0; j < FSM_STREAM_LANES; ++j) v[j] = K(sub_shifted)(x[i + j], m, c);
+        STREAM_VECTOR(y + i, v);
+    }
+    K(vsub_shifted)(x + i, y + i, n - i, m, c);
+}
+
+#undef FSM_STREAM_LANES
