@@ -256,3 +256,12 @@ def xfail_known_bug(request, condition, reason):
     holds (a known bug of fastsoftmax; see the reason)."""
     if condition:
         request.applymarker(__import__("pytest").mark.xfail(strict=True, reason=reason))
+
+
+def assert_result_accurate(name, got, x, axis=-1):
+    """`got`, a float32/float64 result of `name`(x, axis) obtained some other
+    way (out=, in place), is within the accuracy bounds of the
+    extended-precision reference of x."""
+    x = np.asarray(x)
+    assert got.dtype == x.dtype
+    _check_accuracy(name, got, extended_reference(name, x, axis), x.dtype)
