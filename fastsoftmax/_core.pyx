@@ -217,7 +217,9 @@ cdef int _compute_into(int op, cnp.ndarray x, cnp.ndarray y, tuple axes, int thr
     # with those axes last, then write it back.
     cdef object xo = x
     cdef list perm = [d for d in range(xo.ndim) if d not in axes] + list(axes)
-    cdef cnp.ndarray xt = np.ascontiguousarray(xo.transpose(perm))
+    # A copy always: ascontiguousarray would return x itself when it is
+    # already laid out that way, and the in-place call below would modify it.
+    cdef cnp.ndarray xt = np.array(xo.transpose(perm), order="C", copy=True)
     cdef cnp.ndarray flat = xt.reshape(-1, np.prod([xo.shape[d] for d in axes]))
     _compute_into(op, flat, flat, (1,), threads)
     (<object>y).transpose(perm)[...] = xt

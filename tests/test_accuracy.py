@@ -7,9 +7,9 @@ import functools
 import numpy as np
 import pytest
 
-from util import (FLOAT_DTYPES, FUNCTIONS, IS_X86_64, LOG_SOFTMAX_EPS, ROW_SUM_BUG, ROW_SUM_EPS,
+from util import (FLOAT_DTYPES, FUNCTIONS, LOG_SOFTMAX_EPS, ROW_SUM_EPS,
                   SOFTMAX_EPS, call_unmodified, error_eps, extended_reference, fast, ref,
-                  row_sum_error_eps, xfail_known_bug)
+                  row_sum_error_eps)
 
 
 def _family(name, rng):
@@ -60,31 +60,12 @@ def family_reference(family, dtype_name, name):
     return expected, numpy_error
 
 
-# Measured on x86-64 (the scalar and baseline variants round the same way
-# on every x86-64 machine): (family, dtype, variant) where softmax breaks the
-# bounds because of ROW_SUM_BUG.  |row sum - 1| in eps: normal_x4 scalar
-# 10.2 (f32) / 6.2 (f64), baseline 4.2 (f64); dominant_logit (f64) scalar 5.1,
-# baseline 4.6; rows_of_256 scalar 8.4 / 7.6, baseline 6.0 / 7.6.  NumPy's
-# pairwise sums stay within 3.6 eps on the same inputs.
-KNOWN_ROW_SUM_FAILURES = {
-    ("normal_x4", "float32", "scalar"), ("normal_x4", "float64", "scalar"),
-    ("normal_x4", "float64", "baseline"),
-    ("dominant_logit", "float64", "scalar"), ("dominant_logit", "float64", "baseline"),
-    ("normal_x4_rows_of_256", "float32", "scalar"), ("normal_x4_rows_of_256", "float64", "scalar"),
-    ("normal_x4_rows_of_256", "float32", "baseline"),
-    ("normal_x4_rows_of_256", "float64", "baseline"),
-}
-# Element error above max(NumPy's, SOFTMAX_EPS): 11.1 eps vs NumPy's 10.6.
-KNOWN_VALUE_FAILURES = {("normal_x4", "float32", "scalar")}
-
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_at_least_as_accurate_as_numpy(request, family, name, dtype, variant):
+def test_at_least_as_accurate_as_numpy(family, name, dtype, variant):
     dtype_name = np.dtype(dtype).name
-    xfail_known_bug(request, IS_X86_64 and name == "softmax"
-                    and (family, dtype_name, variant) in KNOWN_VALUE_FAILURES, ROW_SUM_BUG)
     x, axis = family_input(family, dtype_name)
     expected, numpy_error = family_reference(family, dtype_name, name)
     got = call_unmodified(fast(name), x, axis)
@@ -96,10 +77,8 @@ def test_at_least_as_accurate_as_numpy(request, family, name, dtype, variant):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_rows_sum_to_one(request, family, dtype, variant):
+def test_rows_sum_to_one(family, dtype, variant):
     dtype_name = np.dtype(dtype).name
-    xfail_known_bug(request, IS_X86_64 and (family, dtype_name, variant) in KNOWN_ROW_SUM_FAILURES,
-                    ROW_SUM_BUG)
     x, axis = family_input(family, dtype_name)
     got = fast("softmax")(x, axis)
     error = row_sum_error_eps(got, axis, dtype)

@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from util import (FLOAT_DTYPES, FUNCTIONS, IS_X86_64, ROW_SUM_BUG, assert_correct,
-                  assert_matches_reference, assert_rows_sum_to_one, xfail_known_bug)
+from util import (FLOAT_DTYPES, FUNCTIONS, assert_correct,
+                  assert_matches_reference, assert_rows_sum_to_one)
 
 SHAPES = [(7,), (5, 6), (3, 4, 5), (3, 4, 5, 6)]
 
@@ -101,11 +101,9 @@ def test_strided_views(make, name, dtype, variant, num_threads):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("axis", [0, 1, -1, None])
-def test_large_strided_views_use_threads(request, axis, name, dtype, variant, num_threads):
+def test_large_strided_views_use_threads(axis, name, dtype, variant, num_threads):
     """Strided rows of 150-400 elements, big enough for two threads (gather /
     scatter path)."""
-    xfail_known_bug(request, IS_X86_64 and variant == "scalar" and name == "softmax"
-                    and axis is not None, ROW_SUM_BUG)
     base = data((400, 300), dtype, seed=2)
     for x in (base.T, base[::-1, ::2], np.asfortranarray(base)):
         assert_correct(name, x, axis, num_threads=num_threads)

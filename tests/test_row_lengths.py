@@ -4,9 +4,7 @@ extended-precision reference."""
 import numpy as np
 import pytest
 
-from util import (FLOAT_DTYPES, FUNCTIONS, IS_X86_64, ROW_SUM_BUG, SCALAR_ROW_SUM_FAILURES,
-                  SCALAR_SOFTMAX_VALUE_FAILURES, assert_correct, assert_rows_sum_to_one,
-                  xfail_known_bug)
+from util import (FLOAT_DTYPES, FUNCTIONS, assert_correct, assert_rows_sum_to_one)
 
 LENGTHS = sorted(set(range(1, 71)) | {
     127, 128, 129, 255, 256, 257, 511, 512, 513, 1000, 32000})
@@ -23,18 +21,14 @@ def rows_of(n, dtype):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("n", LENGTHS)
-def test_row_length_values(request, n, name, dtype, variant, num_threads):
-    xfail_known_bug(request, IS_X86_64 and variant == "scalar" and name == "softmax"
-                    and n in SCALAR_SOFTMAX_VALUE_FAILURES[np.dtype(dtype).name], ROW_SUM_BUG)
+def test_row_length_values(n, name, dtype, variant, num_threads):
     x = rows_of(n, dtype)
     assert_correct(name, x, -1, num_threads=num_threads)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("n", LENGTHS)
-def test_row_length_sums(request, n, dtype, variant, num_threads):
-    xfail_known_bug(request, IS_X86_64 and variant == "scalar"
-                    and n in SCALAR_ROW_SUM_FAILURES[np.dtype(dtype).name], ROW_SUM_BUG)
+def test_row_length_sums(n, dtype, variant, num_threads):
     assert_rows_sum_to_one(rows_of(n, dtype), -1, num_threads=num_threads)
 
 

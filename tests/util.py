@@ -226,40 +226,6 @@ def assert_rows_sum_to_one(x, axis=-1, **kwargs):
     return got
 
 
-# --- known bugs --------------------------------------------------------------
-
-IS_X86_64 = __import__("platform").machine().lower() in ("x86_64", "amd64")
-
-ROW_SUM_BUG = (
-    "BUG: softmax's normalising sum is accumulated in the input precision in "
-    "blocks of 256 elements, one chain of additions per SIMD lane: 256 "
-    "sequential additions per block in the scalar variant, 64-128 in baseline "
-    "(SSE2); |row sum - 1| and the element errors exceed 4 eps (up to ~10 eps "
-    "scalar, ~7.6 eps baseline, worst with one dominant logit or rows of "
-    "~256) where NumPy's pairwise sum stays within ~3.6 eps")
-
-# (dtype name, row length) of the rows_of() inputs of test_row_lengths.py for
-# which the scalar variant breaks the accuracy bounds: measured on x86-64,
-# where the scalar variant is plain IEEE arithmetic (no FMA, no SIMD), so
-# the results are reproducible.  Row sums: |sum - 1| > ROW_SUM_EPS.
-SCALAR_ROW_SUM_FAILURES = {
-    "float32": {69, 128, 255, 256, 257, 511, 512},
-    "float64": {66, 127, 128, 255, 256, 257, 513},
-}
-# Element errors > SOFTMAX_EPS (row sum error + 2 eps).
-SCALAR_SOFTMAX_VALUE_FAILURES = {
-    "float32": {256, 257},
-    "float64": {256},
-}
-
-
-def xfail_known_bug(request, condition, reason):
-    """Mark the running test as a strict expected failure when `condition`
-    holds (a known bug of fastsoftmax; see the reason)."""
-    if condition:
-        request.applymarker(__import__("pytest").mark.xfail(strict=True, reason=reason))
-
-
 def assert_result_accurate(name, got, x, axis=-1):
     """`got`, a float32/float64 result of `name`(x, axis) obtained some other
     way (out=, in place), is within the accuracy bounds of the
