@@ -113,8 +113,13 @@ PEER_SHORT = {"scipy": "scipy", "torch": "torch", "onnxruntime": "ort"}
 
 SAMPLE_TARGET_S = 1e-3  # a sample lasts at least this long (tiny inputs: many calls)
 MAX_SAMPLES_PER_ROUND = 200
-SLOW_ROUND_S = 5.0  # an array whose round takes longer gets only 3 rounds
+SLOW_ROUND_S = 5.0
+BUSY_WARN_CPUS = 0.2  # rows measured while others used this many CPUs get a note  # an array whose round takes longer gets only 3 rounds
 SEED = 20240601
+# Pause before each candidate's turn so that the worker threads the previous
+# candidate left spinning (libgomp of fastsoftmax, torch's own libgomp, ONNX
+# Runtime's pool) go to sleep and do not steal a core from the next one.
+QUIESCE_S = 0.03
 
 
 # --------------------------------------------------------------------------- #
@@ -252,6 +257,45 @@ def _mem_available():
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+class LoadMeter:
+    """CPU used by *other* processes (and the hypervisor's steal) since start.
+
+    From /proc/stat (all CPUs' busy time) minus this process's own CPU time
+    (``os.times``); ``others()`` is in CPUs (1.0 = one core fully busy), None
+    where /proc/stat is not available.  A shared machine's neighbours show up
+    here, and they disturb multi-threaded timings most.
+    """
+
+    def __init__(self):
+        try:
+            self._hz = os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            self._hz = 100
+        self.start()
+
+    def _busy(self):
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                values = [int(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return (sum(values) - idle) / self._hz
+
+    def start(self):
+        t = os.times()
+        self._busy0, self._self0, self._wall0 = self._busy(), t.user + t.system, time.perf_counter()
+
+    def others(self):
+        busy = self._busy()
+        wall = time.perf_counter() - self._wall0
+        if busy is None or self._busy0 is None or wall <= 0:
+            return None
+        t = os.times()
+        mine = t.user + t.system - self._self0
+        return max(0.0, (busy - self._busy0 - mine) / wall)
 
 
 # --------------------------------------------------------------------------- #
@@ -499,6 +543,7 @@ def _warm_up(cands, x, y, failures):
         try:
             if c.prepare:
                 c.prepare()
+            time.sleep(QUIESCE_S)
             result = c.fn()
             if c.op is not None:
                 got = _subsample(_as_array(result, y), step)
@@ -510,7 +555,7 @@ def _warm_up(cands, x, y, failures):
                     failures[f"{c.label} {x.dtype} {x.shape}"] = (
                         "result disagrees with the NumPy formula; not timed")
                     continue
-            t1 = _time_calls(c.fn, 1)
+            t1 = min(_time_calls(c.fn, 1) for _ in range(3))
             if t1 < SAMPLE_TARGET_S:
                 n = max(1, math.ceil(SAMPLE_TARGET_S / max(t1, 1e-8)))
                 n = min(n, 100000)
@@ -531,6 +576,7 @@ def _measure(cands, budget, rounds):
         for c in active[k:] + active[:k]:
             if c.prepare:
                 c.prepare()
+            time.sleep(QUIESCE_S)
             samples = []
             t0 = time.perf_counter()
             while True:
@@ -552,8 +598,12 @@ def _find(cands, impl, op=None, axis=None, threads=None):
 
 
 def _run_array(dtype, shape, ops, axes, threads, peers, budget, rounds, failures):
-    """Measure every candidate on one array; return (candidates, rounds done, seconds)."""
+    """Measure every candidate on one array.
+
+    Returns (candidates, rounds done, seconds, CPUs used by other processes).
+    """
     t0 = time.perf_counter()
+    meter = LoadMeter()
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal(shape, dtype=dtype)
     y = np.empty_like(x)
@@ -568,7 +618,7 @@ def _run_array(dtype, shape, ops, axes, threads, peers, budget, rounds, failures
         c.keep = ()
     del x, y
     gc.collect()
-    return cands, done, time.perf_counter() - t0
+    return cands, done, time.perf_counter() - t0, meter.others()
 
 
 # --------------------------------------------------------------------------- #
@@ -687,6 +737,8 @@ def _table(rows, peer_names):
             notes.append(f"ax0/ax-1={r['axis0_over_axis_last']:.2f}")
         if "one_thread_over_this" in r:
             notes.append(f"1thr/this={r['one_thread_over_this']:.2f}")
+        if (r.get("background_cpus") or 0) >= BUSY_WARN_CPUS:
+            notes.append(f"busy:{r['background_cpus']:.1f}cpu")
         cells.append(" ".join(notes))
         body.append(cells)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
@@ -756,8 +808,8 @@ def _header(meta, command, peer_versions, peer_missing, want_peers, quick):
                      + (f"; not found: {', '.join(peer_missing)}" if peer_missing else ""))
     lines += [
         "method:   interleaved rounds (every candidate timed in turn, "
-        f"{'0.04' if quick else '0.1'} s each per round, {3 if quick else 5} rounds); "
-        "time = MINIMUM per-call time over all samples",
+        f"{'0.04' if quick else '0.1'} s each per round, {3 if quick else 5} rounds, 3 if a "
+        "round takes > 5 s); time = MINIMUM per-call time over all samples",
         "          GB/s = 2*x.nbytes/time; fsm/copy = time over np.copyto(y, x) (1.00 = the "
         "memory floor); X/fsm > 1: fastsoftmax is faster",
         "          numpy/scipy/copy are single-threaded; torch: set_num_threads(thr); "
@@ -784,7 +836,7 @@ def _sweep(args, peers, failures, progress):
             k += 1
             shape = (max(1, total // length), length)
             progress(f"[plot {k}/{n}] {name} {shape} ...")
-            cands, _, _ = _run_array(DTYPES[name], shape, [op], (-1,), [t], peers,
+            cands, _, _, _ = _run_array(DTYPES[name], shape, [op], (-1,), [t], peers,
                                      budget, rounds, failures)
             copy = _find(cands, "copy").best
             point = {"dtype": name, "shape": list(shape), "row_length": length, "op": op,
@@ -877,18 +929,23 @@ def main(argv=None) -> int:
     failures = {}
     rows, arrays_json = [], []
     t_start = time.perf_counter()
+    run_meter = LoadMeter()
     for i, array in enumerate(plan, 1):
         label = f"[{i}/{len(plan)}] {array['dtype']} {array['shape']}"
         if array["axes"] != (-1,):
             label += " axis -1 and 0"
         progress(label + " ...")
-        cands, done, secs = _run_array(DTYPES[array["dtype"]], array["shape"], array["ops"],
-                                       array["axes"], array["threads"], peers, budget, rounds,
-                                       failures)
-        rows += _rows_for(array, cands, peer_names)
+        cands, done, secs, background = _run_array(
+            DTYPES[array["dtype"]], array["shape"], array["ops"], array["axes"],
+            array["threads"], peers, budget, rounds, failures)
+        new_rows = _rows_for(array, cands, peer_names)
+        for row in new_rows:
+            row["background_cpus"] = background
+        rows += new_rows
         arrays_json.append({**array, "shape": list(array["shape"]), "axes": list(array["axes"]),
-                            "rounds": done, "seconds": secs,
+                            "rounds": done, "seconds": secs, "background_cpus": background,
                             "candidates": [c.record() for c in cands]})
+    run_background = run_meter.others()
     progress(f"measured in {time.perf_counter() - t_start:.1f} s")
 
     order = {(d, o): k for k, (d, o) in enumerate((d, o) for d in args.dtype for o in args.op)}
@@ -898,6 +955,13 @@ def main(argv=None) -> int:
     print(_table(rows, peer_names))
     print()
     print(_summary(rows, peer_names))
+    if run_background is not None:
+        busy = [r for r in rows if (r.get("background_cpus") or 0) >= BUSY_WARN_CPUS]
+        print(f"background load: other processes used {run_background:.2f} of "
+              f"{meta['logical_cpus']} CPUs on average during the run"
+              + (f"; {len(busy)} of {len(rows)} rows were measured while they used >= "
+                 f"{BUSY_WARN_CPUS} CPUs ('busy' in notes): their multi-threaded figures "
+                 "especially are not reliable" if busy else ""))
     if failures:
         print()
         print("not measured / failed:")
@@ -916,7 +980,7 @@ def main(argv=None) -> int:
                "peers": peer_versions, "peers_missing": peer_missing,
                "method": {"statistic": "min", "budget_s_per_candidate_per_round": budget,
                           "rounds": rounds, "sample_target_s": SAMPLE_TARGET_S, "seed": SEED},
-               "rows": rows, "arrays": arrays_json, "failures": failures, "sweep": sweep}
+               "background_cpus": run_background, "rows": rows, "arrays": arrays_json, "failures": failures, "sweep": sweep}
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
         print(f"raw measurements: {args.json}")
