@@ -40,6 +40,15 @@ hold):
   turn (the order rotates from round to round), taking samples for a time
   budget (0.1 s, ``--quick`` 0.04 s) and at least one sample.  5 rounds (3
   with ``--quick``, or when one round of an array takes over 5 s).
+* Before each candidate's turn the benchmark sleeps 30 ms: the worker
+  threads a multi-threaded candidate leaves spinning (fastsoftmax's libgomp,
+  PyTorch's own libgomp, ONNX Runtime's pool) would otherwise steal a core
+  from the next candidate; on 2 cores this made PyTorch at 2 threads take
+  milliseconds for a (2, 3) input.
+* The CPU time other processes use during each array's measurement is read
+  from /proc/stat; rows measured while it was >= 0.2 CPUs get a ``busy``
+  note, and the run's average is printed: on a shared machine a neighbour
+  spoils multi-threaded figures first.
 * The reported time of a candidate is the **minimum** per-call time over all
   its samples of all rounds (the median of the per-round minima is in the
   JSON too).  Every ratio in a row comes from candidates timed in the same
