@@ -1,0 +1,212 @@
+"""Accuracy of fastsoftmax (every kernel variant), NumPy and SciPy against an
+extended-precision reference; prints a Markdown table.
+
+    python benchmarks/accuracy.py            # full inputs, well under 2 minutes
+    python benchmarks/accuracy.py --quick    # smaller inputs, a few seconds
+
+It imports the *installed* fastsoftmax (``pip install .``; SciPy is used when
+installed: ``pip install ".[bench]"``).
+
+Inputs, each in float32 and float64 (generated in float64 with a fixed seed,
+then rounded to the dtype; the reference is computed from the rounded values):
+
+* normal x4:      4 * standard normal, shape (1000, 1000)
+* uniform 90..100: uniform in [90, 100], shape (1000, 1000) (large offsets)
+* uniform -80..80: uniform in [-80, 80], shape (1000, 1000) (wide range:
+  results down to e^-160, below float32's smallest normal number)
+* dominant logit: rows of 32000 standard normal values with one entry set to
+  +30, 32 rows (softmax ~1 for one entry and ~1e-13 for the rest; log_softmax
+  ~-1e-8 for the dominant entry)
+* one long row:   one row of 1 000 000 standard normal values
+
+Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
+2**-52), maximum over all elements:
+
+* softmax: relative error |got - ref| / |ref| over the elements whose
+  reference is a normal number of the dtype (|ref| >= the smallest normal;
+  subnormal and zero results are not counted, as no relative accuracy is
+  promised there);
+* softmax row sum: |sum(row) - 1|, the row's float results summed exactly
+  (in long double);
+* log_softmax: relative error where |ref| > 1e-3, absolute error elsewhere.
+  Near 0 (the dominant entry of a row) log_softmax is a difference of nearly
+  equal numbers; its absolute error is what any implementation can bound (a
+  few eps), while its relative error is unbounded and says nothing.
+
+The reference is ``fastsoftmax.reference.softmax`` / ``log_softmax`` applied
+to ``x.astype(np.longdouble)``: NumPy computes it natively in long double
+(80-bit x87 extended on x86-64 Linux, 64-bit significand: 11 bits more than
+float64).  Where long double is no wider than float64 (e.g. Windows, macOS on
+Apple silicon) the table says so and its float64 figures are not meaningful.
+
+Columns: ``fsm <variant>`` for each kernel variant this CPU supports
+(switched in process with ``fastsoftmax._core._set_variant``), ``numpy`` for
+``fastsoftmax.reference`` on the input's own dtype (the textbook NumPy
+formula), and ``scipy`` for ``scipy.special.softmax(x, axis=-1)`` /
+``log_softmax`` if SciPy is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+import numpy as np
+
+import fastsoftmax
+import fastsoftmax.reference as reference
+from fastsoftmax import _core
+
+SEED = 12345
+LD = np.longdouble
+
+
+def families(quick):
+    """(name, generator(rng) -> float64 array) for every input family."""
+    n = 200 if quick else 1000
+    dom_rows = 8 if quick else 32
+
+    def dominant(rng):
+        x = rng.standard_normal((dom_rows, 32000))
+        x[np.arange(dom_rows), rng.integers(0, 32000, dom_rows)] = 30.0
+        return x
+
+    return [
+        (f"normal x4, ({n}, 1000)", lambda rng: 4.0 * rng.standard_normal((n, 1000))),
+        (f"uniform [90, 100], ({n}, 1000)", lambda rng: rng.uniform(90.0, 100.0, (n, 1000))),
+        (f"uniform [-80, 80], ({n}, 1000)", lambda rng: rng.uniform(-80.0, 80.0, (n, 1000))),
+        (f"dominant logit +30, ({dom_rows}, 32000)", dominant),
+        ("one row, (1, 1000000)", lambda rng: rng.standard_normal((1, 1000000))),
+    ]
+
+
+def implementations():
+    """(column name, callable(op, x) -> result, setup or None)."""
+    impls = []
+    for variant in _core.variants_supported():
+        def run(op, x, variant=variant):
+            _core._set_variant(variant)
+            return getattr(fastsoftmax, op)(x)
+        impls.append((f"fsm {variant}", run))
+    impls.append(("numpy", lambda op, x: getattr(reference, op)(x)))
+    try:
+        import scipy.special
+
+        impls.append(("scipy", lambda op, x: getattr(scipy.special, op)(x, axis=-1)))
+    except ImportError:
+        pass
+    return impls
+
+
+def softmax_error(got, ref, dtype):
+    """Max relative error (eps) over elements whose reference is normal."""
+    fi = np.finfo(dtype)
+    g = got.astype(LD)
+    if not np.all(np.isfinite(g)):
+        return np.nan
+    mask = (np.abs(ref) >= LD(fi.smallest_normal)) & (np.abs(ref) <= LD(fi.max))
+    if not mask.any():
+        return 0.0
+    rel = np.abs(g[mask] - ref[mask]) / np.abs(ref[mask])
+    return float(rel.max() / LD(fi.eps))
+
+
+def row_sum_error(got, dtype):
+    g = got.astype(LD)
+    return float(np.abs(g.sum(axis=-1) - LD(1)).max() / LD(np.finfo(dtype).eps))
+
+
+def log_softmax_error(got, ref, dtype):
+    """Max error (eps): relative where |ref| > 1e-3, absolute elsewhere."""
+    g = got.astype(LD)
+    if not np.all(np.isfinite(g)):
+        return np.nan
+    err = np.abs(g - ref)
+    big = np.abs(ref) > LD(1e-3)
+    err[big] /= np.abs(ref[big])
+    return float(err.max() / LD(np.finfo(dtype).eps))
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if not np.isfinite(v):
+        return "**nan**"
+    if v == 0:
+        return "0"
+    if v < 10:
+        return f"{v:.2f}"
+    if v < 1000:
+        return f"{v:.1f}"
+    return f"{v:.2e}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    impls = implementations()
+    names = [n for n, _ in impls]
+    original_variant = _core.active_variant()
+    ld = np.finfo(LD)
+    extended = ld.nmant > np.finfo(np.float64).nmant
+
+    rows = []
+    try:
+        for family, make in families(args.quick):
+            base = make(np.random.default_rng(SEED))
+            for dtype in (np.float32, np.float64):
+                x = base.astype(dtype)
+                xl = x.astype(LD)
+                ref_sm = reference.softmax(xl)
+                ref_lsm = reference.log_softmax(xl)
+                label = f"{family} | {np.dtype(dtype).name}"
+                sm, rs, lsm = [], [], []
+                for _, run in impls:
+                    with np.errstate(all="ignore"):
+                        got = run("softmax", x)
+                        sm.append(softmax_error(got, ref_sm, dtype))
+                        rs.append(row_sum_error(got, dtype))
+                        got = run("log_softmax", x)
+                        lsm.append(log_softmax_error(got, ref_lsm, dtype))
+                rows.append((label, "softmax: max rel. error", sm))
+                rows.append((label, "softmax: max \\|row sum - 1\\|", rs))
+                rows.append((label, "log_softmax: max error", lsm))
+                sys.stderr.write(f"  {family}, {np.dtype(dtype).name}: done\n")
+    finally:
+        _core._set_variant(original_variant)
+
+    cfg = fastsoftmax.get_config()
+    print(f"## fastsoftmax accuracy{' (--quick)' if args.quick else ''}")
+    print()
+    print(f"fastsoftmax {cfg['version']} (variants {', '.join(_core.variants_supported())}; "
+          f"default {cfg['kernel_variant']}), numpy {np.__version__}"
+          + (f", scipy {__import__('scipy').__version__}" if "scipy" in names else "")
+          + f"; {platform.machine()}, python {platform.python_version()}.")
+    print()
+    print("Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = "
+          "2.22e-16), maximum over all elements, against a reference computed in long double "
+          f"({ld.nmant + 1}-bit significand) from the same rounded input. "
+          "softmax: relative error over elements whose reference is a normal number of the "
+          "dtype (subnormal and zero results not counted). Row sum: |sum - 1| of each row's "
+          "results, summed exactly. log_softmax: relative error where |ref| > 1e-3, absolute "
+          "error elsewhere (near 0, e.g. a dominant logit, the absolute error is the meaningful "
+          "bound; the relative error is unbounded for any implementation).")
+    if not extended:
+        print()
+        print("**Warning: long double is no wider than float64 here; the float64 reference is "
+              "not extended precision and its figures are not meaningful.**")
+    print()
+    print("| input | dtype | measure | " + " | ".join(names) + " |")
+    print("| --- | --- | --- | " + " | ".join("---:" for _ in names) + " |")
+    for label, measure, values in rows:
+        print(f"| {label} | {measure} | " + " | ".join(fmt(v) for v in values) + " |")
+    sys.stderr.write(f"accuracy: {time.perf_counter() - t0:.1f} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Command line: ``python -m fastsoftmax {bench,info}``.
+
+    python -m fastsoftmax info           # show_config(): version, kernel variant, OpenMP
+    python -m fastsoftmax bench --quick  # fastsoftmax vs NumPy vs np.copyto (and peers)
+    python -m fastsoftmax bench --help   # all benchmark options
+"""
+from __future__ import annotations
+
+import sys
+
+USAGE = """\
+usage: python -m fastsoftmax {bench,info} [options]
+
+commands:
+  info     print the configuration (version, kernel variant, OpenMP, threads)
+  bench    benchmark softmax / log_softmax against NumPy, a plain copy and,
+           with --peers, SciPy, PyTorch and ONNX Runtime
+           (python -m fastsoftmax bench --help for its options)
+"""
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "info":
+        if rest:
+            sys.stderr.write(f"python -m fastsoftmax info: takes no arguments, got {rest}\n")
+            return 2
+        from . import show_config
+
+        show_config()
+        return 0
+    if command == "bench":
+        from ._bench import main as bench_main
+
+        return bench_main(rest)
+    sys.stderr.write(f"python -m fastsoftmax: unknown command {command!r}\n\n{USAGE}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
