@@ -39,6 +39,9 @@
 /* Outputs at least this large go out with non-temporal stores: they do not
  * fit in the caches, and streaming them saves reading y before writing it. */
 #define FSM_STREAM_MIN_BYTES ((size_t)32 << 20)
+/* ... when a row fits in L2 with room to spare: the row's exps are kept in a
+ * per-thread buffer between the passes, which must stay in cache. */
+#define FSM_STREAM_MAX_ROW_BYTES ((size_t)256 << 10)
 /* Fewest elements per thread that make a parallel region pay for itself:
  * measured on 2 cores, a second thread is worth ~1.5x from 8192 elements a
  * thread (about 10 us of float32 work) and little below 2048. */
@@ -154,7 +157,8 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
-        plan.stream = contiguous && plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES;
+        plan.stream = contiguous && plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
+                      n * fsm_itemsize(p) <= FSM_STREAM_MAX_ROW_BYTES;
         plan.buf_elems = contiguous && !plan.stream ? 0 : n;
     }
     return plan;
