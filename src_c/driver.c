@@ -184,7 +184,6 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define RMAX(k) ((k)->rmax_f32)
 #define RBLOCKS(k) ((k)->rblocks_f32)
 #define FINISH(k) ((k)->finish_f32)
-#define INVERSE_TOTAL fsm_inverse_total_f32
 #define LOG_TOTAL fsm_log_total_f32
 #include "driver.inc.c"
 #undef T
@@ -196,7 +195,6 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef RMAX
 #undef RBLOCKS
 #undef FINISH
-#undef INVERSE_TOTAL
 #undef LOG_TOTAL
 
 #define T double
@@ -208,7 +206,6 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define RMAX(k) ((k)->rmax_f64)
 #define RBLOCKS(k) ((k)->rblocks_f64)
 #define FINISH(k) ((k)->finish_f64)
-#define INVERSE_TOTAL fsm_inverse_total_f64
 #define LOG_TOTAL fsm_log_total_f64
 #include "driver.inc.c"
 #undef T
@@ -220,7 +217,6 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef RMAX
 #undef RBLOCKS
 #undef FINISH
-#undef INVERSE_TOTAL
 #undef LOG_TOTAL
 
 /* Runs items [begin, end) of the plan on the calling thread. */

@@ -1,6 +1,6 @@
 /*
  * Runners for one dtype, included by driver.c with T, K(name), ROW_FN,
- * COLS_FN, ROWS_TABLE, COLS_TABLE, RMAX, RBLOCKS, FINISH, INVERSE_TOTAL and LOG_TOTAL
+ * COLS_FN, ROWS_TABLE, COLS_TABLE, RMAX, RBLOCKS, FINISH and LOG_TOTAL
  * defined.  Each runs a contiguous range of a plan's items on the calling
  * thread (run_split_rows: its share of every row, on every thread of a team).
  */
@@ -123,11 +123,10 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
                 fsm_neumaier_add(&total, &comp, sums[b]);
                 if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
             }
-            T c = p->op == FSM_OP_SOFTMAX ? INVERSE_TOTAL(total + comp)
-                                          : LOG_TOTAL(total + comp, tie_count, m);
+            double c = p->op == FSM_OP_SOFTMAX ? total + comp : LOG_TOTAL(total + comp, tie_count, m);
             chunk_max[0] = c; /* broadcast; every thread has read the maxima */
         }
-        T c = (T)chunk_max[0];
+        double c = chunk_max[0];
         if (begin < end) FINISH(k)[p->op](x + begin, y + begin, end - begin, m, c);
 #pragma omp barrier
     }

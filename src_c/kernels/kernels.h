@@ -54,8 +54,8 @@ typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, pt
  *     exp(x - m) * 2^B in T, in the row kernel's order; softmax also stores
  *     those exps in y; log_softmax leaves the terms with x == m out of
  *     sums[b] and counts them in ties[b] (ties unused for softmax).
- *   finish[op](x, y, n, m, c): softmax y *= c (c = 1 / total);
- *     log_softmax y = (x - m) - c (c = log(total)).
+ *   finish[op](x, y, n, m, c): softmax y /= c (c = the folded total);
+ *     log_softmax y = (x - m) - c (c = log(total), from fsm_log_total_*).
  * Folding the block sums in order with fsm_neumaier_add gives the total the
  * row kernel computes, so split rows are bit-identical to unsplit ones. */
 #define FSM_SUM_BLOCK 256
@@ -64,7 +64,7 @@ typedef float (*fsm_rmax_f32_fn)(const float *x, size_t n);
 typedef double (*fsm_rmax_f64_fn)(const double *x, size_t n);
 typedef void (*fsm_rblocks_f32_fn)(const float *x, float *y, size_t n, float m, float *sums, float *ties);
 typedef void (*fsm_rblocks_f64_fn)(const double *x, double *y, size_t n, double m, double *sums, double *ties);
-typedef void (*fsm_finish_f32_fn)(const float *x, float *y, size_t n, float m, float c);
+typedef void (*fsm_finish_f32_fn)(const float *x, float *y, size_t n, float m, double c);
 typedef void (*fsm_finish_f64_fn)(const double *x, double *y, size_t n, double m, double c);
 
 /* (sum, comp) += v with Neumaier's compensated summation. */

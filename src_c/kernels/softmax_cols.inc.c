@@ -50,12 +50,12 @@ static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step
     double *sum = work + 2 * lanes, *comp = work + 3 * lanes;
     K(cols_max)(x, x_step, n, lanes, m);
     K(cols_exp_store_sum)(x, x_step, y, y_step, n, lanes, m, block, sum, comp);
-    T *inv = m; /* m is no longer needed */
-    for (size_t j = 0; j < lanes; ++j) inv[j] = INVERSE_TOTAL(sum[j]);
+    T *inv = m, *total = block; /* m and block are no longer needed */
+    for (size_t j = 0; j < lanes; ++j) inv[j] = INVERSE_TOTAL(sum[j]), total[j] = (T)sum[j];
     for (size_t i = 0; i < n; ++i) {
         T *yr = y + (ptrdiff_t)i * y_step;
 #pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) yr[j] *= inv[j];
+        for (size_t j = 0; j < lanes; ++j) yr[j] = K(quotient)(yr[j], total[j], inv[j]);
     }
 }
 

@@ -110,10 +110,24 @@ static T K(log_sum_exp_minus_max)(const T *x, size_t n, T m) {
     return LOG_TOTAL(rest + rest_comp, ties, m);
 }
 
-/* dst[i] = src[i] * s; dst == src is allowed. */
-static void K(vscale)(const T *src, T *dst, size_t n, T s) {
+/* e / total, from inv = 1 / total.  With fused multiply-add, for double,
+ * one correction step: the remainder e - q * total is exact, so the result
+ * is within about half an ulp of e / total instead of about one (the f32
+ * results are already far inside their bound). */
+static inline T K(quotient)(T e, T total, T inv) {
+    T q = e * inv;
+#if FSM_HAS_FMA
+    if (sizeof(T) == sizeof(double)) return q + (e - q * total) * inv;
+#endif
+    (void)total;
+    return q;
+}
+
+/* dst[i] = src[i] / total; dst == src is allowed. */
+static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
+    T inv = INVERSE_TOTAL(total), t = (T)total;
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) dst[i] = src[i] * s;
+    for (size_t i = 0; i < n; ++i) dst[i] = K(quotient)(src[i], t, inv);
 }
 
 /* (x - m) - c for log_softmax, with m the maximum and c = log(sum) >= 0:
@@ -129,11 +143,9 @@ static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
 static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
     T m = K(rmax)(x, n);
     if (stream_buf == NULL) {
-        T s = INVERSE_TOTAL(K(raddstore_scaled_exp)(x, y, n, m));
-        K(vscale)(y, y, n, s);
+        K(vnormalize)(y, y, n, K(raddstore_scaled_exp)(x, y, n, m));
     } else {
-        T s = INVERSE_TOTAL(K(raddstore_scaled_exp)(x, stream_buf, n, m));
-        K(vscale_stream)(stream_buf, y, n, s);
+        K(vnormalize_stream)(stream_buf, y, n, K(raddstore_scaled_exp)(x, stream_buf, n, m));
     }
 }
 
@@ -160,9 +172,11 @@ static void K(log_softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *
         sums[b] = K(block_exp_rest)(x + start, K(block_end)(start, n) - start, m, &ties[b]);
 }
 
-static void K(softmax_finish)(const T *x, T *y, size_t n, T m, T c) {
+static void K(softmax_finish)(const T *x, T *y, size_t n, T m, double c) {
     (void)x, (void)m;
-    K(vscale)(y, y, n, c);
+    K(vnormalize)(y, y, n, c);
 }
 
-static void K(log_softmax_finish)(const T *x, T *y, size_t n, T m, T c) { K(vsub_shifted)(x, y, n, m, c); }
+static void K(log_softmax_finish)(const T *x, T *y, size_t n, T m, double c) {
+    K(vsub_shifted)(x, y, n, m, (T)c);
+}

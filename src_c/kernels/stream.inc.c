@@ -9,20 +9,22 @@
  */
 #define FSM_STREAM_LANES (FSM_STREAM_BYTES / sizeof(T))
 
-static void K(vscale)(const T *src, T *dst, size_t n, T s);
+static inline T K(quotient)(T e, T total, T inv);
+static void K(vnormalize)(const T *src, T *dst, size_t n, double total);
 static inline T K(sub_shifted)(T x, T m, T c);
 static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c);
 
-static void K(vscale_stream)(const T *src, T *dst, size_t n, T s) {
+static void K(vnormalize_stream)(const T *src, T *dst, size_t n, double total) {
+    T inv = INVERSE_TOTAL(total), t = (T)total;
     size_t i = fsm_stream_head(dst, n, sizeof(T));
-    K(vscale)(src, dst, i, s);
+    K(vnormalize)(src, dst, i, total);
     for (; i + FSM_STREAM_LANES <= n; i += FSM_STREAM_LANES) {
         _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_LANES];
 #pragma omp simd
-        for (size_t j = 0; j < FSM_STREAM_LANES; ++j) v[j] = src[i + j] * s;
+        for (size_t j = 0; j < FSM_STREAM_LANES; ++j) v[j] = K(quotient)(src[i + j], t, inv);
         STREAM_VECTOR(dst + i, v);
     }
-    K(vscale)(src + i, dst + i, n - i, s);
+    K(vnormalize)(src + i, dst + i, n - i, total);
 }
 
 static void K(vsub_shifted_stream)(const T *x, T *y, size_t n, T m, T c) {

@@ -25,6 +25,13 @@
 #define KF32(name) FSM_CAT(FSM_CAT(fsm_, name), FSM_CAT(_f32_, FSM_VARIANT))
 #define KF64(name) FSM_CAT(FSM_CAT(fsm_, name), FSM_CAT(_f64_, FSM_VARIANT))
 
+/* Fused multiply-add in this variant's ISA (a * b + c is contracted). */
+#if defined(__FMA__) || defined(__aarch64__)
+#define FSM_HAS_FMA 1
+#else
+#define FSM_HAS_FMA 0
+#endif
+
 /* Independent partial sums within a sum block (FSM_SUM_BLOCK, kernels.h). */
 #define FSM_SUM_CHAINS 16
 /* Elements per step of the max pass: 4 AVX2 registers of float. */
