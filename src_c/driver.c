@@ -8,7 +8,7 @@
  *   rows        one row kernel call per row; strided rows go through a
  *               per-thread buffer; outputs larger than the caches are
  *               written with non-temporal stores.
- *   short rows  rows of at most FSM_SHORT_ROW_MAX elements, transposed in
+ *   short rows  rows of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
  *               blocks of FSM_SHORT_ROW_LANES rows into a buffer and run by
  *               the column kernel, so the SIMD lanes are rows.
  *   columns     softmax over a non-last axis: the column kernel on tiles of
@@ -32,9 +32,11 @@
 /* Bytes of x and y a column tile may span so that it stays in L2 between
  * the column kernel's three passes. */
 #define FSM_TILE_BYTES (512 * 1024)
-/* Rows this short run through the column kernel, FSM_SHORT_ROW_LANES at a
- * time: a row kernel call costs too much per element below this length. */
-#define FSM_SHORT_ROW_MAX 64
+/* Rows of at most this many bytes run through the column kernel,
+ * FSM_SHORT_ROW_LANES at a time: below it a row kernel call costs more per
+ * element than the two transposes (measured crossover on Zen 4: 48 float32
+ * or 24-32 float64 elements). */
+#define FSM_SHORT_ROW_MAX_BYTES 192
 #define FSM_SHORT_ROW_LANES 64
 /* Outputs at least this large go out with non-temporal stores: they do not
  * fit in the caches, and streaming them saves reading y before writing it. */
@@ -149,7 +151,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.tile_lanes = fsm_tile_lanes(p);
         plan.tiles = ((size_t)p->lanes + plan.tile_lanes - 1) / plan.tile_lanes;
         plan.items = plan.batches * plan.tiles;
-    } else if (n <= FSM_SHORT_ROW_MAX && plan.batches >= FSM_SHORT_ROW_LANES) {
+    } else if (n * fsm_itemsize(p) <= FSM_SHORT_ROW_MAX_BYTES && plan.batches >= FSM_SHORT_ROW_LANES) {
         plan.kind = FSM_PLAN_SHORT_ROWS;
         plan.items = (plan.batches + FSM_SHORT_ROW_LANES - 1) / FSM_SHORT_ROW_LANES;
         plan.buf_elems = n * FSM_SHORT_ROW_LANES;

@@ -1,0 +1,64 @@
+"""Each work plan of the C driver (src_c/driver.c), at its boundaries: short
+rows transposed through the column kernel, rows split across threads, and
+output streamed with non-temporal stores."""
+import numpy as np
+import pytest
+
+from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_unmodified, fast
+
+SHORT_ROW_MAX_BYTES = 192      # FSM_SHORT_ROW_MAX_BYTES
+SPLIT_MIN_ELEMENTS = 2 * 8192  # rows at least this long are split across threads
+STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed
+
+
+def normal(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_short_row_boundary(delta, name, dtype, variant, num_threads):
+    n = SHORT_ROW_MAX_BYTES // np.dtype(dtype).itemsize + delta
+    assert_correct(name, normal((64 * 5 + 3, n), dtype), -1, num_threads=num_threads)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_split_rows_bit_identical_across_threads(name, dtype, variant):
+    x = normal((3, SPLIT_MIN_ELEMENTS * 3 + 77), dtype)
+    one = fast(name)(x, num_threads=1)
+    two = assert_accurate(name, x, -1, num_threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_split_rows_special_values_in_one_chunk(name, dtype, variant):
+    n = SPLIT_MIN_ELEMENTS * 2
+    x = normal((4, n), dtype)
+    x[0, 5] = np.nan                 # first chunk only
+    x[1, : n // 2] = -np.inf         # the first thread's chunk is all -inf
+    x[2, -3] = np.inf                # last chunk only
+    x[3, :] = -np.inf
+    x[3, n // 2 + 1] = 0.0           # one finite value in a row of -inf
+    got = call_unmodified(fast(name), x, -1, num_threads=2)
+    assert np.isnan(got[0]).all() and np.isnan(got[2]).all()
+    masked = 0.0 if name == "softmax" else -np.inf
+    assert (got[1, : n // 2] == masked).all()
+    np.testing.assert_array_equal(got[1, n // 2:], fast(name)(x[1, n // 2:]))
+    assert (np.delete(got[3], n // 2 + 1) == masked).all()
+    assert got[3, n // 2 + 1] == (1.0 if name == "softmax" else 0.0)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_streamed_output(name, dtype):
+    rows = STREAM_MIN_BYTES // (1000 * np.dtype(dtype).itemsize) + 1
+    x = normal((rows, 1000), dtype)
+    out = np.full((rows, 1001), 7.0, dtype)[:, 1:]  # misaligned rows: head and tail stores
+    got = call_unmodified(fast(name), x, -1, out=out, num_threads=2)
+    assert got is out
+    small = x[::97]  # the same rows computed without streaming
+    np.testing.assert_array_equal(out[::97], fast(name)(small))
+    assert_accurate(name, small, -1)
