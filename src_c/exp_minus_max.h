@@ -94,22 +94,55 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
     return flush ? 0.0 : e;
 }
 
+/* log1p(u) for u >= 0 in double, straight-line so that it vectorises (the
+ * per-row log of log_softmax runs once per SIMD lane in the column kernels).
+ * w = 1 + u rounded, log1p(u) = log(w) + (u - (w - 1)) / w; log(w) from
+ * w = 2^k m, m in [sqrt(1/2), sqrt(2)), log(m) = 2 atanh(s) with
+ * s = (m - 1) / (m + 1), |s| <= 0.1716, by its Taylor series to s^19
+ * (truncation below 2^-56).  Error about 1 ulp; tiny u are exact to that
+ * too, thanks to the correction term.  NaN gives NaN, +inf gives +inf;
+ * u < 2^52 (the argument here is at most the row length). */
+static inline double fsm_log1p_f64(double u) {
+    double w = 1.0 + u;
+    double correction = (u - (w - 1.0)) / w;
+    uint64_t bits = fsm_f64_bits(w);
+    double k = fsm_f64_from_bits((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0);
+    double m = fsm_f64_from_bits((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    int big = m > 0x1.6a09e667f3bcdp0; /* sqrt(2) */
+    m = big ? 0.5 * m : m;
+    k = big ? k + 1.0 : k;
+    /* log(m) = log(1 + g) = g - g^2/2 + s (g^2/2 + R), s = g / (2 + g),
+     * R = 2s^2/3 + 2s^4/5 + ... (fdlibm's arrangement: the leading term g
+     * is exact, so the rounding errors fall on the small terms only). */
+    double g = m - 1.0, half_g2 = 0.5 * g * g;
+    double sg = g / (2.0 + g), z = sg * sg;
+    double z2 = z * z, z4 = z2 * z2;
+    double p0 = 2.0 / 3 + z * (2.0 / 5), p1 = 2.0 / 7 + z * (2.0 / 9);
+    double p2 = 2.0 / 11 + z * (2.0 / 13), p3 = 2.0 / 15 + z * (2.0 / 17);
+    double R = z * ((p0 + z2 * p1) + z4 * (p2 + z2 * p3) + (z4 * z4) * (2.0 / 19));
+    double log_m = g - (half_g2 - sg * (half_g2 + R));
+    double r = k * 0x1.62e42fee00000p-1 + (log_m + (k * 0x1.a39ef35793c76p-33 + correction));
+    return u == u && u < INFINITY ? r : u;
+}
+
 /* From the total of a row's scaled exps (sum of exp(x - m) * 2^B): the
  * factor 1 / total that turns them into probabilities (the 2^B cancels; the
  * factor is a normal number, so a subnormal probability is rounded once,
- * by the final product), and for
- * log_softmax log(total unscaled) from the total of the terms with x != m
- * (rest) and the count of the others (ties), as log1p(rest + (ties - 1)) so
- * that it keeps its accuracy when the total is close to 1.  NaN totals (bad
- * rows) give NaN; log_total is NaN when m is not finite (a +inf would
- * otherwise count as a tie and hide the NaN of inf - inf). */
+ * by the final product), and for log_softmax log(total unscaled) from the
+ * total of the terms with x != m (rest) and the count of the others (ties),
+ * as log1p(rest + (ties - 1)) so that it keeps its accuracy when the total
+ * is close to 1.  NaN totals (bad rows) give NaN; log_total is NaN when m is
+ * not finite (a +inf would otherwise count as a tie and hide the NaN of
+ * inf - inf). */
 static inline float fsm_inverse_total_f32(double total) { return (float)(1.0 / total); }
 static inline double fsm_inverse_total_f64(double total) { return 1.0 / total; }
 static inline float fsm_log_total_f32(double rest, double ties, float m) {
-    return isfinite(m) ? (float)log1p(rest * 0x1p-24 + (ties - 1.0)) : NAN;
+    float r = (float)fsm_log1p_f64(rest * 0x1p-24 + (ties - 1.0));
+    return isfinite(m) ? r : NAN;
 }
 static inline double fsm_log_total_f64(double rest, double ties, double m) {
-    return isfinite(m) ? log1p(rest * 0x1p-54 + (ties - 1.0)) : NAN;
+    double r = fsm_log1p_f64(rest * 0x1p-54 + (ties - 1.0));
+    return isfinite(m) ? r : NAN;
 }
 
 #endif
