@@ -13,8 +13,10 @@
  *               the column kernel, so the SIMD lanes are rows.
  *   columns     softmax over a non-last axis: the column kernel on tiles of
  *               neighbouring lanes sized to stay in L2 between its passes.
- *   split row   fewer rows than threads: every row is cut into one chunk
- *               per thread (max and sum per chunk, combined exactly).
+ *   split row   few long rows: every row is cut at sum-block boundaries
+ *               into one chunk per thread; chunk maxima, then block sums,
+ *               are combined in the single-thread order (bit-identical
+ *               results for any thread count).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -26,8 +26,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#define FSM_EXP_SCALE_LOG2_F32 24 /* 0x1p-24 in fsm_log_total_f32 is 2^-B */
+#define FSM_EXP_SCALE_LOG2_F32 24
 #define FSM_EXP_SCALE_LOG2_F64 54
+#define FSM_EXP_UNSCALE_F32 0x1p-24 /* 2^-FSM_EXP_SCALE_LOG2_F32 */
+#define FSM_EXP_UNSCALE_F64 0x1p-54
 
 /* Error of s = fl(a + b): returns e with a + b == s + e exactly (Knuth TwoSum;
  * needs round-to-nearest and no reassociation, i.e. no -ffast-math). */
@@ -137,11 +139,11 @@ static inline double fsm_log1p_f64(double u) {
 static inline float fsm_inverse_total_f32(double total) { return (float)(1.0 / total); }
 static inline double fsm_inverse_total_f64(double total) { return 1.0 / total; }
 static inline float fsm_log_total_f32(double rest, double ties, float m) {
-    float r = (float)fsm_log1p_f64(rest * 0x1p-24 + (ties - 1.0));
+    float r = (float)fsm_log1p_f64(rest * FSM_EXP_UNSCALE_F32 + (ties - 1.0));
     return isfinite(m) ? r : NAN;
 }
 static inline double fsm_log_total_f64(double rest, double ties, double m) {
-    double r = fsm_log1p_f64(rest * 0x1p-54 + (ties - 1.0));
+    double r = fsm_log1p_f64(rest * FSM_EXP_UNSCALE_F64 + (ties - 1.0));
     return isfinite(m) ? r : NAN;
 }
 
