@@ -817,8 +817,9 @@ def _header(meta, command, peer_versions, peer_missing, want_peers, quick):
                      + (f"; not found: {', '.join(peer_missing)}" if peer_missing else ""))
     lines += [
         "method:   interleaved rounds (every candidate timed in turn, "
-        f"{'0.04' if quick else '0.1'} s each per round, {3 if quick else 5} rounds, 3 if a "
-        "round takes > 5 s); time = MINIMUM per-call time over all samples",
+        + ("0.04 s each per round, 3 rounds" if quick else
+           "0.1 s each per round, 5 rounds, 3 if a round takes > 5 s")
+        + ", 30 ms pause between candidates); time = MINIMUM per-call time over all samples",
         "          GB/s = 2*x.nbytes/time; fsm/copy = time over np.copyto(y, x) (1.00 = the "
         "memory floor); X/fsm > 1: fastsoftmax is faster",
         "          numpy/scipy/copy are single-threaded; torch: set_num_threads(thr); "
