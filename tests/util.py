@@ -3,7 +3,10 @@ measures in units of the dtype's eps, and comparison against
 `fastsoftmax.reference`."""
 from __future__ import annotations
 
+import platform
+
 import numpy as np
+import pytest
 
 import fastsoftmax
 from fastsoftmax import reference
@@ -228,7 +231,7 @@ def assert_rows_sum_to_one(x, axis=-1, **kwargs):
 
 # --- known bugs --------------------------------------------------------------
 
-IS_X86_64 = __import__("platform").machine().lower() in ("x86_64", "amd64")
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
 ROW_SUM_BUG = (
     "BUG: softmax's normalising sum is accumulated in the input precision in "
@@ -257,7 +260,7 @@ def xfail_known_bug(request, condition, reason):
     """Mark the running test as a strict expected failure when `condition`
     holds (a known bug of fastsoftmax; see the reason)."""
     if condition:
-        request.applymarker(__import__("pytest").mark.xfail(strict=True, reason=reason))
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def assert_result_accurate(name, got, x, axis=-1):
