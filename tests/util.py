@@ -29,7 +29,6 @@ LOG_SOFTMAX_EPS = 3.0
 # x - max rounded before exp, sequential sums over a non-last axis).
 
 
-
 def eps(dtype) -> float:
     return float(np.finfo(dtype).eps)
 
@@ -92,16 +91,6 @@ def row_sum_error_eps(y, axis, dtype) -> float:
     """Max over groups of |sum - 1|, the sum taken in long double, in eps."""
     sums = np.sum(np.asarray(y, dtype=np.longdouble), axis=axis)
     return float(np.max(np.abs(sums - 1))) / eps(dtype)
-
-
-def compute_dtype(dtype):
-    """The dtype fastsoftmax computes `dtype` in."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    if dtype.kind == "f":
-        return dtype
-    return np.dtype(np.float64)
 
 
 def result_dtype(dtype):
