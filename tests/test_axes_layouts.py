@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
+import fastsoftmax
 from util import (FLOAT_DTYPES, FUNCTIONS, assert_correct,
                   assert_matches_reference, assert_rows_sum_to_one)
 
@@ -49,13 +50,11 @@ def test_every_axis_sums_to_one(shape, axis, variant):
 
 def test_axis_none_is_all_axes():
     x = data((3, 4, 5), np.float64)
-    np.testing.assert_array_equal(
-        __import__("fastsoftmax").softmax(x, axis=None),
-        __import__("fastsoftmax").softmax(x, axis=(0, 1, 2)))
+    np.testing.assert_array_equal(fastsoftmax.softmax(x, axis=None),
+                                  fastsoftmax.softmax(x, axis=(0, 1, 2)))
 
 
 def test_numpy_integer_axis():
-    import fastsoftmax
     x = data((4, 5), np.float64)
     np.testing.assert_array_equal(fastsoftmax.softmax(x, axis=np.int64(0)),
                                   fastsoftmax.softmax(x, axis=0))
@@ -173,3 +172,13 @@ def test_tuple_axes_needing_a_copy(axes, name, variant, num_threads):
     x = data((6, 5, 7, 300), np.float32, seed=10)
     got = assert_correct(name, x, axes, num_threads=num_threads)
     assert got.flags.writeable
+
+
+MANY_DIMS = [((1,) * 60 + (2, 3, 4), axis) for axis in (-1, 61, None, (60, 62), (0, 61))] + \
+    [((2,) * 16, axis) for axis in (0, 7, -1, None, (0, 15), tuple(range(0, 16, 2)))]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("shape,axis", MANY_DIMS, ids=[f"{len(s)}d-{a}" for s, a in MANY_DIMS])
+def test_many_dimensions(shape, axis, name, variant):
+    assert_correct(name, data(shape, np.float64, seed=11), axis)

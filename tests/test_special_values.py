@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 import fastsoftmax
+from fastsoftmax import reference
 from util import (FLOAT_DTYPES, FUNCTIONS, assert_correct, assert_matches_reference, call_unmodified,
                   eps, extended_reference, fast, ref, result_dtype, softmax_error_eps,
                   log_softmax_error_eps, SOFTMAX_EPS, LOG_SOFTMAX_EPS)
 
 LAYOUTS = ["rows", "strided_rows", "columns"]
-IMPLEMENTATIONS = [fastsoftmax, __import__("fastsoftmax.reference").reference]
+IMPLEMENTATIONS = [fastsoftmax, reference]
 
 
 def to_layout(groups, layout):

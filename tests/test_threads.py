@@ -48,3 +48,18 @@ def test_threads_bit_identical_in_place(name, variant):
     assert fast(name)(y, axis, out=y, num_threads=2) is y
     np.testing.assert_array_equal(y, expected)
 
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_concurrent_python_threads(name):
+    """The GIL is released during the computation: calls from several Python
+    threads at once give the same results as one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(12)
+    inputs = [(rng.standard_normal((500, 300)).astype(dtype), axis)
+              for dtype in FLOAT_DTYPES for axis in (-1, 0, None)] * 2
+    expected = [fast(name)(x, axis) for x, axis in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda args: fast(name)(*args), inputs))
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)

@@ -3,6 +3,7 @@ measures in units of the dtype's eps, and comparison against
 `fastsoftmax.reference`."""
 from __future__ import annotations
 
+
 import numpy as np
 
 import fastsoftmax
@@ -24,7 +25,6 @@ LOG_SOFTMAX_EPS = 3.0
 # fastsoftmax's bound plus NumPy's own error, which is measured against the
 # extended-precision reference on the same input (it can be tens of eps:
 # x - max rounded before exp, sequential sums over a non-last axis).
-
 
 
 def eps(dtype) -> float:
@@ -89,16 +89,6 @@ def row_sum_error_eps(y, axis, dtype) -> float:
     """Max over groups of |sum - 1|, the sum taken in long double, in eps."""
     sums = np.sum(np.asarray(y, dtype=np.longdouble), axis=axis)
     return float(np.max(np.abs(sums - 1))) / eps(dtype)
-
-
-def compute_dtype(dtype):
-    """The dtype fastsoftmax computes `dtype` in."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    if dtype.kind == "f":
-        return dtype
-    return np.dtype(np.float64)
 
 
 def result_dtype(dtype):
