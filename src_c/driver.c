@@ -235,11 +235,12 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
     return FSM_OK;
 }
 
-static int fsm_thread_count(size_t items, size_t elements, int max_threads) {
+/* Threads worth starting for this much work (the plan may cap it further). */
+static int fsm_thread_count(size_t elements, int max_threads) {
+    if (!fsm_openmp_enabled()) return 1;
     int threads = max_threads > 0 ? max_threads : fsm_default_num_threads();
     size_t by_work = elements / FSM_MIN_ELEMENTS_PER_THREAD;
     if ((size_t)threads > by_work) threads = by_work > 0 ? (int)by_work : 1;
-    if ((size_t)threads > items) threads = (int)items;
     return threads;
 }
 
@@ -262,8 +263,7 @@ static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 }
 
 int fsm_run(const fsm_problem *p, int max_threads) {
-    size_t elements = fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes;
-    int threads = fsm_openmp_enabled() ? fsm_thread_count((size_t)-1, elements, max_threads) : 1;
+    int threads = fsm_thread_count(fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes, max_threads);
     fsm_plan plan = fsm_make_plan(p, threads);
     if (plan.kind == FSM_PLAN_SPLIT_ROW) return fsm_run_split_rows(&plan, threads);
     if ((size_t)threads > plan.items) threads = (int)plan.items;
