@@ -47,11 +47,19 @@ static FSM_ALWAYS_INLINE T K(fam_log_out)(T x, T m, T s_hi, T s_lo, T c, int sca
     return (z - c) + (z_lo == z_lo ? z_lo : (T)0); /* z = -inf: no NaN from z_lo */
 }
 
+/* keep[i] = 1 or 0 as mask[i] is set or not, in T: the sum loops then run on
+ * T lanes only (mixing byte and float lanes vectorises poorly). */
+static inline void K(widen_mask)(const uint8_t *mask, T *keep, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) keep[i] = mask[i] != 0 ? (T)1 : (T)0;
+}
+
 /* sign * max(sign * x) over the kept entries (mask != 0, or all when not
  * masked): the row maximum for sign = 1, the minimum for sign = -1.  NaN
  * entries are passed over (they make the row NaN later); -sign * inf when
  * nothing is kept. */
 static FSM_ALWAYS_INLINE T K(rmax_signed)(const T *x, const uint8_t *mask, size_t n, T sign, int masked) {
+    if (!masked && sign > 0) return K(rmax)(x, n);
     T acc[FSM_MAX_CHAINS];
     for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
     size_t i = 0;
@@ -71,13 +79,12 @@ static FSM_ALWAYS_INLINE T K(rmax_signed)(const T *x, const uint8_t *mask, size_
     return sign * m;
 }
 
-/* One element of a sum block: e = exp((x - m) s) * 2^B (0 when dropped),
+/* One element of a sum block: e = exp((x - m) s) * 2^B (0 when keep is 0),
  * stored when `store`; added to *rest unless x == m, which counts as a tie
  * (exactly 1 unscaled) as in block_exp_rest. */
-static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, const uint8_t *mask, T *y, size_t i, T m, T s_hi,
-                                          T s_lo, int scaled, int masked, int store, T *rest, T *ties) {
+static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T m, T s_hi, T s_lo,
+                                          int scaled, int store, T *rest, T *ties) {
     T e = K(fam_exp)(x[i], m, s_hi, s_lo, scaled);
-    T keep = masked ? (T)(mask[i] != 0) : (T)1;
     e = keep != 0 ? e : (T)0; /* a select: drops the NaN of a masked entry */
     T tie = x[i] == m ? keep : (T)0;
     if (store) y[i] = e;
@@ -91,16 +98,20 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
                                           T s_lo, int scaled, int masked, int store, double *rest,
                                           double *ties) {
     double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    T keep[FSM_SUM_BLOCK];
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n), i = start;
         T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        if (masked) K(widen_mask)(mask + start, keep, end - start);
         for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
             for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-                K(fam_term)(x, mask, y, i + j, m, s_hi, s_lo, scaled, masked, store, &acc[j], &tie_acc[j]);
+                K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+                            &acc[j], &tie_acc[j]);
         }
         for (size_t j = 0; i + j < end; ++j)
-            K(fam_term)(x, mask, y, i + j, m, s_hi, s_lo, scaled, masked, store, &acc[j], &tie_acc[j]);
+            K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+                        &acc[j], &tie_acc[j]);
         fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));
         tie_total += K(sum_chains)(tie_acc);
     }
@@ -108,59 +119,70 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
     *ties = tie_total;
 }
 
-/* softmax / log_softmax of row r of x * scale, with or without a mask. */
-static FSM_ALWAYS_INLINE void K(scaled_softmax_body)(const fsm_family_problem *p, ptrdiff_t r, int scaled,
-                                                     int masked, int log) {
+/* softmax / log_softmax of x * (s_hi + s_lo) into y (y == x allowed).
+ * Returns 1 when the row is bad (NaN or +inf of x * s, or all -inf): then
+ * every output is NaN. */
+static FSM_ALWAYS_INLINE int K(scaled_softmax_row)(const T *x, T *y, size_t n, T s_hi, T s_lo, int scaled,
+                                                   int log) {
+    T sign = s_hi < 0 ? (T)-1 : (T)1;
+    T m = K(rmax_signed)(x, NULL, n, sign, 0);
+    double rest, ties;
+    if (log) {
+        K(fam_sums)(x, NULL, NULL, n, m, s_hi, s_lo, scaled, 0, 0, &rest, &ties);
+        T c = LOG_TOTAL(rest, ties, m);
+#pragma omp simd
+        for (size_t i = 0; i < n; ++i) y[i] = K(fam_log_out)(x[i], m, s_hi, s_lo, c, scaled);
+        return !(c == c);
+    }
+    K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, scaled, 0, 1, &rest, &ties);
+    double total = rest + ties * EXP_SCALE;
+    K(vnormalize)(y, y, n, total);
+    return !(isfinite(m) && total == total);
+}
+
+/* y[i] = x[i] where mask[i] is set, else `fill`. */
+static void K(substitute_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T fill) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] = mask[i] ? x[i] : fill;
+}
+
+/* y[i] = `dropped` where mask[i] is clear. */
+static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] = mask[i] ? y[i] : dropped;
+}
+
+/* Row r of the scaled softmaxes.  A mask is applied by writing x with the
+ * dropped entries replaced by -inf * sign (exp gives exactly 0 for them)
+ * into y and running the in-place kernel there: one simple extra pass
+ * instead of a mask test in every pass. */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_problem *p, ptrdiff_t r, int log) {
     const T *x = (const T *)p->a + r * p->a_step;
-    const uint8_t *mask = masked ? p->mask + r * p->mask_step : NULL;
     T *y = (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
     T s_hi = (T)p->scale_hi, s_lo = (T)((p->scale_hi - (double)s_hi) + p->scale_lo);
-    T sign = p->scale_hi < 0 ? (T)-1 : (T)1;
-    T dropped = log ? -(T)INFINITY : (T)0;
-    T m = K(rmax_signed)(x, mask, n, sign, masked);
-    if (masked && !isfinite(m) && !fsm_any_kept(mask, n)) {
-        for (size_t i = 0; i < n; ++i) y[i] = dropped;
-        return;
-    }
-    double rest, ties;
-    if (log) {
-        K(fam_sums)(x, mask, NULL, n, m, s_hi, s_lo, scaled, masked, 0, &rest, &ties);
-        T c = LOG_TOTAL(rest, ties, m);
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) {
-            T v = K(fam_log_out)(x[i], m, s_hi, s_lo, c, scaled);
-            y[i] = masked && !mask[i] ? dropped : v;
-        }
-    } else {
-        K(fam_sums)(x, mask, y, n, m, s_hi, s_lo, scaled, masked, 1, &rest, &ties);
-        double total = rest + ties * EXP_SCALE;
-        T inv = INVERSE_TOTAL(total), t = (T)total;
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) {
-            T v = K(quotient)(y[i], t, inv);
-            y[i] = masked && !mask[i] ? dropped : v;
-        }
-    }
-}
-
-static FSM_ALWAYS_INLINE void K(scaled_softmax_dispatch)(const fsm_family_problem *p, ptrdiff_t r, int log) {
     int scaled = !(p->scale_hi == 1.0 && p->scale_lo == 0.0);
-    if (p->mask == NULL) {
-        if (scaled) K(scaled_softmax_body)(p, r, 1, 0, log);
-        else K(scaled_softmax_body)(p, r, 0, 0, log);
-    } else {
-        if (scaled) K(scaled_softmax_body)(p, r, 1, 1, log);
-        else K(scaled_softmax_body)(p, r, 0, 1, log);
+    T dropped = log ? -(T)INFINITY : (T)0;
+    const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
+    if (mask != NULL) {
+        if (!fsm_any_kept(mask, n)) {
+            for (size_t i = 0; i < n; ++i) y[i] = dropped;
+            return;
+        }
+        K(substitute_masked)(x, mask, y, n, s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
+        x = y;
     }
+    int bad = scaled ? K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 1, log)
+                     : K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 0, log);
+    if (bad && mask != NULL) K(drop_masked)(mask, y, n, dropped);
 }
 
 static void K(scaled_softmax_family)(const fsm_family_problem *p, ptrdiff_t r) {
-    K(scaled_softmax_dispatch)(p, r, 0);
+    K(scaled_softmax_family_row)(p, r, 0);
 }
 
 static void K(scaled_log_softmax_family)(const fsm_family_problem *p, ptrdiff_t r) {
-    K(scaled_softmax_dispatch)(p, r, 1);
+    K(scaled_softmax_family_row)(p, r, 1);
 }
 
 /* A row whose maximum is +-inf (or that keeps nothing): NaN when a kept
