@@ -39,7 +39,7 @@ def _shifted(arr, axes, scaling=None, mask=None):
     shifted = arr - sign * np.max(sign * kept, axis=axes, keepdims=True)
     if scaling is not None:
         kind, value = scaling
-        shifted = shifted / value if kind == "temperature" else shifted * np.log(value)
+        shifted = shifted / value if kind == "temperature" else shifted * np.log(arr.dtype.type(value))
     e = np.exp(shifted)
     return shifted, (e if mask is None else np.where(mask, e, 0))
 
