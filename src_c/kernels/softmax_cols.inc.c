@@ -3,8 +3,8 @@
  * x[i * x_step + j].  The inner loop runs along the lanes, which are
  * contiguous, so it vectorises exactly like the row kernels do along a row;
  * no transposed copy is made.  Same macros as softmax_rows.inc.c; contracts
- * in kernels.h.  Per-lane sums are taken in blocks of FSM_COLS_SUM_BLOCK rows
- * in T and added in double with Neumaier's compensation.
+ * in kernels.h.  Per-lane sums are taken in blocks of rows in T and added
+ * in double with Neumaier's compensation.
  */
 
 static void K(cols_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, T *m) {
@@ -23,12 +23,28 @@ static void K(cols_fold_block)(size_t lanes, T *block, double *sum, double *comp
     }
 }
 
-/* y = exp(x - m) * 2^B per lane; on return sum[j] holds lane j's total. */
+/* y = exp(x - m) * 2^B per lane; on return sum[j] holds lane j's total.
+ * Four rows at a time, each lane adding (a + b) + (c + d) to its block sum,
+ * and blocks of FSM_COLS_SUM_BLOCK rows into the compensated total: as in
+ * block_store_exp, the maximum's 2^B meets few small terms in T. */
 static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                    size_t n, size_t lanes, const T *m,
                                    T *block, double *sum, double *comp) {
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, sum[j] = 0, comp[j] = 0;
-    for (size_t i = 0; i < n; ++i) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T *x0 = x + (ptrdiff_t)i * x_step;
+        T *y0 = y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T e0 = SCALED_EXP(x0[j], m[j]), e1 = SCALED_EXP(x0[x_step + j], m[j]);
+            T e2 = SCALED_EXP(x0[2 * x_step + j], m[j]), e3 = SCALED_EXP(x0[3 * x_step + j], m[j]);
+            y0[j] = e0, y0[y_step + j] = e1, y0[2 * y_step + j] = e2, y0[3 * y_step + j] = e3;
+            block[j] += (e0 + e1) + (e2 + e3);
+        }
+        if ((i + 4) % FSM_COLS_SUM_BLOCK == 0) K(cols_fold_block)(lanes, block, sum, comp);
+    }
+    for (; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step;
         T *yr = y + (ptrdiff_t)i * y_step;
 #pragma omp simd
@@ -37,9 +53,8 @@ static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
             yr[j] = e;
             block[j] += e;
         }
-        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n)
-            K(cols_fold_block)(lanes, block, sum, comp);
     }
+    K(cols_fold_block)(lanes, block, sum, comp);
     for (size_t j = 0; j < lanes; ++j) sum[j] += comp[j];
 }
 
@@ -75,7 +90,7 @@ static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n
             block[j] += tie ? (T)0 : e;
             block_ties[j] += tie ? (T)1 : (T)0;
         }
-        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
+        if ((i + 1) % FSM_COLS_LOG_SUM_BLOCK == 0 || i + 1 == n) {
             for (size_t j = 0; j < lanes; ++j) {
                 fsm_neumaier_add(&rest[j], &comp[j], block[j]);
                 ties[j] += block_ties[j];

@@ -36,8 +36,11 @@
 #define FSM_SUM_CHAINS 16
 /* Elements per step of the max pass: 4 AVX2 registers of float. */
 #define FSM_MAX_CHAINS 32
-/* Rows per partial sum in the column kernels. */
-#define FSM_COLS_SUM_BLOCK 32
+/* Rows per partial sum in the column kernels: softmax (a multiple of 4;
+ * four groups of four rows keep the maximum's term meeting few others in
+ * T) and log_softmax (whose maximum is counted apart). */
+#define FSM_COLS_SUM_BLOCK 16
+#define FSM_COLS_LOG_SUM_BLOCK 32
 
 
 /* Non-temporal stores (output arrays larger than the caches): one vector of
