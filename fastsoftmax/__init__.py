@@ -6,6 +6,8 @@ OpenMP across rows.
     array([0.09003057, 0.24472847, 0.66524096])
 """
 from ._api import get_config, log_softmax, show_config, softmax
+from ._api import get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = ["softmax", "log_softmax", "show_config", "get_config", "__version__"]
+__all__ += ["set_num_threads", "get_num_threads"]
