@@ -5,9 +5,15 @@ OpenMP across rows.
     >>> fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]))
     array([0.09003057, 0.24472847, 0.66524096])
 """
-from ._api import get_config, log_softmax, show_config, softmax
+from ._api import (
+    cross_entropy, get_config, log_softmax, log_softmax_backward, logsumexp, show_config, softmax,
+    softmax_backward,
+)
 from ._api import get_num_threads, set_num_threads
 from ._version import __version__
 
-__all__ = ["softmax", "log_softmax", "show_config", "get_config", "__version__"]
+__all__ = [
+    "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
+    "cross_entropy", "show_config", "get_config", "__version__",
+]
 __all__ += ["set_num_threads", "get_num_threads"]

@@ -3,6 +3,7 @@
     python -m fastsoftmax info           # show_config(): version, kernel variant, OpenMP
     python -m fastsoftmax bench --quick  # fastsoftmax vs NumPy vs np.copyto (and peers)
     python -m fastsoftmax bench --help   # all benchmark options
+    python -m fastsoftmax bench --family # logsumexp, backward, cross_entropy, ...
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ commands:
   bench    benchmark softmax / log_softmax against NumPy, a plain copy and,
            with --peers, SciPy, PyTorch and ONNX Runtime
            (python -m fastsoftmax bench --help for its options)
+  bench --family
+           benchmark the softmax family (temperature=, where=, logsumexp,
+           backward passes, cross_entropy) against NumPy compositions
+           (python -m fastsoftmax bench --family --help for its options)
 """
 
 
@@ -33,6 +38,10 @@ def main(argv=None) -> int:
 
         show_config()
         return 0
+    if command == "bench" and "--family" in rest:
+        from ._bench_family import main as family_main
+
+        return family_main([a for a in rest if a != "--family"])
     if command == "bench":
         from ._bench import main as bench_main
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 
-from . import _core
+from . import _core, _family
 from ._version import __version__
 
-__all__ = ["softmax", "log_softmax", "show_config", "get_config"]
+__all__ = [
+    "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
+    "cross_entropy", "show_config", "get_config",
+]
 __all__ += ["set_num_threads", "get_num_threads"]
 
 _COMMON_PARAMETERS = """
@@ -28,6 +31,19 @@ _COMMON_PARAMETERS = """
         Upper bound on the threads this call may use.  None uses the OpenMP
         default (``OMP_NUM_THREADS``, threadpoolctl limits).  Small inputs
         always run on the calling thread.
+    temperature : float, optional
+        Computes the {name} of ``x / temperature`` (finite, > 0), inside the
+        kernel: ``x - max`` and the division are carried exactly, so the
+        result is as accurate as without it.  Exclusive with `base`.
+    base : float, optional
+        Computes with powers of `base` instead of e: ``base**x / sum(base**x)``
+        = softmax(``x * ln(base)``); finite, > 0 and != 1.  With ``base < 1``
+        the smallest entries get the largest weights.  Exclusive with
+        `temperature`.
+    where : array_like of bool, optional
+        Broadcastable to `x`: only the entries where it is True take part;
+        the others come out as {dropped}.  A group with no entry left is all
+        {dropped} (not NaN).
 
     Returns
     -------
@@ -51,7 +67,7 @@ log_softmax = _core.log_softmax
 softmax.__doc__ = (
     """Softmax, ``exp(x - max(x)) / sum(exp(x - max(x)))`` over `axis`.
 """
-    + _COMMON_PARAMETERS.format(name="softmax", neg_inf="0")
+    + _COMMON_PARAMETERS.format(name="softmax", neg_inf="0", dropped="0")
     + """
     Examples
     --------
@@ -65,7 +81,7 @@ softmax.__doc__ = (
 log_softmax.__doc__ = (
     """Log of the softmax, ``(x - max(x)) - log(sum(exp(x - max(x))))``.
 """
-    + _COMMON_PARAMETERS.format(name="log_softmax", neg_inf="-inf")
+    + _COMMON_PARAMETERS.format(name="log_softmax", neg_inf="-inf", dropped="-inf")
     + """
     Examples
     --------
@@ -74,6 +90,166 @@ log_softmax.__doc__ = (
     array([-0.69314718, -0.69314718])
 """
 )
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):
+    """log(sum(exp(x))) over `axis`, without overflow or underflow.
+
+    Parameters
+    ----------
+    x : array_like
+        Input, with the dtype rules of `softmax`.
+    axis : int, tuple of int or None, default -1
+        Axes to reduce; None means all.  `scipy.special.logsumexp` defaults
+        to ``axis=None``.
+    keepdims : bool, default False
+        Keep the reduced axes with length 1.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into; it is returned.
+    where : array_like of bool, optional
+        Broadcastable to `x`: only the entries where it is True are summed.
+    num_threads : int, optional
+        Upper bound on the threads this call may use, as in `softmax`.
+
+    Returns
+    -------
+    ndarray
+        `x`'s shape without the reduced axes (or with them as 1).
+
+    Notes
+    -----
+    As `scipy.special.logsumexp`: NaN in a group gives NaN; otherwise a
+    +inf gives +inf; a group that is all -inf, empty, or entirely masked out
+    gives -inf.  Computed as ``m + log1p(...)`` from the group maximum ``m``
+    in one pass after the maximum, accurate to a few ulp.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> float(fastsoftmax.logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    """
+    return _family.logsumexp(x, axis, keepdims=keepdims, out=out, where=where, num_threads=num_threads)
+
+
+_BACKWARD_PARAMETERS = """
+    Parameters
+    ----------
+    grad : array_like
+        Gradient of the loss with respect to the forward output.
+    y : array_like
+        The forward output, ``fastsoftmax.{forward}(x, axis)`` (not `x`), of
+        `grad`'s shape.
+    axis : int, tuple of int or None, default -1
+        The axis or axes the forward call used.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into; it may be `grad`
+        or `y` itself.
+    num_threads : int, optional
+        Upper bound on the threads this call may use, as in `softmax`.
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to `x`, of `grad`'s shape; its dtype is
+        the common result dtype of `grad` and `y`.
+"""
+
+
+def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
+    return _family.softmax_backward(grad, y, axis, out=out, num_threads=num_threads)
+
+
+softmax_backward.__doc__ = (
+    """Backward pass of softmax: ``y * (grad - sum(grad * y))`` over `axis`.
+"""
+    + _BACKWARD_PARAMETERS.format(forward="softmax")
+    + """
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> y = fastsoftmax.softmax(np.array([0.0, 0.0]))
+    >>> fastsoftmax.softmax_backward(np.array([1.0, 0.0]), y)
+    array([ 0.25, -0.25])
+"""
+)
+
+
+def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
+    return _family.log_softmax_backward(grad, y, axis, out=out, num_threads=num_threads)
+
+
+log_softmax_backward.__doc__ = (
+    """Backward pass of log_softmax: ``grad - exp(y) * sum(grad)`` over `axis`.
+"""
+    + _BACKWARD_PARAMETERS.format(forward="log_softmax")
+    + """
+    `y` holds log-probabilities (<= 0); ``exp(y)`` is computed without
+    overflow only for ``y`` below about 64 (float32) or 670 (float64).
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> y = fastsoftmax.log_softmax(np.array([0.0, 0.0]))
+    >>> fastsoftmax.log_softmax_backward(np.array([1.0, 0.0]), y)
+    array([ 0.5, -0.5])
+"""
+)
+
+
+def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
+                  return_grad=False, num_threads=None):
+    """Cross-entropy loss of softmax(logits) against a target, fused.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalised scores, classes along `axis`, with the dtype rules of
+        `softmax`.
+    target : array_like
+        Either integer class indices, of `logits`' shape without `axis`
+        (each in ``[0, classes)``), or float probabilities of `logits`' shape.
+    axis : int, default -1
+        The class axis.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none" returns one loss per sample (`logits`' shape without `axis`);
+        "mean" averages over the samples (NaN when there are none).
+    label_smoothing : float in [0, 1], default 0
+        The target becomes ``(1 - label_smoothing) * target +
+        label_smoothing / classes``, as in PyTorch.
+    return_grad : bool, default False
+        Also return d loss / d logits, ``(softmax(logits) - target)`` scaled
+        by ``1 / samples`` for "mean", from the same pass over the data.
+    num_threads : int, optional
+        Upper bound on the threads this call may use, as in `softmax`.
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        In the result dtype of `logits`.
+    grad : ndarray
+        Only with ``return_grad=True``: of `logits`' shape.
+
+    Notes
+    -----
+    The loss of a sample is ``sum(q * (logsumexp(logits) - logits))`` with
+    ``q`` the (smoothed) target, computed as a sum of non-negative terms
+    (no cancellation); terms with ``q == 0`` count as 0 even at a -inf
+    logit.  A sample whose logits hold NaN or +inf, or are all -inf, has a
+    NaN loss and gradient.  Per-sample losses are summed in float64 in a
+    fixed order, so the result does not depend on the thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> logits = np.array([[2.0, 0.0, 0.0]])
+    >>> loss, grad = fastsoftmax.cross_entropy(logits, np.array([0]), return_grad=True)
+    >>> round(float(loss), 6)
+    0.239545
+    """
+    return _family.cross_entropy(logits, target, axis, reduction=reduction,
+                                 label_smoothing=label_smoothing, return_grad=return_grad,
+                                 num_threads=num_threads)
 
 
 def get_config() -> dict:

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 cimport numpy as cnp
+from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import check_num_threads, check_out, normalize_axes, prepare_input
 from . import reference as _reference
@@ -48,6 +49,19 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_active_variant()
     int fsm_openmp_enabled()
     int fsm_default_num_threads()
+    ctypedef struct fsm_family_problem:
+        int op, is_f64
+        Py_ssize_t rows, n
+        const void *a
+        const void *b
+        const uint8_t *mask
+        const int64_t *target
+        void *out
+        double *row_out
+        Py_ssize_t a_step, b_step, mask_step, out_step
+        double scale_hi, scale_lo
+        double smoothing, grad_scale
+    int fsm_family_run(const fsm_family_problem *p, int max_threads)
 
 KERNEL_ENV_VAR = "FASTSOFTMAX_KERNEL"
 
@@ -395,9 +409,96 @@ cdef object _softmax_family_general(int op, object x, object axis, object out, o
     return out
 
 
-def softmax(x, axis=-1, *, out=None, num_threads=None):
+def softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
+    if temperature is not None or base is not None or where is not None:
+        from ._family import scaled_softmax
+        return scaled_softmax(False, x, axis, out, num_threads, temperature, base, where)
     return _softmax_family(FSM_OP_SOFTMAX, x, axis, out, num_threads)
 
 
-def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
+    if temperature is not None or base is not None or where is not None:
+        from ._family import scaled_softmax
+        return scaled_softmax(True, x, axis, out, num_threads, temperature, base, where)
     return _softmax_family(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads)
+
+
+# --- the rest of the family --------------------------------------------------
+
+cdef const void *_rows_data(object rows, Py_ssize_t n_rows, Py_ssize_t n, object dtype,
+                            Py_ssize_t *step, str name) except? NULL:
+    """Data pointer and row step (in elements) of a (rows, n) matrix whose
+    rows are contiguous, after checking exactly that (nothing is written or
+    read out of bounds whatever a caller passes)."""
+    if type(rows) is not np.ndarray:
+        raise TypeError(f"{name} must be an ndarray")
+    cdef cnp.ndarray a = <cnp.ndarray>rows
+    if (cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_DIM(a, 0) != n_rows or cnp.PyArray_DIM(a, 1) != n
+            or a.dtype != dtype or not cnp.PyArray_ISNOTSWAPPED(a) or not cnp.PyArray_ISALIGNED(a)):
+        raise ValueError(f"{name}: expected an aligned native {dtype} array of shape ({n_rows}, {n})")
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(a)
+    if n > 1 and cnp.PyArray_STRIDE(a, 1) != isz:
+        raise ValueError(f"{name}: rows must be contiguous")
+    if n_rows > 1 and cnp.PyArray_STRIDE(a, 0) % isz != 0:
+        raise ValueError(f"{name}: row stride must be a multiple of the item size")
+    step[0] = cnp.PyArray_STRIDE(a, 0) // isz if n_rows > 1 else 0
+    return cnp.PyArray_DATA(a)
+
+
+def _family_rows(int op, a, b, mask, target, out, row_out, double scale_hi=1.0,
+                 double scale_lo=0.0, double smoothing=0.0, double grad_scale=1.0,
+                 int num_threads=0):
+    """Run family op `op` (src_c/kernels/family.h) on (rows, n) matrices with
+    contiguous rows, prepared by fastsoftmax._family; None for an unused
+    argument.  `out` must be writeable and not overlap the inputs unless it
+    is one of them."""
+    cdef fsm_family_problem p
+    if type(a) is not np.ndarray or (<cnp.ndarray>a).ndim != 2:
+        raise ValueError("a: expected a 2-d ndarray")
+    if not 0 <= op < 6:
+        raise ValueError(f"unknown family op {op}")
+    dtype = a.dtype
+    if dtype != np.float32 and dtype != np.float64:
+        raise ValueError("a: expected float32 or float64")
+    p.op, p.is_f64 = op, dtype == np.float64
+    p.rows, p.n = a.shape[0], a.shape[1]
+    if p.rows == 0 or p.n == 0:
+        return
+    p.a = _rows_data(a, p.rows, p.n, dtype, &p.a_step, "a")
+    p.b, p.b_step = NULL, 0
+    p.mask, p.mask_step = NULL, 0
+    p.target, p.out, p.row_out, p.out_step = NULL, NULL, NULL, 0
+    if b is not None:
+        p.b = _rows_data(b, p.rows, p.n, dtype, &p.b_step, "b")
+    if mask is not None:
+        p.mask = <const uint8_t *>_rows_data(mask, p.rows, p.n, np.uint8, &p.mask_step, "mask")
+    if out is not None:
+        if not (<cnp.ndarray>out).flags.writeable:
+            raise ValueError("out is read-only")
+        p.out = <void *>_rows_data(out, p.rows, p.n, dtype, &p.out_step, "out")
+    if target is not None:
+        if (type(target) is not np.ndarray or target.shape != (p.rows,) or target.dtype != np.int64
+                or not (<cnp.ndarray>target).flags.c_contiguous):
+            raise ValueError(f"target: expected a contiguous int64 array of shape ({p.rows},)")
+        if p.rows and (target.min() < 0 or target.max() >= p.n):
+            raise ValueError("target: class index out of range")
+        p.target = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>target)
+    if row_out is not None:
+        if (type(row_out) is not np.ndarray or row_out.shape != (p.rows,) or row_out.dtype != np.float64
+                or not (<cnp.ndarray>row_out).flags.c_contiguous or not row_out.flags.writeable):
+            raise ValueError(f"row_out: expected a writeable contiguous float64 array of shape ({p.rows},)")
+        p.row_out = <double *>cnp.PyArray_DATA(<cnp.ndarray>row_out)
+    needs = {0: ("out",), 1: ("out",), 2: ("row_out",), 3: ("b", "out"), 4: ("b", "out"), 5: ("row_out",)}[op]
+    given = {"out": p.out != NULL, "row_out": p.row_out != NULL, "b": p.b != NULL}
+    for name in needs:
+        if not given[name]:
+            raise ValueError(f"family op {op} needs {name}")
+    if op == 5 and (p.target == NULL) == (p.b == NULL):
+        raise ValueError("cross entropy needs exactly one of target and b")
+    if op == 0 or op == 1:
+        if not (scale_hi != 0 and np.isfinite(scale_hi) and np.isfinite(scale_lo)):
+            raise ValueError("scale must be finite and non-zero")
+    p.scale_hi, p.scale_lo, p.smoothing, p.grad_scale = scale_hi, scale_lo, smoothing, grad_scale
+    num_threads = _threads_for_call(num_threads)
+    with nogil:
+        fsm_family_run(&p, num_threads)

@@ -10,7 +10,10 @@ import operator
 import numpy as np
 from numpy.exceptions import AxisError
 
-__all__ = ["prepare_input", "normalize_axes", "check_out", "check_num_threads"]
+__all__ = [
+    "prepare_input", "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
+    "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape",
+]
 
 
 def prepare_input(x, name: str = "x"):
@@ -95,3 +98,62 @@ def check_num_threads(num_threads) -> int:
     if num_threads < 1:
         raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
     return int(min(num_threads, 2**31 - 1))
+
+
+def _real_number(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def check_temperature_base(temperature, base):
+    """Validate the mutually exclusive `temperature` / `base` keywords.
+
+    Returns None when neither is given, else ``("temperature", T)`` or
+    ``("base", b)`` as floats.
+    """
+    if temperature is not None and base is not None:
+        raise ValueError("temperature and base are mutually exclusive: give at most one")
+    if temperature is not None:
+        t = _real_number(temperature, "temperature")
+        if not (np.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+        return ("temperature", t)
+    if base is not None:
+        b = _real_number(base, "base")
+        if not (np.isfinite(b) and b > 0 and b != 1):
+            raise ValueError(f"base must be finite, > 0 and != 1, got {base!r}")
+        return ("base", b)
+    return None
+
+
+def broadcast_where(where, shape: tuple, name: str = "where"):
+    """`where` as a read-only boolean array broadcast to `shape`, or None."""
+    if where is None:
+        return None
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {mask.dtype}")
+    try:
+        return np.broadcast_to(mask, shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {mask.shape}, which does not broadcast to {shape}") from None
+
+
+def reduced_shape(shape: tuple, axes: tuple, keepdims: bool) -> tuple:
+    """Shape of a reduction of an array of `shape` over `axes`."""
+    if keepdims:
+        return tuple(1 if d in axes else s for d, s in enumerate(shape))
+    return tuple(s for d, s in enumerate(shape) if d not in axes)
+
+
+def check_int_axis(axis, ndim: int, name: str = "axis") -> int:
+    """A single axis (cross_entropy's class axis) as a non-negative int."""
+    if axis is None or isinstance(axis, (tuple, list)):
+        raise TypeError(f"{name} must be an int here, got {axis!r}")
+    return normalize_axes(axis, ndim)[0]
+
+
+def check_same_shape(a, b, a_name: str, b_name: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{b_name} has shape {b.shape}, expected the shape of {a_name} {a.shape}")

@@ -17,50 +17,197 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_num_threads, check_out, normalize_axes, prepare_input
+from ._validation import (
+    broadcast_where, check_int_axis, check_num_threads, check_out, check_same_shape,
+    check_temperature_base, normalize_axes, prepare_input, reduced_shape,
+)
 
-__all__ = ["softmax", "log_softmax"]
+__all__ = [
+    "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
+    "cross_entropy",
+]
 
 
-def _shifted(arr, axes):
-    """x - max(x) over `axes`, and exp of it."""
-    shifted = arr - np.max(arr, axis=axes, keepdims=True)
-    return shifted, np.exp(shifted)
+def _shifted(arr, axes, scaling=None, mask=None):
+    """z = (x - m) * s over `axes` (s = 1 / temperature or ln(base), 1 when
+    not scaling), where m is the maximum of x (the minimum when s < 0) over
+    the entries `mask` keeps; and exp(z), 0 where masked out."""
+    sign = 1.0
+    if scaling is not None and scaling[0] == "base" and scaling[1] < 1:
+        sign = -1.0  # ln(base) < 0: the smallest x gives the largest z
+    kept = arr if mask is None else np.where(mask, arr, -np.inf * sign)
+    shifted = arr - sign * np.max(sign * kept, axis=axes, keepdims=True)
+    if scaling is not None:
+        kind, value = scaling
+        shifted = shifted / value if kind == "temperature" else shifted * np.log(arr.dtype.type(value))
+    e = np.exp(shifted)
+    return shifted, (e if mask is None else np.where(mask, e, 0))
 
 
-def _softmax_family(compute, x, axis, out, num_threads):
+def _softmax_family(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
     check_num_threads(num_threads)
+    scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)
     axes = normalize_axes(axis, arr.ndim)
+    mask = broadcast_where(where, arr.shape)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
     if arr.size == 0:
         result = np.empty(arr.shape, dtype=result_dtype)
     else:
         flat = arr.reshape(1) if arr.ndim == 0 else arr
+        flat_mask = None if mask is None else mask.reshape(flat.shape)
         with np.errstate(all="ignore"):
-            result = compute(flat, axes).reshape(arr.shape).astype(result_dtype, copy=False)
+            result = compute(flat, axes, scaling, flat_mask)
+        result = result.reshape(arr.shape).astype(result_dtype, copy=False)
     if out is None:
         return result
     np.copyto(out, result)
     return out
 
 
-def _softmax(arr, axes):
-    _, e = _shifted(arr, axes)
-    return e / np.sum(e, axis=axes, keepdims=True)
+def _softmax(arr, axes, scaling, mask):
+    _, e = _shifted(arr, axes, scaling, mask)
+    y = e / np.sum(e, axis=axes, keepdims=True)
+    return y if mask is None else np.where(mask, y, 0)  # rows with nothing kept: 0, not 0/0
 
 
-def _log_softmax(arr, axes):
-    shifted, e = _shifted(arr, axes)
-    return shifted - np.log(np.sum(e, axis=axes, keepdims=True))
+def _log_softmax(arr, axes, scaling, mask):
+    shifted, e = _shifted(arr, axes, scaling, mask)
+    y = shifted - np.log(np.sum(e, axis=axes, keepdims=True))
+    return y if mask is None else np.where(mask, y, -np.inf)
 
 
-def softmax(x, axis=-1, *, out=None, num_threads=None):
+def softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference softmax; see `fastsoftmax.softmax`."""
-    return _softmax_family(_softmax, x, axis, out, num_threads)
+    return _softmax_family(_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
-def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference log_softmax; see `fastsoftmax.log_softmax`."""
-    return _softmax_family(_log_softmax, x, axis, out, num_threads)
+    return _softmax_family(_log_softmax, x, axis, out, num_threads, temperature, base, where)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):
+    """Reference logsumexp; see `fastsoftmax.logsumexp`."""
+    check_num_threads(num_threads)
+    arr, result_dtype = prepare_input(x)
+    axes = normalize_axes(axis, arr.ndim)
+    mask = broadcast_where(where, arr.shape)
+    flat = arr.reshape(1) if arr.ndim == 0 else arr
+    shape = () if arr.ndim == 0 else reduced_shape(arr.shape, axes, keepdims)
+    if out is not None:
+        check_out(out, shape, result_dtype)
+    kept = flat if mask is None else np.where(mask.reshape(flat.shape), flat, -np.inf)
+    with np.errstate(all="ignore"):
+        if kept.size == 0:
+            m = np.full(reduced_shape(flat.shape, axes, True), -np.inf, flat.dtype)
+        else:
+            m = np.max(kept, axis=axes, keepdims=True)  # NaN when a kept entry is NaN
+        m_finite = np.where(np.isfinite(m), m, 0)
+        total = np.sum(np.exp(kept - m_finite), axis=axes, keepdims=True)
+        result = (np.log(total) + m_finite).reshape(shape).astype(result_dtype)
+    if out is None:
+        return result
+    np.copyto(out, result)
+    return out
+
+
+def _backward_inputs(grad, y, axis, out, num_threads):
+    check_num_threads(num_threads)
+    g, g_result = prepare_input(grad, "grad")
+    yy, y_result = prepare_input(y, "y")
+    check_same_shape(g, yy, "grad", "y")
+    result_dtype = np.result_type(g_result, y_result)
+    compute = np.result_type(g.dtype, yy.dtype)
+    axes = normalize_axes(axis, g.ndim)
+    if out is not None:
+        check_out(out, g.shape, result_dtype)
+    shape = g.shape
+    g = g.astype(compute, copy=False).reshape(g.shape or (1,))
+    yy = yy.astype(compute, copy=False).reshape(g.shape)
+    return g, yy, axes, shape, result_dtype
+
+
+def _backward_result(result, shape, result_dtype, out):
+    result = result.reshape(shape).astype(result_dtype, copy=False)
+    if out is None:
+        return result
+    np.copyto(out, result)
+    return out
+
+
+def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
+    """Reference softmax_backward; see `fastsoftmax.softmax_backward`."""
+    g, yy, axes, shape, result_dtype = _backward_inputs(grad, y, axis, out, num_threads)
+    with np.errstate(all="ignore"):
+        result = yy * (g - np.sum(g * yy, axis=axes, keepdims=True))
+    return _backward_result(result, shape, result_dtype, out)
+
+
+def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
+    """Reference log_softmax_backward; see `fastsoftmax.log_softmax_backward`."""
+    g, yy, axes, shape, result_dtype = _backward_inputs(grad, y, axis, out, num_threads)
+    with np.errstate(all="ignore"):
+        result = g - np.exp(yy) * np.sum(g, axis=axes, keepdims=True)
+    return _backward_result(result, shape, result_dtype, out)
+
+
+def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads):
+    """Shared checks of cross_entropy: returns (logits array, result dtype,
+    class axis, target array, whether target holds class indices)."""
+    check_num_threads(num_threads)
+    x, result_dtype = prepare_input(logits, "logits")
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the class axis)")
+    ax = check_int_axis(axis, x.ndim)
+    if x.shape[ax] == 0:
+        raise ValueError(f"logits has no classes along axis {axis}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(f"label_smoothing must be a real number, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if not isinstance(return_grad, (bool, np.bool_)):
+        raise TypeError(f"return_grad must be a bool, got {return_grad!r}")
+    t = np.asarray(target)
+    if t.dtype.kind in "iu":
+        expected = x.shape[:ax] + x.shape[ax + 1:]
+        if t.shape != expected:
+            raise ValueError(f"target holds class indices and has shape {t.shape}, expected {expected}")
+        if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
+            raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
+        return x, result_dtype, ax, t, True
+    if t.dtype.kind == "f":
+        if t.shape != x.shape:
+            raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
+        return x, result_dtype, ax, t.astype(x.dtype), False
+    raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
+
+
+def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
+                  return_grad=False, num_threads=None):
+    """Reference cross_entropy; see `fastsoftmax.cross_entropy`."""
+    x, result_dtype, ax, t, is_index = check_cross_entropy_args(
+        logits, target, axis, reduction, label_smoothing, return_grad, num_threads)
+    n = x.shape[ax]
+    if is_index:
+        q = (np.arange(n).reshape((n,) + (1,) * (x.ndim - ax - 1)) == np.expand_dims(t, ax)).astype(x.dtype)
+    else:
+        q = t
+    q = (1 - label_smoothing) * q + label_smoothing / n
+    with np.errstate(all="ignore"):
+        logp = _log_softmax(x, (ax,), None, None)
+        losses = -np.sum(np.where(q != 0, q * logp, 0), axis=ax)
+        rows = losses.size
+        if reduction == "none":
+            loss = losses.astype(result_dtype)
+        else:
+            total = np.sum(losses, dtype=np.float64)
+            loss = result_dtype.type(total / np.float64(rows) if reduction == "mean" else total)
+        if not return_grad:
+            return loss
+        scale = 1.0 / rows if reduction == "mean" and rows else 1.0
+        grad = ((np.exp(logp) - q) * scale).astype(result_dtype)
+    return loss, grad

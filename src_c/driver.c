@@ -236,7 +236,7 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
 }
 
 /* Threads worth starting for this much work (the plan may cap it further). */
-static int fsm_thread_count(size_t elements, int max_threads) {
+int fsm_thread_count(size_t elements, int max_threads) {
     if (!fsm_openmp_enabled()) return 1;
     int threads = max_threads > 0 ? max_threads : fsm_default_num_threads();
     size_t by_work = elements / FSM_MIN_ELEMENTS_PER_THREAD;

@@ -68,10 +68,11 @@ static inline double fsm_expm1_tail_f64(double r, double r2) {
     return (b0 + r4 * b1) + (r4 * r4) * a4;
 }
 
-static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
+/* exp(t + tl) * 2^B for t <= 0 and |tl| <= ulp(t): the core of both
+ * fsm_scaled_exp_minus_max_f32 (t + tl = x - m exactly) and the scaled
+ * kernels (t + tl = (x - m) * s). */
+static inline float fsm_scaled_exp_hilo_f32(float t, float tl) {
     const float lowest = -104.0f; /* exp(-104) < 2^-150: unscales to +0 */
-    float bb, t = x - m;
-    float tl = FSM_TWO_SUM_ERR(x, -m, t, bb);
     int flush = t < lowest; /* false for NaN: NaN propagates */
     float k = t * 0x1.715476p0f + FSM_EXP_SHIFTER_F32;
     float n = k - FSM_EXP_SHIFTER_F32;
@@ -82,10 +83,13 @@ static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
     return flush ? 0.0f : e; /* a select: the garbage of an out-of-range t is dropped */
 }
 
-static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
+static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
+    float bb, t = x - m;
+    return fsm_scaled_exp_hilo_f32(t, FSM_TWO_SUM_ERR(x, -m, t, bb));
+}
+
+static inline double fsm_scaled_exp_hilo_f64(double t, double tl) {
     const double lowest = -746.0; /* exp(-746) < 2^-1076: unscales to +0 */
-    double bb, t = x - m;
-    double tl = FSM_TWO_SUM_ERR(x, -m, t, bb);
     int flush = t < lowest;
     double k = t * 0x1.71547652b82fep0 + FSM_EXP_SHIFTER_F64;
     double n = k - FSM_EXP_SHIFTER_F64;
@@ -94,6 +98,11 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
     double p = 1.0 + (r + r2 * fsm_expm1_tail_f64(r, r2));
     double e = p * fsm_f64_from_bits(fsm_f64_bits(k) << 52);
     return flush ? 0.0 : e;
+}
+
+static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
+    double bb, t = x - m;
+    return fsm_scaled_exp_hilo_f64(t, FSM_TWO_SUM_ERR(x, -m, t, bb));
 }
 
 /* log1p(u) for u >= 0 in double, straight-line so that it vectorises (the

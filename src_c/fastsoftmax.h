@@ -59,5 +59,13 @@ const fsm_kernel_table *fsm_active_kernels(void);
 /* --- threads (driver.c) --- */
 int fsm_openmp_enabled(void);
 int fsm_default_num_threads(void);
+/* Threads worth starting for this many elements of work, at most
+ * max_threads (0: the OpenMP default); 1 for small work. */
+int fsm_thread_count(size_t elements, int max_threads);
+
+/* --- the rest of the family (family.c; problem and kernels: kernels/family.h) ---
+ * Runs every row of p with the active kernel variant, rows spread over at
+ * most max_threads threads.  Does not touch Python; returns FSM_OK. */
+int fsm_family_run(const fsm_family_problem *p, int max_threads);
 
 #endif

@@ -34,6 +34,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "family.h"
+
 enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
 
 /* Scratch needed by a column kernel for `lanes` lanes. */
@@ -87,6 +89,8 @@ typedef struct {
     fsm_finish_f32_fn finish_f32[FSM_NUM_OPS];
     fsm_finish_f64_fn finish_f64[FSM_NUM_OPS];
     void (*stream_fence)(void); /* orders this thread's non-temporal stores */
+    fsm_family_row_fn family_f32[FSM_FAM_NUM_OPS]; /* family.h */
+    fsm_family_row_fn family_f64[FSM_FAM_NUM_OPS];
 } fsm_kernel_table;
 
 /* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */

@@ -75,15 +75,24 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define INVERSE_TOTAL fsm_inverse_total_f32
 #define LOG_TOTAL fsm_log_total_f32
 #define STREAM_VECTOR fsm_stream_f32
+#define SCALED_EXP_HILO fsm_scaled_exp_hilo_f32
+#define FMA_T fmaf
+#define EXP_SCALE 0x1p24 /* 2^FSM_EXP_SCALE_LOG2_F32 */
+#define EXP_UNSCALE FSM_EXP_UNSCALE_F32
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "family_rows.inc.c"
 #undef T
 #undef K
 #undef SCALED_EXP
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
+#undef SCALED_EXP_HILO
+#undef FMA_T
+#undef EXP_SCALE
+#undef EXP_UNSCALE
 
 #define T double
 #define K KF64
@@ -91,15 +100,24 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define INVERSE_TOTAL fsm_inverse_total_f64
 #define LOG_TOTAL fsm_log_total_f64
 #define STREAM_VECTOR fsm_stream_f64
+#define SCALED_EXP_HILO fsm_scaled_exp_hilo_f64
+#define FMA_T fma
+#define EXP_SCALE 0x1p54 /* 2^FSM_EXP_SCALE_LOG2_F64 */
+#define EXP_UNSCALE FSM_EXP_UNSCALE_F64
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "family_rows.inc.c"
 #undef T
 #undef K
 #undef SCALED_EXP
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
+#undef SCALED_EXP_HILO
+#undef FMA_T
+#undef EXP_SCALE
+#undef EXP_UNSCALE
 
 const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .name = FSM_STR(FSM_VARIANT),
@@ -114,4 +132,9 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .finish_f32 = {KF32(softmax_finish), KF32(log_softmax_finish)},
     .finish_f64 = {KF64(softmax_finish), KF64(log_softmax_finish)},
     .stream_fence = fsm_stream_fence,
+#define FSM_FAMILY_FNS(KT)                                                                   \
+    {KT(scaled_softmax_family), KT(scaled_log_softmax_family), KT(logsumexp_family),         \
+     KT(softmax_backward_family), KT(log_softmax_backward_family), KT(cross_entropy_family)}
+    .family_f32 = FSM_FAMILY_FNS(KF32),
+    .family_f64 = FSM_FAMILY_FNS(KF64),
 };

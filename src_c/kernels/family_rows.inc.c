@@ -1,0 +1,310 @@
+/*
+ * Row kernels of the softmax family (contracts: family.h), instantiated per
+ * dtype by variant.c after softmax_rows.inc.c, whose primitives they reuse
+ * (block_end, sum_chains, quotient), with
+ *   SCALED_EXP_HILO  fsm_scaled_exp_hilo_f32 / _f64
+ *   FMA_T            fmaf / fma (used only when the variant has FMA)
+ *   EXP_SCALE        2^B of exp_minus_max.h, EXP_UNSCALE its inverse
+ * The per-row bodies take their options (scaled, masked, log) as constants
+ * and are always inlined, so each combination compiles to its own loops.
+ */
+
+/* Error of the product p = fl(a * b): a * b == p + err exactly. */
+static inline T K(two_prod_err)(T a, T b, T p) {
+#if FSM_HAS_FMA
+    return FMA_T(a, b, -p);
+#else
+    /* Veltkamp's split into halves whose products are exact. */
+    const T split = sizeof(T) == sizeof(float) ? (T)4097.0 : (T)134217729.0;
+    T ca = split * a, ah = ca - (ca - a), al = a - ah;
+    T cb = split * b, bh = cb - (cb - b), bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
+
+/* z = (x - m) * s, returned as z + *z_lo with both x - m and the product
+ * carried exactly, so exp(z) keeps its accuracy for large |z| whatever s is
+ * (s = s_hi + s_lo).  *z_lo is NaN when x - m is infinite. */
+static inline T K(scaled_diff)(T x, T m, T s_hi, T s_lo, T *z_lo) {
+    T bb, d = x - m;
+    T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
+    T z = d * s_hi;
+    *z_lo = K(two_prod_err)(d, s_hi, z) + (d * s_lo + d_lo * s_hi);
+    return z;
+}
+
+/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when not scaled. */
+static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, T s_hi, T s_lo, int scaled) {
+    if (!scaled) return SCALED_EXP(x, m);
+    T z_lo, z = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
+    return SCALED_EXP_HILO(z, z_lo);
+}
+
+/* (x - m) * s - c for log_softmax (c >= 0, so no cancellation). */
+static FSM_ALWAYS_INLINE T K(fam_log_out)(T x, T m, T s_hi, T s_lo, T c, int scaled) {
+    if (!scaled) return (x - m) - c;
+    T z_lo, z = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
+    return (z - c) + (z_lo == z_lo ? z_lo : (T)0); /* z = -inf: no NaN from z_lo */
+}
+
+/* keep[i] = 1 or 0 as mask[i] is set or not, in T: the sum loops then run on
+ * T lanes only (mixing byte and float lanes vectorises poorly). */
+static inline void K(widen_mask)(const uint8_t *mask, T *keep, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) keep[i] = mask[i] != 0 ? (T)1 : (T)0;
+}
+
+/* sign * max(sign * x) over the kept entries (mask != 0, or all when not
+ * masked): the row maximum for sign = 1, the minimum for sign = -1.  NaN
+ * entries are passed over (they make the row NaN later); -sign * inf when
+ * nothing is kept. */
+static FSM_ALWAYS_INLINE T K(rmax_signed)(const T *x, const uint8_t *mask, size_t n, T sign, int masked) {
+    if (!masked && sign > 0) return K(rmax)(x, n);
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
+            T v = masked && !mask[i + j] ? -(T)INFINITY : sign * x[i + j];
+            acc[j] = v > acc[j] ? v : acc[j];
+        }
+    }
+    T m = -(T)INFINITY;
+    for (; i < n; ++i) {
+        T v = masked && !mask[i] ? -(T)INFINITY : sign * x[i];
+        m = v > m ? v : m;
+    }
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) m = acc[j] > m ? acc[j] : m;
+    return sign * m;
+}
+
+/* One element of a sum block: e = exp((x - m) s) * 2^B (0 when keep is 0),
+ * stored when `store`; added to *rest unless x == m, which counts as a tie
+ * (exactly 1 unscaled) as in block_exp_rest. */
+static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T m, T s_hi, T s_lo,
+                                          int scaled, int store, T *rest, T *ties) {
+    T e = K(fam_exp)(x[i], m, s_hi, s_lo, scaled);
+    e = keep != 0 ? e : (T)0; /* a select: drops the NaN of a masked entry */
+    T tie = x[i] == m ? keep : (T)0;
+    if (store) y[i] = e;
+    *rest += e * ((T)1 - tie);
+    *ties += tie;
+}
+
+/* Over the row in sum blocks: *rest = the sum of the scaled exps of the kept
+ * entries with x != m, *ties = the number of kept entries with x == m. */
+static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y, size_t n, T m, T s_hi,
+                                          T s_lo, int scaled, int masked, int store, double *rest,
+                                          double *ties) {
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    T keep[FSM_SUM_BLOCK];
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n), i = start;
+        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        if (masked) K(widen_mask)(mask + start, keep, end - start);
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
+                K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+                            &acc[j], &tie_acc[j]);
+        }
+        for (size_t j = 0; i + j < end; ++j)
+            K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+                        &acc[j], &tie_acc[j]);
+        fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));
+        tie_total += K(sum_chains)(tie_acc);
+    }
+    *rest = sum + comp;
+    *ties = tie_total;
+}
+
+/* softmax / log_softmax of x * (s_hi + s_lo) into y (y == x allowed).
+ * Returns 1 when the row is bad (NaN or +inf of x * s, or all -inf): then
+ * every output is NaN. */
+static FSM_ALWAYS_INLINE int K(scaled_softmax_row)(const T *x, T *y, size_t n, T s_hi, T s_lo, int scaled,
+                                                   int log) {
+    T sign = s_hi < 0 ? (T)-1 : (T)1;
+    T m = K(rmax_signed)(x, NULL, n, sign, 0);
+    double rest, ties;
+    if (log) {
+        K(fam_sums)(x, NULL, NULL, n, m, s_hi, s_lo, scaled, 0, 0, &rest, &ties);
+        T c = LOG_TOTAL(rest, ties, m);
+#pragma omp simd
+        for (size_t i = 0; i < n; ++i) y[i] = K(fam_log_out)(x[i], m, s_hi, s_lo, c, scaled);
+        return !(c == c);
+    }
+    K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, scaled, 0, 1, &rest, &ties);
+    double total = rest + ties * EXP_SCALE;
+    K(vnormalize)(y, y, n, total);
+    return !(isfinite(m) && total == total);
+}
+
+/* y[i] = x[i] where mask[i] is set, else `fill`. */
+static void K(substitute_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T fill) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] = mask[i] ? x[i] : fill;
+}
+
+/* y[i] = `dropped` where mask[i] is clear. */
+static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] = mask[i] ? y[i] : dropped;
+}
+
+/* Row r of the scaled softmaxes.  A mask is applied by writing x with the
+ * dropped entries replaced by -inf * sign (exp gives exactly 0 for them)
+ * into y and running the in-place kernel there: one simple extra pass
+ * instead of a mask test in every pass. */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_problem *p, ptrdiff_t r, int log) {
+    const T *x = (const T *)p->a + r * p->a_step;
+    T *y = (T *)p->out + r * p->out_step;
+    size_t n = (size_t)p->n;
+    T s_hi = (T)p->scale_hi, s_lo = (T)((p->scale_hi - (double)s_hi) + p->scale_lo);
+    int scaled = !(p->scale_hi == 1.0 && p->scale_lo == 0.0);
+    T dropped = log ? -(T)INFINITY : (T)0;
+    const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
+    if (mask != NULL) {
+        if (!fsm_any_kept(mask, n)) {
+            for (size_t i = 0; i < n; ++i) y[i] = dropped;
+            return;
+        }
+        K(substitute_masked)(x, mask, y, n, s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
+        x = y;
+    }
+    int bad = scaled ? K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 1, log)
+                     : K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 0, log);
+    if (bad && mask != NULL) K(drop_masked)(mask, y, n, dropped);
+}
+
+static void K(scaled_softmax_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    K(scaled_softmax_family_row)(p, r, 0);
+}
+
+static void K(scaled_log_softmax_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    K(scaled_softmax_family_row)(p, r, 1);
+}
+
+/* A row whose maximum is +-inf (or that keeps nothing): NaN when a kept
+ * entry is NaN, else the maximum (+inf, or -inf: log of an empty sum). */
+static T K(lse_of_non_finite)(const T *x, const uint8_t *mask, size_t n, T m) {
+    for (size_t i = 0; i < n; ++i)
+        if (x[i] != x[i] && (mask == NULL || mask[i])) return x[i];
+    return m;
+}
+
+static FSM_ALWAYS_INLINE void K(logsumexp_body)(const fsm_family_problem *p, ptrdiff_t r, int masked) {
+    const T *x = (const T *)p->a + r * p->a_step;
+    const uint8_t *mask = masked ? p->mask + r * p->mask_step : NULL;
+    size_t n = (size_t)p->n;
+    T m = K(rmax_signed)(x, mask, n, (T)1, masked);
+    if (!isfinite(m)) {
+        p->row_out[r] = (double)K(lse_of_non_finite)(x, mask, n, m);
+        return;
+    }
+    double rest, ties;
+    K(fam_sums)(x, mask, NULL, n, m, (T)1, (T)0, 0, masked, 0, &rest, &ties);
+    /* in double: for float32 the result is rounded once, by the caller */
+    p->row_out[r] = (double)m + (double)LOG_TOTAL(rest, ties, m);
+}
+
+static void K(logsumexp_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    if (p->mask == NULL) K(logsumexp_body)(p, r, 0);
+    else K(logsumexp_body)(p, r, 1);
+}
+
+/* sum over i < n of TERM(a, b, i, m), in sum blocks of FSM_SUM_CHAINS
+ * partial sums in T, folded in double with compensation (as the row sums). */
+#define FSM_DEFINE_ROW_REDUCTION(name, TERM)                                                      \
+    static double K(name)(const T *a, const T *b, size_t n, T m) {                               \
+        double sum = 0.0, comp = 0.0;                                                             \
+        (void)b, (void)m;                                                                         \
+        for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {                               \
+            size_t end = K(block_end)(start, n), i = start;                                       \
+            T acc[FSM_SUM_CHAINS] = {0};                                                          \
+            for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {                              \
+                _Pragma("omp simd") for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) acc[j] +=         \
+                    TERM(a, b, i + j, m);                                                         \
+            }                                                                                     \
+            for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m);                  \
+            fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));                                    \
+        }                                                                                         \
+        return sum + comp;                                                                        \
+    }
+
+#define FSM_TERM_SUM(a, b, i, m) (a)[i]
+#define FSM_TERM_DOT(a, b, i, m) ((a)[i] * (b)[i])
+#define FSM_TERM_GAP(a, b, i, m) ((m) - (a)[i])
+/* q (m - x) with q = b, and 0 where q == 0 (even when x = -inf) */
+#define FSM_TERM_WEIGHTED_GAP(a, b, i, m) ((b)[i] != 0 ? (b)[i] * ((m) - (a)[i]) : (T)0)
+
+FSM_DEFINE_ROW_REDUCTION(row_sum, FSM_TERM_SUM)
+FSM_DEFINE_ROW_REDUCTION(row_dot, FSM_TERM_DOT)
+FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP)
+FSM_DEFINE_ROW_REDUCTION(row_weighted_gap, FSM_TERM_WEIGHTED_GAP)
+
+static void K(softmax_backward_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    const T *g = (const T *)p->a + r * p->a_step, *y = (const T *)p->b + r * p->b_step;
+    T *out = (T *)p->out + r * p->out_step;
+    size_t n = (size_t)p->n;
+    T dot = (T)K(row_dot)(g, y, n, 0);
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) out[i] = y[i] * (g[i] - dot);
+}
+
+static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    const T *g = (const T *)p->a + r * p->a_step, *y = (const T *)p->b + r * p->b_step;
+    T *out = (T *)p->out + r * p->out_step;
+    size_t n = (size_t)p->n;
+    T total = (T)K(row_sum)(g, NULL, n, 0);
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) out[i] = g[i] - (SCALED_EXP(y[i], (T)0) * (T)EXP_UNSCALE) * total;
+}
+
+/* The loss of one row from c = log(sum(exp(x - m))) and its maximum m:
+ * sum(q * (c + (m - x))), each term >= 0 (no cancellation). */
+static double K(cross_entropy_loss)(const fsm_family_problem *p, ptrdiff_t r, const T *x, T m, double c) {
+    size_t n = (size_t)p->n;
+    double keep = 1.0 - p->smoothing, loss;
+    if (p->target != NULL) {
+        loss = keep * (c + ((double)m - (double)x[p->target[r]]));
+    } else {
+        const T *q = (const T *)p->b + r * p->b_step;
+        loss = keep * (c * K(row_sum)(q, NULL, n, 0) + K(row_weighted_gap)(x, q, n, m));
+    }
+    if (p->smoothing > 0) loss += p->smoothing * (c + K(row_gap)(x, NULL, n, m) / (double)n);
+    return loss;
+}
+
+/* grad = (softmax(x) - q) * grad_scale, from the stored scaled exps. */
+static void K(cross_entropy_grad)(const fsm_family_problem *p, ptrdiff_t r, T *grad, double total) {
+    size_t n = (size_t)p->n;
+    T inv = INVERSE_TOTAL(total), t = (T)total, scale = (T)p->grad_scale;
+    T keep = (T)(1.0 - p->smoothing), uniform = (T)(p->smoothing / (double)n);
+    if (p->target != NULL) {
+        size_t target = (size_t)p->target[r];
+        T e_target = grad[target];
+#pragma omp simd
+        for (size_t i = 0; i < n; ++i) grad[i] = (K(quotient)(grad[i], t, inv) - uniform) * scale;
+        grad[target] = (K(quotient)(e_target, t, inv) - (T)((double)uniform + (double)keep)) * scale;
+    } else {
+        const T *q = (const T *)p->b + r * p->b_step;
+#pragma omp simd
+        for (size_t i = 0; i < n; ++i) grad[i] = (K(quotient)(grad[i], t, inv) - (keep * q[i] + uniform)) * scale;
+    }
+}
+
+static void K(cross_entropy_family)(const fsm_family_problem *p, ptrdiff_t r) {
+    const T *x = (const T *)p->a + r * p->a_step;
+    T *grad = p->out == NULL ? NULL : (T *)p->out + r * p->out_step;
+    size_t n = (size_t)p->n;
+    T m = K(rmax)(x, n);
+    double rest, ties;
+    if (grad == NULL)
+        K(fam_sums)(x, NULL, NULL, n, m, (T)1, (T)0, 0, 0, 0, &rest, &ties);
+    else
+        K(fam_sums)(x, NULL, grad, n, m, (T)1, (T)0, 0, 0, 1, &rest, &ties);
+    /* log(total) is NaN for a row with NaN or +inf, or all -inf */
+    p->row_out[r] = K(cross_entropy_loss)(p, r, x, m, (double)LOG_TOTAL(rest, ties, m));
+    if (grad != NULL) K(cross_entropy_grad)(p, r, grad, rest + ties * EXP_SCALE);
+}
