@@ -110,15 +110,23 @@ def _time_calls(n_threads, x, out, calls):
 
 @needs_two_cpus
 def test_gil_released_two_threads_take_less_than_twice_one():
-    """Two threads of in-cache softmaxes (about 20 ms each) take well under
-    twice one thread's time: the kernels run without the GIL.  Minimum over
-    repetitions, so that a busy neighbour process does not decide it."""
+    """Two threads of in-cache softmaxes (about 15 ms each) take well under
+    twice one thread's time: the kernels run without the GIL.
+
+    On a shared 2-core machine a neighbour process can hold a core for
+    seconds, so rounds are repeated (for up to ~20 s) until one shows the
+    overlap, with minimum times of both.  With the GIL held, no round can:
+    two threads' calls would run one after the other (ratio >= ~2)."""
     x = np.random.default_rng(0).standard_normal((64, 1000))  # 512 KB: stays in L2
     out = [np.empty_like(x) for _ in range(2)]
     calls = 150
     _time_calls(2, x, out, calls)  # warm-up
     one = min(_time_calls(1, x, out, calls) for _ in range(7))
-    two = min(_time_calls(2, x, out, calls) for _ in range(7))
+    two = float("inf")
+    deadline = time.monotonic() + 20
+    while two / one >= 1.6 and time.monotonic() < deadline:
+        one = min(one, _time_calls(1, x, out, calls))
+        two = min(two, min(_time_calls(2, x, out, calls) for _ in range(3)))
     ratio = two / one
     print(f"GIL release: one thread {one * 1e3:.1f} ms, two threads {two * 1e3:.1f} ms, ratio {ratio:.2f}")
     assert ratio < 1.6, f"two threads took {ratio:.2f}x one thread's time"
