@@ -162,9 +162,11 @@ def allowed_error(name, ext, dtype):
     return LOG_SOFTMAX_EPS * e * np.where(np.abs(ext) > 1e-3, np.abs(ext), 1.0)
 
 
-def assert_agrees(name, got, expected, x, axis):
+def assert_agrees(name, got, expected, x, axis, bound=None, **kwargs):
     """got (fastsoftmax) agrees with expected (the NumPy reference) as the
-    module docstring states."""
+    module docstring states; `bound(ext, dtype)` replaces `allowed_error`
+    for other functions, `kwargs` go to the long double reference."""
+    bound = bound or (lambda ext, dtype: allowed_error(name, ext, dtype))
     assert type(got) is np.ndarray
     assert got.shape == expected.shape and got.dtype == expected.dtype
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg="NaN entries differ")
@@ -181,9 +183,9 @@ def assert_agrees(name, got, expected, x, axis):
     # plus one float16 ulp for the two roundings.
     compute = np.float32 if dtype == np.float16 else dtype
     xc = np.asarray(x).astype(compute)
-    ext = extended_reference(name, xc, axis)[finite]
-    rc = r if compute == dtype else ref(name)(xc, axis)[finite].astype(np.longdouble)
-    allowed = allowed_error(name, ext, compute) + np.abs(rc - ext)
+    ext = ref(name)(xc.astype(np.longdouble), axis, **kwargs)[finite]
+    rc = r if compute == dtype else ref(name)(xc, axis, **kwargs)[finite].astype(np.longdouble)
+    allowed = bound(ext, compute) + np.abs(rc - ext)
     if compute != dtype:
         allowed += np.spacing(np.maximum(np.abs(got[finite]), np.abs(expected[finite]))).astype(np.longdouble)
     excess = np.abs(g - r) - allowed
@@ -278,3 +280,169 @@ def test_repeated_terms_in_column_sums(case, variant):
     x[(slice(None), 0) if axis == -1 else (0, slice(None))] = 0.0  # one dominant entry per group
     assert_rows_sum_to_one(x, axis)
     assert_accurate("softmax", x, axis)
+
+
+# --- the softmax family: temperature/base/where, logsumexp, backward, cross entropy ---
+
+@st.composite
+def masks(draw, shape):
+    """None, or a bool mask of `shape` or broadcastable to it (some sides 1)."""
+    if not shape or draw(st.booleans()):
+        return None
+    mshape = tuple(1 if draw(st.integers(0, 3)) == 0 else n for n in shape)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.random(mshape) < draw(st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                  HealthCheck.data_too_large])
+@given(data=st.data())
+def test_scaled_and_masked_agree_with_reference(name, variant, data):
+    dtype = data.draw(st.sampled_from([np.float16, np.float32, np.float64, np.int32]))
+    x = np.asarray(data.draw(layouts(dtype)))
+    axis = data.draw(axes(x.ndim))
+    kwargs = data.draw(st.sampled_from([{}, {"temperature": 0.5}, {"temperature": 7.0},
+                                        {"base": 2.0}, {"base": 0.5}, {"base": 10.0}]))
+    where = data.draw(masks(x.shape))
+    if where is not None:
+        kwargs["where"] = where
+    num_threads = data.draw(st.sampled_from([None, 1, 2]))
+    got = call_unmodified(fast(name), x, axis, num_threads=num_threads, **kwargs)
+    expected = call_unmodified(ref(name), x, axis, **kwargs)
+    assert_agrees(name, got, expected, x, axis, **kwargs)
+
+
+def logsumexp_bound(ext, dtype):
+    """2 eps relative to max(|logsumexp|, 1) (tests/test_family_functions.py)."""
+    return 2 * eps(dtype) * np.maximum(np.abs(ext), 1)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                  HealthCheck.data_too_large])
+@given(data=st.data())
+def test_logsumexp_agrees_with_reference(variant, data):
+    dtype = data.draw(st.sampled_from(FLOAT_DTYPES + OTHER_DTYPES))
+    x = data.draw(layouts(dtype))
+    arr = np.asarray(x)
+    axis = data.draw(axes(arr.ndim))
+    kwargs = {"keepdims": data.draw(st.booleans())}
+    where = data.draw(masks(arr.shape))
+    if where is not None:
+        kwargs["where"] = where
+    got = call_unmodified(fast("logsumexp"), x, axis,
+                          num_threads=data.draw(st.sampled_from([None, 1, 2])), **kwargs)
+    expected = call_unmodified(ref("logsumexp"), x, axis, **kwargs)
+    got, expected = np.asarray(got), np.asarray(expected)  # 0-d results may be scalars
+    assert_agrees("logsumexp", got, expected, x, axis, bound=logsumexp_bound, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["softmax_backward", "log_softmax_backward"])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                  HealthCheck.data_too_large])
+@given(data=st.data())
+def test_backward_agrees_with_reference(name, variant, data):
+    """Error relative to the size of the terms of each group (the result may
+    cancel): 8 eps of max|g| * max|y| (softmax) or of max|g| + |sum g| (log)."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    x = np.asarray(data.draw(layouts(dtype)))
+    if x.dtype != dtype:  # layouts may hand back another byte order
+        x = x.astype(dtype)
+    axis = data.draw(axes(x.ndim))
+    forward = name.replace("_backward", "")
+    y = fast(forward)(x, axis)
+    # Finite grads of moderate size: an infinite grad entry or a grad sum that
+    # overflows is the known bug of test_backward_non_finite_sum (strict xfail
+    # below), left out here so that other findings show.
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    g = (rng.standard_normal(x.shape) * data.draw(st.sampled_from([1e-3, 1.0, 1e4]))).astype(dtype)
+    got = call_unmodified(fast(name), g, y, axis, num_threads=data.draw(st.sampled_from([None, 1, 2])))
+    expected = call_unmodified(ref(name), g, y, axis)
+    got, expected, g, y = (np.atleast_1d(a) for a in (got, expected, g, y))  # 0-d: one group
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg="NaN entries differ")
+    finite = np.isfinite(expected) & np.isfinite(got)
+    if not finite.any():
+        return
+    ax = None if axis is None else axis
+    gl, yl = g.astype(np.longdouble), y.astype(np.longdouble)
+    ext = ref(name)(gl, yl, ax)
+    with np.errstate(all="ignore"):
+        if name == "softmax_backward":
+            scale = np.max(np.abs(gl), axis=ax, keepdims=True) * np.max(np.abs(yl), axis=ax, keepdims=True)
+        else:
+            scale = np.max(np.abs(gl), axis=ax, keepdims=True) + np.abs(np.sum(gl, axis=ax, keepdims=True))
+    allowed = (8 * eps(dtype) * np.broadcast_to(scale, g.shape) + np.abs(expected - ext))[finite]
+    excess = np.abs(got.astype(np.longdouble) - expected)[finite] - allowed
+    assert np.max(excess) <= 0, f"{name}: off by {float(np.max(excess)):.3g} beyond the bound"
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                  HealthCheck.data_too_large])
+@given(data=st.data())
+def test_cross_entropy_agrees_with_reference(variant, data):
+    """Loss within 4 eps of the long double loss plus the reference's own error."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    rows, classes = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 300))
+    x = data.draw(values(dtype, (rows, classes)))
+    # A -inf logit with a positive target weight, and label smoothing with
+    # logits near the float range's end, are the known bugs of
+    # test_cross_entropy_special_logits (strict xfail below).
+    x[np.isneginf(x)] = -1e4
+    with np.errstate(over="ignore"):
+        x[np.isfinite(x) & (np.abs(x) > 1e30)] = 1e30
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if data.draw(st.booleans()):
+        target = rng.integers(0, classes, rows)
+    else:
+        target = rng.random((rows, classes)).astype(dtype)
+        target /= target.sum(axis=1, keepdims=True)
+    kwargs = {"reduction": data.draw(st.sampled_from(["mean", "sum", "none"])),
+              "label_smoothing": data.draw(st.sampled_from([0.0, 0.1, 1.0]))}
+    got = np.asarray(call_unmodified(fast("cross_entropy"), x, target, **kwargs))
+    expected = np.asarray(call_unmodified(ref("cross_entropy"), x, target, **kwargs))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg="NaN entries differ")
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected), err_msg="inf entries differ")
+    finite = np.isfinite(expected)
+    ext = np.asarray(ref("cross_entropy")(x.astype(np.longdouble), target, **kwargs))[finite]
+    allowed = 4 * eps(dtype) * np.abs(ext) + np.abs(expected[finite] - ext)
+    excess = np.abs(got[finite].astype(np.longdouble) - expected[finite]) - allowed
+    assert not excess.size or np.max(excess) <= 0, (
+        f"cross_entropy off by {float(np.max(excess)):.3g} beyond the bound")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: when a group's grad sum is infinite (an infinite grad entry, or a float32 sum that "
+    "overflows) the backward kernels make the whole group NaN, while the reference twin "
+    "(IEEE arithmetic on the documented formula) gives NaN only where inf - inf occurs and "
+    "-inf/+inf elsewhere; found by test_backward_agrees_with_reference"))
+@pytest.mark.parametrize("case", [
+    ("softmax_backward", [np.inf, 1.0, 2.0]),
+    ("log_softmax_backward", [np.inf, 1.0, 2.0]),
+    ("log_softmax_backward", [3e38, 3e38, 1.0]),
+], ids=["softmax-inf", "log_softmax-inf", "log_softmax-overflow"])
+def test_backward_non_finite_sum(case, variant):
+    name, grad = case
+    g = np.array(grad, np.float32)
+    y = np.array([0.2, 0.3, 0.5], np.float32)
+    if name == "log_softmax_backward":
+        y = np.log(y)
+    np.testing.assert_array_equal(fast(name)(g, y), ref(name)(g, y))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: a -inf logit whose class has a positive target weight (a probability target, or "
+    "label smoothing) gives a NaN loss where the reference twin gives +inf; with label "
+    "smoothing, a logit of 3.4e38 (float32) gives NaN where the reference gives a finite "
+    "loss (2.55e37, as long double); found by test_cross_entropy_agrees_with_reference"))
+@pytest.mark.parametrize("case", ["minus_inf_probabilities", "minus_inf_smoothing", "huge_smoothing"])
+def test_cross_entropy_special_logits(case, variant):
+    x = np.array([[-np.inf, 1.0, 2.0]], np.float32)
+    if case == "minus_inf_probabilities":
+        target, kwargs = np.array([[0.2, 0.3, 0.5]], np.float32), {}
+    elif case == "minus_inf_smoothing":
+        target, kwargs = np.array([2]), {"label_smoothing": 0.1}
+    else:
+        x = np.array([[3.4028235e38, 0.0, 1.0, -1.0]], np.float32)
+        target, kwargs = np.array([0]), {"label_smoothing": 0.1}
+    np.testing.assert_array_equal(fast("cross_entropy")(x, target, **kwargs),
+                                  ref("cross_entropy")(x, target, **kwargs))
