@@ -15,7 +15,8 @@ inputs), without ``out`` (a Dask array is not written in place) and without
   block's correction ``c = (m - M) + (log s - log S)``, kept as a
   double-double (``m - M`` is carried exactly): softmax is
   ``softmax(block) * exp(c)``, log_softmax is ``log_softmax(block) + c``,
-  one more rounding than the kernel's own result.
+  with c rounded once to the result's precision: one or two roundings more
+  than the kernel's own result.
   The input's graph is evaluated once for each pass (it is cloned), so that
   no block has to stay in memory between the passes: ``persist()`` the input
   first if it is expensive to compute and fits in (cluster) memory.
@@ -94,15 +95,21 @@ def _combine(stats, axes):
 
 def _normalise(block, c_hi, c_lo, masked, log, axes, num_threads, dtype):
     """One block of the result from the kernel and its block's correction:
-    softmax(block) * exp(c), log_softmax(block) + c, in float64."""
+    softmax(block) * exp(c) or log_softmax(block) + c, the correction
+    rounded once to the result's precision and applied in place."""
     if block.size == 0:
         return np.empty(block.shape, dtype)
     fn = _api.log_softmax if log else _api.softmax
+    y = fn(block, axes, num_threads=num_threads)
+    compute = np.float32 if y.dtype == np.float16 else y.dtype
+    y = y.astype(compute, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
-        y = fn(block, axes, num_threads=num_threads).astype(np.float64)
-        y = (y + c_hi) + c_lo if log else y * (np.exp(c_hi) * (1.0 + c_lo))
-    y = np.where(masked != 0, -np.inf if log else 0.0, y)  # an all -inf block in a finite group
-    return y.astype(dtype)
+        if log:
+            y += (c_hi + c_lo).astype(compute)
+        else:
+            y *= (np.exp(c_hi) * (1.0 + c_lo)).astype(compute)
+    np.copyto(y, -np.inf if log else 0.0, where=masked != 0)  # all -inf block, finite group
+    return y.astype(dtype, copy=False)
 
 
 def _softmax_family(log, x, axis, num_threads):
