@@ -47,7 +47,8 @@ IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 # -fno-math-errno drops errno bookkeeping around libm calls, and
 # -fno-trapping-math (clang's default) lets GCC turn the kernels' selects
 # (`t < lowest ? lowest : t`) into SIMD blends; no code here enables traps.
-COMMON_FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math"]
+COMMON_FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math",
+                "-Werror=implicit-function-declaration"]
 # a*b + c may become one fused multiply-add where the ISA has one (GCC's
 # default outside ISO mode): one rounding instead of two, never less accurate.
 KERNEL_FLAGS = ["-ffp-contract=fast"]

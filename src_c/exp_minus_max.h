@@ -68,19 +68,52 @@ static inline double fsm_expm1_tail_f64(double r, double r2) {
     return (b0 + r4 * b1) + (r4 * r4) * a4;
 }
 
-/* exp(t + tl) * 2^B for t <= 0 and |tl| <= ulp(t): the core of both
- * fsm_scaled_exp_minus_max_f32 (t + tl = x - m exactly) and the scaled
- * kernels (t + tl = (x - m) * s). */
-static inline float fsm_scaled_exp_hilo_f32(float t, float tl) {
-    const float lowest = -104.0f; /* exp(-104) < 2^-150: unscales to +0 */
-    int flush = t < lowest; /* false for NaN: NaN propagates */
+/* Cody-Waite constants: ln 2 = LN2_HI + LN2_LO, with LN2_HI short enough
+ * that n * LN2_HI is exact for every n a non-flushed result can have. */
+#define FSM_LN2_HI_F32 0x1.62e4p-1f
+#define FSM_LN2_LO_F32 0x1.7f7d1cp-20f
+#define FSM_LN2_HI_F64 0x1.62e42fee00000p-1
+#define FSM_LN2_LO_F64 0x1.a39ef35793c76p-33
+/* Below these, exp(t) * 2^B unscales to +0 (exp(-104) < 2^-150, exp(-746) < 2^-1076). */
+#define FSM_EXP_LOWEST_F32 -104.0f
+#define FSM_EXP_LOWEST_F64 -746.0
+
+/* The two halves of the exponential, so that a caller can form the reduced
+ * argument r = t - n ln 2 its own way:
+ *   fsm_exp_round_T(t, &n): n = round(t / ln 2); returns k, whose bits hold
+ *     2^(n + B);
+ *   fsm_exp_join_T(k, r, flush): exp(r) * 2^(n + B), or +0 when flush. */
+static inline float fsm_exp_round_f32(float t, float *n) {
     float k = t * 0x1.715476p0f + FSM_EXP_SHIFTER_F32;
-    float n = k - FSM_EXP_SHIFTER_F32;
-    float r = (t - n * 0x1.62e4p-1f) - n * 0x1.7f7d1cp-20f + tl; /* ln2 = hi + lo */
+    *n = k - FSM_EXP_SHIFTER_F32;
+    return k;
+}
+
+static inline float fsm_exp_join_f32(float k, float r, int flush) {
     float r2 = r * r;
     float p = 1.0f + (r + r2 * fsm_expm1_tail_f32(r, r2));
     float e = p * fsm_f32_from_bits(fsm_f32_bits(k) << 23);
     return flush ? 0.0f : e; /* a select: the garbage of an out-of-range t is dropped */
+}
+
+static inline double fsm_exp_round_f64(double t, double *n) {
+    double k = t * 0x1.71547652b82fep0 + FSM_EXP_SHIFTER_F64;
+    *n = k - FSM_EXP_SHIFTER_F64;
+    return k;
+}
+
+static inline double fsm_exp_join_f64(double k, double r, int flush) {
+    double r2 = r * r;
+    double p = 1.0 + (r + r2 * fsm_expm1_tail_f64(r, r2));
+    double e = p * fsm_f64_from_bits(fsm_f64_bits(k) << 52);
+    return flush ? 0.0 : e;
+}
+
+/* exp(t + tl) * 2^B for t <= 0 and |tl| <= ulp(t) (t + tl = x - m exactly). */
+static inline float fsm_scaled_exp_hilo_f32(float t, float tl) {
+    float n, k = fsm_exp_round_f32(t, &n);
+    float r = (t - n * FSM_LN2_HI_F32) - n * FSM_LN2_LO_F32 + tl;
+    return fsm_exp_join_f32(k, r, t < FSM_EXP_LOWEST_F32); /* false for NaN: NaN propagates */
 }
 
 static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
@@ -89,15 +122,9 @@ static inline float fsm_scaled_exp_minus_max_f32(float x, float m) {
 }
 
 static inline double fsm_scaled_exp_hilo_f64(double t, double tl) {
-    const double lowest = -746.0; /* exp(-746) < 2^-1076: unscales to +0 */
-    int flush = t < lowest;
-    double k = t * 0x1.71547652b82fep0 + FSM_EXP_SHIFTER_F64;
-    double n = k - FSM_EXP_SHIFTER_F64;
-    double r = (t - n * 0x1.62e42fee00000p-1) - n * 0x1.a39ef35793c76p-33 + tl;
-    double r2 = r * r;
-    double p = 1.0 + (r + r2 * fsm_expm1_tail_f64(r, r2));
-    double e = p * fsm_f64_from_bits(fsm_f64_bits(k) << 52);
-    return flush ? 0.0 : e;
+    double n, k = fsm_exp_round_f64(t, &n);
+    double r = (t - n * FSM_LN2_HI_F64) - n * FSM_LN2_LO_F64 + tl;
+    return fsm_exp_join_f64(k, r, t < FSM_EXP_LOWEST_F64);
 }
 
 static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {

@@ -33,18 +33,29 @@ static inline T K(scaled_diff)(T x, T m, T s_hi, T s_lo, T *z_lo) {
     return z;
 }
 
-/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when not scaled. */
-static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, T s_hi, T s_lo, int scaled) {
+/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when not scaled; when
+ * want_z, also *z = (x - m) * s rounded (log_softmax's output before the
+ * log of the total; -inf stays -inf). */
+static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, T s_hi, T s_lo, int scaled, int want_z, T *z) {
     if (!scaled) return SCALED_EXP(x, m);
-    T z_lo, z = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
-    return SCALED_EXP_HILO(z, z_lo);
-}
-
-/* (x - m) * s - c for log_softmax (c >= 0, so no cancellation). */
-static FSM_ALWAYS_INLINE T K(fam_log_out)(T x, T m, T s_hi, T s_lo, T c, int scaled) {
-    if (!scaled) return (x - m) - c;
-    T z_lo, z = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
-    return (z - c) + (z_lo == z_lo ? z_lo : (T)0); /* z = -inf: no NaN from z_lo */
+#if FSM_HAS_FMA
+    /* The product d * s_hi enters the reduction r = d s - n ln2 inside one
+     * FMA: exact, since n * LN2_HI is exact and r is small, so only r's own
+     * rounding is paid (cheaper than forming d * s as a pair first). */
+    T bb, d = x - m;
+    T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
+    T t = d * s_hi, n, k = EXP_ROUND(t, &n), correction = d * s_lo + d_lo * s_hi;
+    T r = FMA_T(d, s_hi, -(n * LN2_HI)) - n * LN2_LO + correction;
+    if (want_z) {
+        T t_lo = FMA_T(d, s_hi, -t) + correction;
+        *z = t + (t_lo == t_lo ? t_lo : (T)0); /* t = -inf: no NaN from t_lo */
+    }
+    return EXP_JOIN(k, r, t < EXP_LOWEST);
+#else
+    T z_lo, z_hi = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
+    if (want_z) *z = z_hi + (z_lo == z_lo ? z_lo : (T)0);
+    return SCALED_EXP_HILO(z_hi, z_lo);
+#endif
 }
 
 /* keep[i] = 1 or 0 as mask[i] is set or not, in T: the sum loops then run on
@@ -79,24 +90,37 @@ static FSM_ALWAYS_INLINE T K(rmax_signed)(const T *x, const uint8_t *mask, size_
     return sign * m;
 }
 
+#ifndef FSM_STORE_NOTHING_DEFINED
+#define FSM_STORE_NOTHING_DEFINED
+enum { FSM_STORE_NOTHING = 0, FSM_STORE_EXP = 1, FSM_STORE_Z = 2 };
+#endif
+
 /* One element of a sum block: e = exp((x - m) s) * 2^B (0 when keep is 0),
  * stored when `store`; added to *rest unless x == m, which counts as a tie
  * (exactly 1 unscaled) as in block_exp_rest. */
 static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T m, T s_hi, T s_lo,
-                                          int scaled, int store, T *rest, T *ties) {
-    T e = K(fam_exp)(x[i], m, s_hi, s_lo, scaled);
+                                          int scaled, int store, int split_ties, T *rest, T *ties) {
+    T xi = x[i], z; /* read before y[i] is written: y may be x */
+    T e = K(fam_exp)(xi, m, s_hi, s_lo, scaled, store == FSM_STORE_Z, &z);
     e = keep != 0 ? e : (T)0; /* a select: drops the NaN of a masked entry */
-    T tie = x[i] == m ? keep : (T)0;
-    if (store) y[i] = e;
+    if (store == FSM_STORE_EXP) y[i] = e;
+    if (store == FSM_STORE_Z) y[i] = z;
+    if (!split_ties) {
+        *rest += e;
+        return;
+    }
+    T tie = xi == m ? keep : (T)0;
     *rest += e * ((T)1 - tie);
     *ties += tie;
 }
 
 /* Over the row in sum blocks: *rest = the sum of the scaled exps of the kept
- * entries with x != m, *ties = the number of kept entries with x == m. */
+ * entries with x != m, *ties = the number of kept entries with x == m; or,
+ * without split_ties (softmax needs only the total), *rest = the sum of all
+ * and *ties = 0. */
 static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y, size_t n, T m, T s_hi,
-                                          T s_lo, int scaled, int masked, int store, double *rest,
-                                          double *ties) {
+                                          T s_lo, int scaled, int masked, int store, int split_ties,
+                                          double *rest, double *ties) {
     double sum = 0.0, comp = 0.0, tie_total = 0.0;
     T keep[FSM_SUM_BLOCK];
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
@@ -107,11 +131,11 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
 #pragma omp simd
             for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
                 K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
-                            &acc[j], &tie_acc[j]);
+                            split_ties, &acc[j], &tie_acc[j]);
         }
         for (size_t j = 0; i + j < end; ++j)
             K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
-                        &acc[j], &tie_acc[j]);
+                        split_ties, &acc[j], &tie_acc[j]);
         fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));
         tie_total += K(sum_chains)(tie_acc);
     }
@@ -119,31 +143,29 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
     *ties = tie_total;
 }
 
-/* softmax / log_softmax of x * (s_hi + s_lo) into y (y == x allowed).
- * Returns 1 when the row is bad (NaN or +inf of x * s, or all -inf): then
- * every output is NaN. */
-static FSM_ALWAYS_INLINE int K(scaled_softmax_row)(const T *x, T *y, size_t n, T s_hi, T s_lo, int scaled,
-                                                   int log) {
-    T sign = s_hi < 0 ? (T)-1 : (T)1;
-    T m = K(rmax_signed)(x, NULL, n, sign, 0);
+/* softmax / log_softmax of x * (s_hi + s_lo), s != 1, into y (y == x
+ * allowed), in the passes of the plain row kernels. */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, T s_hi, T s_lo, int log) {
+    T m = K(rmax_signed)(x, NULL, n, s_hi < 0 ? (T)-1 : (T)1, 0);
     double rest, ties;
     if (log) {
-        K(fam_sums)(x, NULL, NULL, n, m, s_hi, s_lo, scaled, 0, 0, &rest, &ties);
+        K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, 1, 0, FSM_STORE_Z, 1, &rest, &ties);
         T c = LOG_TOTAL(rest, ties, m);
 #pragma omp simd
-        for (size_t i = 0; i < n; ++i) y[i] = K(fam_log_out)(x[i], m, s_hi, s_lo, c, scaled);
-        return !(c == c);
+        for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
+    } else {
+        K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, 1, 0, FSM_STORE_EXP, 0, &rest, &ties);
+        K(vnormalize)(y, y, n, rest);
     }
-    K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, scaled, 0, 1, &rest, &ties);
-    double total = rest + ties * EXP_SCALE;
-    K(vnormalize)(y, y, n, total);
-    return !(isfinite(m) && total == total);
 }
 
 /* y[i] = x[i] where mask[i] is set, else `fill`. */
 static void K(substitute_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T fill) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] = mask[i] ? x[i] : fill;
+    for (size_t i = 0; i < n; ++i) {
+        T v = x[i]; /* read unconditionally: a conditional read becomes a slow masked load */
+        y[i] = mask[i] ? v : fill;
+    }
 }
 
 /* y[i] = `dropped` where mask[i] is clear. */
@@ -155,13 +177,13 @@ static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
 /* Row r of the scaled softmaxes.  A mask is applied by writing x with the
  * dropped entries replaced by -inf * sign (exp gives exactly 0 for them)
  * into y and running the in-place kernel there: one simple extra pass
- * instead of a mask test in every pass. */
+ * instead of a mask test in every pass.  A bad row (NaN, +inf of x * s,
+ * all -inf) comes out all NaN, which y[0] tells. */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_problem *p, ptrdiff_t r, int log) {
     const T *x = (const T *)p->a + r * p->a_step;
     T *y = (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
     T s_hi = (T)p->scale_hi, s_lo = (T)((p->scale_hi - (double)s_hi) + p->scale_lo);
-    int scaled = !(p->scale_hi == 1.0 && p->scale_lo == 0.0);
     T dropped = log ? -(T)INFINITY : (T)0;
     const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
     if (mask != NULL) {
@@ -172,9 +194,10 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
         K(substitute_masked)(x, mask, y, n, s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
         x = y;
     }
-    int bad = scaled ? K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 1, log)
-                     : K(scaled_softmax_row)(x, y, n, s_hi, s_lo, 0, log);
-    if (bad && mask != NULL) K(drop_masked)(mask, y, n, dropped);
+    if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, s_hi, s_lo, log);
+    else if (log) K(log_softmax_row)(x, y, n, NULL);
+    else K(softmax_row)(x, y, n, NULL);
+    if (mask != NULL && y[0] != y[0]) K(drop_masked)(mask, y, n, dropped);
 }
 
 static void K(scaled_softmax_family)(const fsm_family_problem *p, ptrdiff_t r) {
@@ -203,7 +226,7 @@ static FSM_ALWAYS_INLINE void K(logsumexp_body)(const fsm_family_problem *p, ptr
         return;
     }
     double rest, ties;
-    K(fam_sums)(x, mask, NULL, n, m, (T)1, (T)0, 0, masked, 0, &rest, &ties);
+    K(fam_sums)(x, mask, NULL, n, m, (T)1, (T)0, 0, masked, 0, 1, &rest, &ties);
     /* in double: for float32 the result is rounded once, by the caller */
     p->row_out[r] = (double)m + (double)LOG_TOTAL(rest, ties, m);
 }
@@ -301,9 +324,9 @@ static void K(cross_entropy_family)(const fsm_family_problem *p, ptrdiff_t r) {
     T m = K(rmax)(x, n);
     double rest, ties;
     if (grad == NULL)
-        K(fam_sums)(x, NULL, NULL, n, m, (T)1, (T)0, 0, 0, 0, &rest, &ties);
+        K(fam_sums)(x, NULL, NULL, n, m, (T)1, (T)0, 0, 0, 0, 1, &rest, &ties);
     else
-        K(fam_sums)(x, NULL, grad, n, m, (T)1, (T)0, 0, 0, 1, &rest, &ties);
+        K(fam_sums)(x, NULL, grad, n, m, (T)1, (T)0, 0, 0, FSM_STORE_EXP, 1, &rest, &ties);
     /* log(total) is NaN for a row with NaN or +inf, or all -inf */
     p->row_out[r] = K(cross_entropy_loss)(p, r, x, m, (double)LOG_TOTAL(rest, ties, m));
     if (grad != NULL) K(cross_entropy_grad)(p, r, grad, rest + ties * EXP_SCALE);
