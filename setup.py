@@ -10,6 +10,21 @@ it the build succeeds single-threaded, with a warning.
 
 Environment:
   FASTSOFTMAX_DISABLE_OPENMP=1   build without OpenMP even when available.
+  FASTSOFTMAX_SANITIZE=address,undefined
+                                 build every C file (kernels included) and
+                                 link the extension with
+                                 -fsanitize=<list> -fno-omit-frame-pointer,
+                                 and with -fno-sanitize-recover=undefined
+                                 when "undefined" is in the list (a UBSan
+                                 report aborts the process).  Python itself
+                                 is not instrumented, so the ASan runtime
+                                 must be loaded first:
+      LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+      ASAN_OPTIONS=detect_leaks=0 python -m pytest
+                                 (detect_leaks=0: CPython does not free all
+                                 of its memory at exit, by design, so
+                                 LeakSanitizer would report the interpreter,
+                                 not fastsoftmax).  See README, "Sanitizers".
 """
 import os
 import platform
@@ -62,6 +77,17 @@ OPENMP_PROBE = textwrap.dedent(
 )
 
 
+def sanitizer_flags():
+    """Compile and link flags for FASTSOFTMAX_SANITIZE (e.g. "address,undefined")."""
+    names = [n.strip() for n in os.environ.get("FASTSOFTMAX_SANITIZE", "").split(",") if n.strip()]
+    if not names:
+        return []
+    flags = ["-fsanitize=" + ",".join(names), "-fno-omit-frame-pointer", "-g"]
+    if "undefined" in names:
+        flags.append("-fno-sanitize-recover=undefined")
+    return flags
+
+
 def openmp_flags(compiler):
     """Compile, link and run a small OpenMP program; return the flags or []."""
     if os.environ.get("FASTSOFTMAX_DISABLE_OPENMP", "") not in ("", "0"):
@@ -92,11 +118,24 @@ def openmp_flags(compiler):
 class BuildExt(build_ext):
     def build_extensions(self):
         omp = openmp_flags(self.compiler)
+        self.sanitize = sanitizer_flags()
+        self.force = self.force or self.flags_changed(omp + self.sanitize)
         for ext in self.extensions:
             ext.extra_objects.extend(self.compile_variants(ext))
-            ext.extra_compile_args.extend(COMMON_FLAGS + omp)
-            ext.extra_link_args.extend(omp)
+            ext.extra_compile_args.extend(COMMON_FLAGS + omp + self.sanitize)
+            ext.extra_link_args.extend(omp + self.sanitize)
         super().build_extensions()
+
+    def flags_changed(self, flags):
+        """True when the last build in this build folder used other flags (a
+        sanitizer build must not reuse a plain one's objects, or the reverse)."""
+        stamp = os.path.join(self.build_temp, "fastsoftmax-flags.txt")
+        text = " ".join(flags)
+        previous = open(stamp).read() if os.path.exists(stamp) else None
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(text)
+        return previous != text
 
     def compile_variants(self, ext):
         """One object per kernel variant, each with its own flags."""
@@ -107,7 +146,7 @@ class BuildExt(build_ext):
                 output_dir=os.path.join(self.build_temp, "variant_" + name),
                 macros=[("FSM_VARIANT", name)],
                 include_dirs=[SRC],
-                extra_postargs=COMMON_FLAGS + KERNEL_FLAGS + flags,
+                extra_postargs=COMMON_FLAGS + KERNEL_FLAGS + flags + self.sanitize,
                 depends=ext.depends,
             )
         return objects

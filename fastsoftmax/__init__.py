@@ -9,9 +9,11 @@ from ._api import (
     cross_entropy, get_config, log_softmax, log_softmax_backward, logsumexp, show_config, softmax,
     softmax_backward,
 )
+from ._api import get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
     "cross_entropy", "show_config", "get_config", "__version__",
 ]
+__all__ += ["set_num_threads", "get_num_threads"]

@@ -1,6 +1,8 @@
 """Public functions: docstrings here, work in the compiled `_core`."""
 from __future__ import annotations
 
+import os
+
 from . import _core, _family
 from ._version import __version__
 
@@ -8,6 +10,7 @@ __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
     "cross_entropy", "show_config", "get_config",
 ]
+__all__ += ["set_num_threads", "get_num_threads"]
 
 _COMMON_PARAMETERS = """
     Parameters
@@ -259,6 +262,9 @@ def get_config() -> dict:
         "kernel_env_var": _core.KERNEL_ENV_VAR,
         "openmp": _core.openmp_enabled(),
         "default_num_threads": _core.default_num_threads(),
+        "num_threads": get_num_threads(),
+        "num_threads_cap": _core._thread_cap_setting(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }
 
 
@@ -268,3 +274,51 @@ def show_config() -> None:
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:28s} {value}")
+
+
+def set_num_threads(num_threads) -> None:
+    """Cap the threads of every call made with ``num_threads=None``.
+
+    Parameters
+    ----------
+    num_threads : int or None
+        Calls that do not pass `num_threads` use at most this many threads
+        (and never more than the OpenMP default of the calling thread, so
+        ``OMP_NUM_THREADS`` and threadpoolctl limits still apply).  None
+        removes the cap: the OpenMP default alone applies again.
+
+    Raises
+    ------
+    ValueError
+        If `num_threads` is not None or an int >= 1.
+
+    Notes
+    -----
+    The setting is process-wide.  A call that passes ``num_threads=n`` uses
+    up to `n` threads whatever this setting is.  In a child process started
+    by ``fork()`` every call runs on the calling thread (GNU libgomp cannot
+    start threads there once the parent has used them).
+
+    Examples
+    --------
+    >>> import fastsoftmax
+    >>> fastsoftmax.set_num_threads(1)
+    >>> fastsoftmax.get_num_threads()
+    1
+    >>> fastsoftmax.set_num_threads(None)
+    """
+    _core.set_num_threads(num_threads)
+
+
+def get_num_threads() -> int:
+    """Threads a call made with ``num_threads=None`` may use from this thread.
+
+    Returns
+    -------
+    int
+        The OpenMP default of the calling thread (``omp_get_max_threads()``,
+        which reflects ``OMP_NUM_THREADS`` and threadpoolctl limits), capped by
+        `set_num_threads`; 1 without OpenMP or in a forked child.  Small
+        inputs use fewer threads than this.
+    """
+    return _core.get_num_threads()

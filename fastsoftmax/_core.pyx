@@ -127,6 +127,49 @@ def default_num_threads():
     return fsm_default_num_threads()
 
 
+# --- process-wide thread settings ----------------------------------------------
+
+cdef int _thread_cap = 0  # set_num_threads(); 0: none
+cdef bint _forked_child = False
+
+
+def _after_fork_in_child():
+    # GNU libgomp's thread pool does not survive fork(): a parallel region in
+    # a child whose parent had used one waits forever for workers that only
+    # exist in the parent.  Calls in a forked child run on the calling thread.
+    global _forked_child
+    _forked_child = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def set_num_threads(num_threads):
+    """Cap the threads of calls made with num_threads=None (None: no cap)."""
+    global _thread_cap
+    _thread_cap = check_num_threads(num_threads)  # None -> 0; ValueError names num_threads
+
+
+def get_num_threads():
+    """Threads a call with num_threads=None may use, in this thread."""
+    return _threads_for_call(0)
+
+
+def _thread_cap_setting():
+    """The cap set by set_num_threads, or None."""
+    return _thread_cap if _thread_cap > 0 else None
+
+
+cdef int _threads_for_call(int threads) noexcept:
+    """The thread cap fsm_run gets for a call's num_threads (0: None)."""
+    if _forked_child or not fsm_openmp_enabled():
+        return 1
+    if threads > 0:
+        return threads
+    threads = fsm_default_num_threads()
+    return _thread_cap if 0 < _thread_cap < threads else threads
+
+
 # --- canonical form ----------------------------------------------------------
 
 ctypedef struct _dims:
@@ -209,6 +252,7 @@ cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, const 
 
 cdef int _run(fsm_problem *p, int threads) except -1:
     cdef int status
+    threads = _threads_for_call(threads)
     with nogil:
         status = fsm_run(p, threads)
     if status != FSM_OK:
@@ -455,5 +499,6 @@ def _family_rows(int op, a, b, mask, target, out, row_out, double scale_hi=1.0,
         if not (scale_hi != 0 and np.isfinite(scale_hi) and np.isfinite(scale_lo)):
             raise ValueError("scale must be finite and non-zero")
     p.scale_hi, p.scale_lo, p.smoothing, p.grad_scale = scale_hi, scale_lo, smoothing, grad_scale
+    num_threads = _threads_for_call(num_threads)
     with nogil:
         fsm_family_run(&p, num_threads)

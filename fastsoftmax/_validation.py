@@ -35,7 +35,7 @@ def prepare_input(x, name: str = "x"):
     elif kind == "f" and size == 2:
         result, compute = np.dtype(np.float16), np.dtype(np.float32)
     elif kind == "f":
-        return arr, arr.dtype  # long double: computed by the NumPy reference
+        return arr, np.dtype(arr.dtype.type)  # long double: computed by the NumPy reference
     elif kind in "biu":
         result = compute = np.dtype(np.float64)
     else:

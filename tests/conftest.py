@@ -16,6 +16,19 @@ if _HERE not in sys.path:
 
 from fastsoftmax import _core  # noqa: E402
 
+try:
+    from hypothesis import settings
+except ImportError:  # the Hypothesis tests are then skipped by pytest.importorskip
+    settings = None
+else:
+    # "ci", the default: derandomized (the same examples on every run), no
+    # example database, no per-example deadline (sanitizer builds are slow).
+    # "explore": new random examples each run, more of them.
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                              max_examples=100, print_blob=True)
+    settings.register_profile("explore", deadline=None, max_examples=2000, print_blob=True)
+    settings.load_profile(os.environ.get("FASTSOFTMAX_HYPOTHESIS_PROFILE", "ci"))
+
 VARIANTS = _core.variants_supported()
 
 

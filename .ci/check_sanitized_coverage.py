@@ -1,0 +1,63 @@
+"""Check that the sanitizer job really exercised what it claims to.
+
+usage: python .ci/check_sanitized_coverage.py REPORT.xml
+
+Fails (exit 1) unless
+  - the installed extension is linked against the ASan and UBSan runtimes;
+  - for every kernel variant compiled and runnable here, every driver plan test
+    (tests/test_plans.py) and both float dtypes, tests carrying that
+    parameter passed in the JUnit report of the run.
+"""
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+from fastsoftmax import _core
+
+PLAN_TESTS = ("test_short_row_boundary", "test_split_rows_bit_identical_across_threads",
+              "test_split_rows_special_values_in_one_chunk", "test_streamed_output")
+DTYPES = ("float32", "float64")
+
+
+def passed_test_names(report):
+    names = []
+    for case in ET.parse(report).iter("testcase"):
+        if any(child.tag in ("failure", "error", "skipped") for child in case):
+            continue
+        names.append(case.get("name", ""))
+    return names
+
+
+def params(name):
+    match = re.search(r"\[(.*)\]$", name)
+    return set(match.group(1).split("-")) if match else set()
+
+
+def main(report):
+    linked = subprocess.run(["ldd", _core.__file__], capture_output=True, text=True).stdout
+    problems = [f"{_core.__file__} is not linked against {lib}"
+                for lib in ("libasan", "libubsan") if lib not in linked]
+    names = passed_test_names(report)
+    counts = Counter()
+    for name in names:
+        tokens = params(name)
+        for key in _core.variants_compiled() + list(DTYPES):
+            counts[key] += key in tokens
+        counts[name.split("[")[0]] += 1
+    for name in sorted(set(_core.variants_compiled()) - set(_core.variants_supported())):
+        print(f"note: kernel variant {name} is compiled but this CPU cannot run it")
+    for key in _core.variants_supported() + list(DTYPES) + list(PLAN_TESTS):
+        print(f"passed under the sanitizers with {key}: {counts[key]}")
+        if counts[key] == 0:
+            problems.append(f"no passed test with {key}")
+    if len(names) == 0:
+        problems.append("no passed test at all")
+    for problem in problems:
+        print("ERROR:", problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
