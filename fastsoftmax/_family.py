@@ -244,7 +244,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         loss = row_out.astype(result_dtype).reshape(rows.other_shape)
     else:
         total = np.sum(row_out)
-        with np.errstate(invalid="ignore", divide="ignore"):  # mean of nothing: NaN
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # mean of nothing: NaN
             loss = result_dtype.type(total / rows.rows if reduction == "mean" else total)
     if not return_grad:
         return loss

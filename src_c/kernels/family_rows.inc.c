@@ -236,41 +236,47 @@ static void K(logsumexp_family)(const fsm_family_problem *p, ptrdiff_t r) {
     else K(logsumexp_body)(p, r, 1);
 }
 
-/* sum over i < n of TERM(a, b, i, m), in sum blocks of FSM_SUM_CHAINS
- * partial sums in T, folded in double with compensation (as the row sums). */
-#define FSM_DEFINE_ROW_REDUCTION(name, TERM)                                                      \
-    static double K(name)(const T *a, const T *b, size_t n, T m) {                               \
+/* sum over i < n of TERM(a, b, i, m, w), in sum blocks of FSM_SUM_CHAINS
+ * partial sums in ACC (T, or double where a term may overflow T), folded in
+ * double with compensation (as the row sums).  An infinite total is returned
+ * as it is: the compensation of inf is NaN, IEEE's sum is not. */
+#define FSM_DEFINE_ROW_REDUCTION(name, TERM, ACC)                                                 \
+    static double K(name)(const T *a, const T *b, size_t n, T m, double w) {                     \
         double sum = 0.0, comp = 0.0;                                                             \
-        (void)b, (void)m;                                                                         \
+        (void)b, (void)m, (void)w;                                                                       \
         for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {                               \
             size_t end = K(block_end)(start, n), i = start;                                       \
-            T acc[FSM_SUM_CHAINS] = {0};                                                          \
+            ACC acc[FSM_SUM_CHAINS] = {0};                                                        \
             for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {                              \
                 _Pragma("omp simd") for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) acc[j] +=         \
-                    TERM(a, b, i + j, m);                                                         \
+                    TERM(a, b, i + j, m, w);                                                         \
             }                                                                                     \
-            for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m);                  \
-            fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));                                    \
+            for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m, w);                  \
+            for (size_t width = FSM_SUM_CHAINS / 2; width > 0; width /= 2)                        \
+                for (size_t j = 0; j < width; ++j) acc[j] += acc[j + width];                      \
+            fsm_neumaier_add(&sum, &comp, (double)acc[0]);                                        \
         }                                                                                         \
-        return sum + comp;                                                                        \
+        return isfinite(sum) ? sum + comp : sum;                                                  \
     }
 
-#define FSM_TERM_SUM(a, b, i, m) (a)[i]
-#define FSM_TERM_DOT(a, b, i, m) ((a)[i] * (b)[i])
-#define FSM_TERM_GAP(a, b, i, m) ((m) - (a)[i])
-/* q (m - x) with q = b, and 0 where q == 0 (even when x = -inf) */
-#define FSM_TERM_WEIGHTED_GAP(a, b, i, m) ((b)[i] != 0 ? (b)[i] * ((m) - (a)[i]) : (T)0)
+#define FSM_TERM_SUM(a, b, i, m, w) (a)[i]
+#define FSM_TERM_DOT(a, b, i, m, w) ((a)[i] * (b)[i])
+/* w (m - x) and q (m - x) (q = b; 0 where q == 0, even when x = -inf), in
+ * double: m - x may overflow T, and the sum of the m - x may overflow double
+ * where their mean (w = 1 / n) does not */
+#define FSM_TERM_GAP(a, b, i, m, w) ((w) * ((double)(m) - (double)(a)[i]))
+#define FSM_TERM_WEIGHTED_GAP(a, b, i, m, w) ((b)[i] != 0 ? (double)(b)[i] * ((double)(m) - (double)(a)[i]) : 0.0)
 
-FSM_DEFINE_ROW_REDUCTION(row_sum, FSM_TERM_SUM)
-FSM_DEFINE_ROW_REDUCTION(row_dot, FSM_TERM_DOT)
-FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP)
-FSM_DEFINE_ROW_REDUCTION(row_weighted_gap, FSM_TERM_WEIGHTED_GAP)
+FSM_DEFINE_ROW_REDUCTION(row_sum, FSM_TERM_SUM, T)
+FSM_DEFINE_ROW_REDUCTION(row_dot, FSM_TERM_DOT, T)
+FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP, double)
+FSM_DEFINE_ROW_REDUCTION(row_weighted_gap, FSM_TERM_WEIGHTED_GAP, double)
 
 static void K(softmax_backward_family)(const fsm_family_problem *p, ptrdiff_t r) {
     const T *g = (const T *)p->a + r * p->a_step, *y = (const T *)p->b + r * p->b_step;
     T *out = (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
-    T dot = (T)K(row_dot)(g, y, n, 0);
+    T dot = (T)K(row_dot)(g, y, n, 0, 1.0);
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) out[i] = y[i] * (g[i] - dot);
 }
@@ -279,7 +285,7 @@ static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_
     const T *g = (const T *)p->a + r * p->a_step, *y = (const T *)p->b + r * p->b_step;
     T *out = (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
-    T total = (T)K(row_sum)(g, NULL, n, 0);
+    T total = (T)K(row_sum)(g, NULL, n, 0, 1.0);
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) out[i] = g[i] - (SCALED_EXP(y[i], (T)0) * (T)EXP_UNSCALE) * total;
 }
@@ -288,14 +294,16 @@ static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_
  * sum(q * (c + (m - x))), each term >= 0 (no cancellation). */
 static double K(cross_entropy_loss)(const fsm_family_problem *p, ptrdiff_t r, const T *x, T m, double c) {
     size_t n = (size_t)p->n;
-    double keep = 1.0 - p->smoothing, loss;
-    if (p->target != NULL) {
+    double keep = 1.0 - p->smoothing, loss = 0.0;
+    if (keep == 0.0) {
+        /* the target itself has no weight: 0 * inf would make the loss NaN */
+    } else if (p->target != NULL) {
         loss = keep * (c + ((double)m - (double)x[p->target[r]]));
     } else {
         const T *q = (const T *)p->b + r * p->b_step;
-        loss = keep * (c * K(row_sum)(q, NULL, n, 0) + K(row_weighted_gap)(x, q, n, m));
+        loss = keep * (c * K(row_sum)(q, NULL, n, 0, 1.0) + K(row_weighted_gap)(x, q, n, m, 1.0));
     }
-    if (p->smoothing > 0) loss += p->smoothing * (c + K(row_gap)(x, NULL, n, m) / (double)n);
+    if (p->smoothing > 0) loss += p->smoothing * (c + K(row_gap)(x, NULL, n, m, 1.0 / (double)n));
     return loss;
 }
 
