@@ -18,6 +18,9 @@ then rounded to the dtype; the reference is computed from the rounded values):
   +30, 32 rows (softmax ~1 for one entry and ~1e-13 for the rest; log_softmax
   ~-1e-8 for the dominant entry)
 * one long row:   one row of 1 000 000 standard normal values
+* equal terms:    600 rows of 256 (or 16: the short-row plan) entries, one
+  entry 0 and the others all v, v swept over [-12, -0.5] (many equal small
+  terms summed next to the maximum's)
 
 Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
 2**-52), maximum over all elements:
@@ -72,12 +75,23 @@ def families(quick):
         x[np.arange(dom_rows), rng.integers(0, 32000, dom_rows)] = 30.0
         return x
 
+    def equal_terms(cols):
+        # row i: one entry 0, the others all v_i, v_i swept over [-12, -0.5]:
+        # the sum of many equal terms next to the maximum's exp(0)
+        def make(rng):
+            x = np.repeat(np.linspace(-12.0, -0.5, 600)[:, None], cols, axis=1)
+            x[np.arange(600), rng.integers(0, cols, 600)] = 0.0
+            return x
+        return make
+
     return [
         (f"normal x4, ({n}, 1000)", lambda rng: 4.0 * rng.standard_normal((n, 1000))),
         (f"uniform [90, 100], ({n}, 1000)", lambda rng: rng.uniform(90.0, 100.0, (n, 1000))),
         (f"uniform [-80, 80], ({n}, 1000)", lambda rng: rng.uniform(-80.0, 80.0, (n, 1000))),
         (f"dominant logit +30, ({dom_rows}, 32000)", dominant),
         ("one row, (1, 1000000)", lambda rng: rng.standard_normal((1, 1000000))),
+        ("one 0 among equal terms, (600, 256)", equal_terms(256)),
+        ("one 0 among equal terms, (600, 16) (short-row plan)", equal_terms(16)),
     ]
 
 
