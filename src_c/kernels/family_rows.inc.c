@@ -261,16 +261,13 @@ static void K(logsumexp_family)(const fsm_family_problem *p, ptrdiff_t r) {
 
 #define FSM_TERM_SUM(a, b, i, m, w) (a)[i]
 #define FSM_TERM_DOT(a, b, i, m, w) ((a)[i] * (b)[i])
-/* w (m - x) and q (m - x) (q = b; 0 where q == 0, even when x = -inf), in
- * double: m - x may overflow T, and the sum of the m - x may overflow double
- * where their mean (w = 1 / n) does not */
+/* w (m - x), in double: m - x may overflow T, and the sum of the m - x may
+ * overflow double where their mean (w = 1 / n) does not */
 #define FSM_TERM_GAP(a, b, i, m, w) ((w) * ((double)(m) - (double)(a)[i]))
-#define FSM_TERM_WEIGHTED_GAP(a, b, i, m, w) ((b)[i] != 0 ? (double)(b)[i] * ((double)(m) - (double)(a)[i]) : 0.0)
 
 FSM_DEFINE_ROW_REDUCTION(row_sum, FSM_TERM_SUM, T)
 FSM_DEFINE_ROW_REDUCTION(row_dot, FSM_TERM_DOT, T)
 FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP, double)
-FSM_DEFINE_ROW_REDUCTION(row_weighted_gap, FSM_TERM_WEIGHTED_GAP, double)
 
 static void K(softmax_backward_family)(const fsm_family_problem *p, ptrdiff_t r) {
     const T *g = (const T *)p->a + r * p->a_step, *y = (const T *)p->b + r * p->b_step;
@@ -290,9 +287,45 @@ static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_
     for (size_t i = 0; i < n; ++i) out[i] = g[i] - (SCALED_EXP(y[i], (T)0) * (T)EXP_UNSCALE) * total;
 }
 
+/* Probability targets, one pass over the row: *q_sum = sum(q) and
+ * *q_gap = sum(q (m - x)) (0 where q == 0, even at x = -inf), in double;
+ * with_grad: also grad = (e / total - (keep q + uniform)) * scale from the
+ * exps stored in grad. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_problem *p, ptrdiff_t r,
+                                                          const T *x, T m, T *grad, double total,
+                                                          int with_grad, double *q_sum, double *q_gap) {
+    const T *q = (const T *)p->b + r * p->b_step;
+    size_t n = (size_t)p->n;
+    T inv = INVERSE_TOTAL(total), t = (T)total, scale = (T)p->grad_scale;
+    T keep = (T)(1.0 - p->smoothing), uniform = (T)(p->smoothing / (double)n);
+    double sum = 0.0, sum_comp = 0.0, gap = 0.0, gap_comp = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n);
+        double s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
+        for (size_t i = start; i < end; i += FSM_SUM_CHAINS) {
+            size_t width = end - i < FSM_SUM_CHAINS ? end - i : FSM_SUM_CHAINS;
+#pragma omp simd
+            for (size_t j = 0; j < width; ++j) {
+                double qi = (double)q[i + j];
+                s_acc[j] += qi;
+                g_acc[j] += qi != 0 ? qi * ((double)m - (double)x[i + j]) : 0.0;
+                if (with_grad) grad[i + j] = (K(quotient)(grad[i + j], t, inv) - (keep * q[i + j] + uniform)) * scale;
+            }
+        }
+        for (size_t w = FSM_SUM_CHAINS / 2; w > 0; w /= 2)
+            for (size_t j = 0; j < w; ++j) s_acc[j] += s_acc[j + w], g_acc[j] += g_acc[j + w];
+        fsm_neumaier_add(&sum, &sum_comp, s_acc[0]);
+        fsm_neumaier_add(&gap, &gap_comp, g_acc[0]);
+    }
+    *q_sum = isfinite(sum) ? sum + sum_comp : sum;
+    *q_gap = isfinite(gap) ? gap + gap_comp : gap;
+}
+
 /* The loss of one row from c = log(sum(exp(x - m))) and its maximum m:
- * sum(q * (c + (m - x))), each term >= 0 (no cancellation). */
-static double K(cross_entropy_loss)(const fsm_family_problem *p, ptrdiff_t r, const T *x, T m, double c) {
+ * sum(q * (c + (m - x))), each term >= 0 (no cancellation); q_sum and q_gap
+ * as cross_entropy_probs_pass gives them (probability targets only). */
+static double K(cross_entropy_loss)(const fsm_family_problem *p, ptrdiff_t r, const T *x, T m, double c,
+                                    double q_sum, double q_gap) {
     size_t n = (size_t)p->n;
     double keep = 1.0 - p->smoothing, loss = 0.0;
     if (keep == 0.0) {
@@ -300,29 +333,23 @@ static double K(cross_entropy_loss)(const fsm_family_problem *p, ptrdiff_t r, co
     } else if (p->target != NULL) {
         loss = keep * (c + ((double)m - (double)x[p->target[r]]));
     } else {
-        const T *q = (const T *)p->b + r * p->b_step;
-        loss = keep * (c * K(row_sum)(q, NULL, n, 0, 1.0) + K(row_weighted_gap)(x, q, n, m, 1.0));
+        loss = keep * (c * q_sum + q_gap);
     }
     if (p->smoothing > 0) loss += p->smoothing * (c + K(row_gap)(x, NULL, n, m, 1.0 / (double)n));
     return loss;
 }
 
-/* grad = (softmax(x) - q) * grad_scale, from the stored scaled exps. */
-static void K(cross_entropy_grad)(const fsm_family_problem *p, ptrdiff_t r, T *grad, double total) {
+/* grad = (softmax(x) - q) * grad_scale for class-index targets, from the
+ * stored scaled exps. */
+static void K(cross_entropy_index_grad)(const fsm_family_problem *p, ptrdiff_t r, T *grad, double total) {
     size_t n = (size_t)p->n;
     T inv = INVERSE_TOTAL(total), t = (T)total, scale = (T)p->grad_scale;
     T keep = (T)(1.0 - p->smoothing), uniform = (T)(p->smoothing / (double)n);
-    if (p->target != NULL) {
-        size_t target = (size_t)p->target[r];
-        T e_target = grad[target];
+    size_t target = (size_t)p->target[r];
+    T e_target = grad[target];
 #pragma omp simd
-        for (size_t i = 0; i < n; ++i) grad[i] = (K(quotient)(grad[i], t, inv) - uniform) * scale;
-        grad[target] = (K(quotient)(e_target, t, inv) - (T)((double)uniform + (double)keep)) * scale;
-    } else {
-        const T *q = (const T *)p->b + r * p->b_step;
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) grad[i] = (K(quotient)(grad[i], t, inv) - (keep * q[i] + uniform)) * scale;
-    }
+    for (size_t i = 0; i < n; ++i) grad[i] = (K(quotient)(grad[i], t, inv) - uniform) * scale;
+    grad[target] = (K(quotient)(e_target, t, inv) - (T)((double)uniform + (double)keep)) * scale;
 }
 
 static void K(cross_entropy_family)(const fsm_family_problem *p, ptrdiff_t r) {
@@ -330,12 +357,18 @@ static void K(cross_entropy_family)(const fsm_family_problem *p, ptrdiff_t r) {
     T *grad = p->out == NULL ? NULL : (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
     T m = K(rmax)(x, n);
-    double rest, ties;
+    double rest, ties, q_sum = 0.0, q_gap = 0.0;
     if (grad == NULL)
         K(fam_sums)(x, NULL, NULL, n, m, (T)1, (T)0, 0, 0, 0, 1, &rest, &ties);
     else
         K(fam_sums)(x, NULL, grad, n, m, (T)1, (T)0, 0, 0, FSM_STORE_EXP, 1, &rest, &ties);
+    double total = rest + ties * EXP_SCALE;
+    if (p->target == NULL) {
+        if (grad == NULL) K(cross_entropy_probs_pass)(p, r, x, m, NULL, total, 0, &q_sum, &q_gap);
+        else K(cross_entropy_probs_pass)(p, r, x, m, grad, total, 1, &q_sum, &q_gap);
+    } else if (grad != NULL) {
+        K(cross_entropy_index_grad)(p, r, grad, total);
+    }
     /* log(total) is NaN for a row with NaN or +inf, or all -inf */
-    p->row_out[r] = K(cross_entropy_loss)(p, r, x, m, (double)LOG_TOTAL(rest, ties, m));
-    if (grad != NULL) K(cross_entropy_grad)(p, r, grad, rest + ties * EXP_SCALE);
+    p->row_out[r] = K(cross_entropy_loss)(p, r, x, m, (double)LOG_TOTAL(rest, ties, m), q_sum, q_gap);
 }
