@@ -61,6 +61,10 @@ VARIANTS = [
 ]
 if IS_X86_64:
     VARIANTS.append(("avx2", ["-fopenmp-simd", "-mavx2", "-mfma"]))
+    # 512-bit vectors (AVX-512 F/DQ/BW/VL): chosen only where CPUID and XCR0
+    # say the CPU and the OS support them (src_c/dispatch.c).
+    VARIANTS.append(("avx512", ["-fopenmp-simd", "-mavx2", "-mfma", "-mavx512f", "-mavx512dq",
+                                "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"]))
 
 OPENMP_PROBE = textwrap.dedent(
     """

@@ -26,6 +26,15 @@ static int fsm_cpu_has_avx2_fma(void) {
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     return (ebx >> 5) & 1u; /* AVX2 */
 }
+
+static int fsm_cpu_has_avx512(void) {
+    unsigned int eax, ebx, ecx, edx;
+    if (!fsm_cpu_has_avx2_fma() || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned int f = 1u << 16, dq = 1u << 17, bw = 1u << 30, vl = 1u << 31;
+    if ((ebx & (f | dq | bw | vl)) != (f | dq | bw | vl)) return 0;
+    /* XMM, YMM, opmask and both halves of the ZMM state enabled by the OS */
+    return (fsm_xgetbv0() & 0xe6) == 0xe6;
+}
 #endif
 
 static const fsm_kernel_table *fsm_variant_table(int v) {
@@ -34,6 +43,7 @@ static const fsm_kernel_table *fsm_variant_table(int v) {
     case FSM_VARIANT_BASELINE: return &fsm_kernels_baseline;
 #ifdef FSM_X86_64
     case FSM_VARIANT_AVX2: return &fsm_kernels_avx2;
+    case FSM_VARIANT_AVX512: return &fsm_kernels_avx512;
 #endif
     default: return NULL;
     }
@@ -47,6 +57,7 @@ const char *fsm_variant_name(int v) {
 int fsm_variant_supported(int v) {
 #ifdef FSM_X86_64
     if (v == FSM_VARIANT_AVX2) return fsm_cpu_has_avx2_fma();
+    if (v == FSM_VARIANT_AVX512) return fsm_cpu_has_avx512();
 #endif
     return fsm_variant_table(v) != NULL;
 }

@@ -42,7 +42,13 @@ enum { FSM_OK = 0, FSM_ERR_NOMEM = 1 };
 int fsm_run(const fsm_problem *p, int max_threads);
 
 /* --- kernel variants (dispatch.c) --- */
-enum { FSM_VARIANT_SCALAR = 0, FSM_VARIANT_BASELINE = 1, FSM_VARIANT_AVX2 = 2, FSM_NUM_VARIANTS = 3 };
+enum {
+    FSM_VARIANT_SCALAR = 0,
+    FSM_VARIANT_BASELINE = 1,
+    FSM_VARIANT_AVX2 = 2,
+    FSM_VARIANT_AVX512 = 3,
+    FSM_NUM_VARIANTS = 4
+};
 
 /* Name of variant v, or NULL when it is not compiled into this build. */
 const char *fsm_variant_name(int v);

@@ -98,6 +98,7 @@ extern const fsm_kernel_table fsm_kernels_scalar;   /* not vectorised: the refer
 extern const fsm_kernel_table fsm_kernels_baseline; /* SSE2 on x86-64, NEON on aarch64 */
 #if defined(__x86_64__) || defined(_M_X64)
 extern const fsm_kernel_table fsm_kernels_avx2;     /* AVX2 + FMA */
+extern const fsm_kernel_table fsm_kernels_avx512;   /* AVX-512 F/DQ/BW/VL, 512-bit vectors */
 #endif
 
 #endif
