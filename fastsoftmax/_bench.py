@@ -750,23 +750,26 @@ def _table(rows, peer_names):
             notes.append(f"busy:{r['background_cpus']:.1f}cpu")
         cells.append(" ".join(notes))
         body.append(cells)
+    return "\n".join(format_columns(head, body, {0, 1, 2, len(head) - 1},
+                                    [(r["dtype"], r["op"]) for r in rows]))
+
+
+def format_columns(head, body, left, groups):
+    """Lines of a plain-text table: columns padded to their widest cell,
+    those in `left` left-aligned, a blank line where `groups` changes."""
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
               for i, h in enumerate(head)]
-    left = {0, 1, 2, len(head) - 1}
 
     def line(cells):
         return "  ".join(c.ljust(w) if i in left else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     out = [line(head), line(["-" * w for w in widths])]
-    prev = None
-    for r, cells in zip(rows, body):
-        key = (r["dtype"], r["op"])
-        if prev is not None and key != prev:
+    for i, cells in enumerate(body):
+        if i and groups[i] != groups[i - 1]:
             out.append("")
-        prev = key
         out.append(line(cells))
-    return "\n".join(out)
+    return out
 
 
 def _summary(rows, peer_names):

@@ -72,7 +72,7 @@ from fastsoftmax import reference
 from ._bench import (
     BUSY_WARN_CPUS, DTYPES, QUIESCE_S, SAMPLE_TARGET_S, SEED, Candidate, LoadMeter, _fmt_time,
     _load_peers, _machine, _measure, _numpy_log_softmax, _numpy_softmax, _parse_list,
-    _short_error, _threads_arg, _time_calls, _torch_out_supported,
+    _short_error, _threads_arg, _time_calls, _torch_out_supported, format_columns,
 )
 
 __all__ = ["CASES", "make_data", "agrees", "main"]
@@ -410,21 +410,7 @@ def _table(rows, copies, peer_names):
                  f"{r['fsm_over_copy']:.2f}" if r["fsm_over_copy"] else "n/a"]
         cells += [f"{r['peers'][n]:.2f}" if r["peers"][n] else "n/a" for n in peer_names]
         body.append(cells)
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    left = {0, 2, 4, 6, 9}
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(head), line(["-" * w for w in widths])]
-    prev = None
-    for r, cells in zip(rows, body):
-        key = (r["dtype"], r["threads"])
-        if prev is not None and key != prev:
-            out.append("")
-        prev = key
-        out.append(line(cells))
+    out = format_columns(head, body, {0, 2, 4, 6, 9}, [(r["dtype"], r["threads"]) for r in rows])
     for dtype, copy in copies.items():
         out.append(f"np.copyto(out, x), {dtype}: {_fmt_time(copy)} (the memory floor)")
     return "\n".join(out)
