@@ -308,7 +308,8 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_probl
             for (size_t j = 0; j < width; ++j) {
                 double qi = (double)q[i + j];
                 s_acc[j] += qi;
-                g_acc[j] += qi != 0 ? qi * ((double)m - (double)x[i + j]) : 0.0;
+                /* q = 0 adds nothing, even at x = -inf */
+                g_acc[j] = fsm_mul_add(qi, qi != 0 ? (double)m - (double)x[i + j] : 0.0, g_acc[j]);
                 if (with_grad) grad[i + j] = (K(quotient)(grad[i + j], t, inv) - (keep * q[i + j] + uniform)) * scale;
             }
         }

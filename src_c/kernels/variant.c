@@ -32,6 +32,17 @@
 #define FSM_HAS_FMA 0
 #endif
 
+/* c + a * b in double, rounded the same way wherever it is inlined: one FMA
+ * where the variant has it.  Left to -ffp-contract=fast, whether a * b + c
+ * is fused is decided per loop, so two copies of one sum could differ. */
+static inline double fsm_mul_add(double a, double b, double c) {
+#if FSM_HAS_FMA
+    return fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /* Independent partial sums within a sum block (FSM_SUM_BLOCK, kernels.h). */
 #define FSM_SUM_CHAINS 16
 /* Elements per step of the max pass: 4 AVX2 registers of float. */
