@@ -45,8 +45,10 @@ Apple silicon) the table says so and its float64 figures are not meaningful.
 Columns: ``fsm <variant>`` for each kernel variant this CPU supports
 (switched in process with ``fastsoftmax._core._set_variant``), ``numpy`` for
 ``fastsoftmax.reference`` on the input's own dtype (the textbook NumPy
-formula), and ``scipy`` for ``scipy.special.softmax(x, axis=-1)`` /
-``log_softmax`` if SciPy is installed.
+formula), and, for the peers that are installed (``pip install ".[bench]"``),
+``scipy`` (``scipy.special.softmax(x, axis=-1)`` / ``log_softmax``),
+``torch`` (``torch.softmax`` / ``torch.log_softmax`` on the CPU) and
+``onnxruntime`` (a one-node Softmax / LogSoftmax model, one thread).
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ import numpy as np
 
 import fastsoftmax
 import fastsoftmax.reference as reference
-from fastsoftmax import _core
+from fastsoftmax import _bench, _core
 
 SEED = 12345
 LD = np.longdouble
@@ -104,12 +106,19 @@ def implementations():
             return getattr(fastsoftmax, op)(x)
         impls.append((f"fsm {variant}", run))
     impls.append(("numpy", lambda op, x: getattr(reference, op)(x)))
-    try:
-        import scipy.special
+    peers, _, _ = _bench._load_peers()
+    if "scipy" in peers:
+        impls.append(("scipy", lambda op, x: getattr(peers["scipy"], op)(x, axis=-1)))
+    if "torch" in peers:
+        torch = peers["torch"]
+        impls.append(("torch", lambda op, x: getattr(torch, op)(torch.from_numpy(x), -1).numpy()))
+    if "onnxruntime" in peers:
+        ort, onnx = peers["onnxruntime"]
 
-        impls.append(("scipy", lambda op, x: getattr(scipy.special, op)(x, axis=-1)))
-    except ImportError:
-        pass
+        def run_ort(op, x):
+            sess = _bench._ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
+            return sess.run(None, {"x": x})[0]
+        impls.append(("onnxruntime", run_ort))
     return impls
 
 
@@ -198,7 +207,8 @@ def main(argv=None):
     print()
     print(f"fastsoftmax {cfg['version']} (variants {', '.join(_core.variants_supported())}; "
           f"default {cfg['kernel_variant']}), numpy {np.__version__}"
-          + (f", scipy {__import__('scipy').__version__}" if "scipy" in names else "")
+          + "".join(f", {name} {version}" for name, version in _bench._load_peers()[1].items()
+                    if name in names)
           + f"; {platform.machine()}, python {platform.python_version()}.")
     print()
     print("Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = "
