@@ -182,7 +182,7 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
     if t.dtype.kind == "f":
         if t.shape != x.shape:
             raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
-        return x, result_dtype, ax, t.astype(x.dtype), False
+        return x, result_dtype, ax, t.astype(x.dtype, copy=False), False
     raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
 
 

@@ -287,10 +287,22 @@ static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_
     for (size_t i = 0; i < n; ++i) out[i] = g[i] - (SCALED_EXP(y[i], (T)0) * (T)EXP_UNSCALE) * total;
 }
 
+/* One element of cross_entropy_probs_pass: q into chain s, q (m - x) into
+ * chain g (q = 0 adds nothing, even at x = -inf); with_grad: the gradient
+ * from the scaled exp stored in *grad. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *grad, int with_grad,
+                                                          T t, T inv, T keep, T uniform, T scale,
+                                                          double *s, double *g) {
+    double qd = (double)qi;
+    *s += qd;
+    *g = fsm_mul_add(qd, qi != 0 ? (double)m - (double)xi : 0.0, *g);
+    if (with_grad) *grad = (K(quotient)(*grad, t, inv) - (keep * qi + uniform)) * scale;
+}
+
 /* Probability targets, one pass over the row: *q_sum = sum(q) and
  * *q_gap = sum(q (m - x)) (0 where q == 0, even at x = -inf), in double;
  * with_grad: also grad = (e / total - (keep q + uniform)) * scale from the
- * exps stored in grad. */
+ * exps stored in grad.  Element i of a block goes to chain i % chains. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_problem *p, ptrdiff_t r,
                                                           const T *x, T m, T *grad, double total,
                                                           int with_grad, double *q_sum, double *q_gap) {
@@ -300,19 +312,17 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_probl
     T keep = (T)(1.0 - p->smoothing), uniform = (T)(p->smoothing / (double)n);
     double sum = 0.0, sum_comp = 0.0, gap = 0.0, gap_comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n);
+        size_t end = K(block_end)(start, n), i = start;
         double s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
-        for (size_t i = start; i < end; i += FSM_SUM_CHAINS) {
-            size_t width = end - i < FSM_SUM_CHAINS ? end - i : FSM_SUM_CHAINS;
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
-            for (size_t j = 0; j < width; ++j) {
-                double qi = (double)q[i + j];
-                s_acc[j] += qi;
-                /* q = 0 adds nothing, even at x = -inf */
-                g_acc[j] = fsm_mul_add(qi, qi != 0 ? (double)m - (double)x[i + j] : 0.0, g_acc[j]);
-                if (with_grad) grad[i + j] = (K(quotient)(grad[i + j], t, inv) - (keep * q[i + j] + uniform)) * scale;
-            }
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
+                K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
+                                            t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
         }
+        for (size_t j = 0; i + j < end; ++j)
+            K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
+                                        t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
         for (size_t w = FSM_SUM_CHAINS / 2; w > 0; w /= 2)
             for (size_t j = 0; j < w; ++j) s_acc[j] += s_acc[j + w], g_acc[j] += g_acc[j + w];
         fsm_neumaier_add(&sum, &sum_comp, s_acc[0]);
