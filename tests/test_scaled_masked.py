@@ -137,6 +137,28 @@ def test_special_values_with_where(dtype, variant):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("n", [2047, 2048, 2049, 5000])
+def test_masked_rows_around_the_staging_size(dtype, n, variant, num_threads):
+    # rows of at most 2048 are masked in a stack buffer, longer ones in the
+    # output itself (FSM_MASK_STAGE_ELEMS); both, in place, and a NaN row
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((5, n)) * 4).astype(dtype)
+    x[3, n // 2] = np.nan
+    w = rng.random(x.shape) > 0.3
+    for fn_name, dropped in (("softmax", 0.0), ("log_softmax", -np.inf)):
+        fn, ref_fn = getattr(fastsoftmax, fn_name), getattr(reference, fn_name)
+        got = call_unmodified(fn, x, where=w, num_threads=num_threads)
+        ref = ref_fn(x, where=w)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        assert np.all(got[~w] == dropped)
+        ok = ~np.isnan(ref)
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=64 * eps(dtype), atol=0)
+        inplace = x.copy()
+        assert fn(inplace, out=inplace, where=w, num_threads=num_threads) is inplace
+        np.testing.assert_array_equal(inplace, got)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_special_values_with_scaling(dtype, variant):
     inf = np.inf
     x = np.array([[0.0, -inf, 1.0], [0.0, inf, 1.0]], dtype=dtype)
