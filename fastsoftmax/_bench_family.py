@@ -39,7 +39,8 @@ Method: that of ``python -m fastsoftmax bench`` (``fastsoftmax._bench``),
 whose timing code is reused: every candidate is called once to warm up and
 its result is checked against ``fastsoftmax.reference`` (a candidate that
 disagrees is reported ``wrong`` and not timed); then interleaved rounds
-(5 rounds of 0.1 s per candidate, ``--quick`` 3 of 0.04 s, the order
+(5 rounds of 0.1 s per candidate, ``--quick`` 3 of 0.04 s, ``--rounds N``
+to change the count; the order
 rotating each round, a 30 ms pause before each turn), and the reported time
 is the **minimum** per-call time over all samples.
 
@@ -451,6 +452,9 @@ def _build_parser():
     p.add_argument("--dtype", type=lambda s: _parse_list(s, str, tuple(DTYPES)), default=None,
                    metavar="float32,float64", help="dtypes (default both; --quick: float32)")
     p.add_argument("--peers", action="store_true", help="also time torch and scipy if installed")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="interleaved rounds (default 5, --quick 3); more rounds give the minimum "
+                   "more chances on a noisy machine")
     p.add_argument("--json", metavar="PATH", help="write every raw measurement to PATH")
     return p
 
@@ -460,6 +464,10 @@ def main(argv=None) -> int:
     args = _build_parser().parse_args(argv)
     dtypes = list(dict.fromkeys(args.dtype or (["float32"] if args.quick else list(DTYPES))))
     budget, rounds = (0.04, 3) if args.quick else (0.1, 5)
+    if args.rounds is not None:
+        if args.rounds < 1:
+            raise SystemExit(f"{PROG}: --rounds must be >= 1, got {args.rounds}")
+        rounds = args.rounds
 
     def progress(text):
         sys.stderr.write(text + "\n")
