@@ -260,8 +260,7 @@ static void K(logsumexp_family)(const fsm_family_problem *p, ptrdiff_t r) {
                     TERM(a, b, i + j, m, w);                                                         \
             }                                                                                     \
             for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m, w);                  \
-            for (size_t width = FSM_SUM_CHAINS / 2; width > 0; width /= 2)                        \
-                for (size_t j = 0; j < width; ++j) acc[j] += acc[j + width];                      \
+            FSM_FOLD_CHAINS(acc);                                                                 \
             fsm_neumaier_add(&sum, &comp, (double)acc[0]);                                        \
         }                                                                                         \
         return isfinite(sum) ? sum + comp : sum;                                                  \
@@ -331,8 +330,8 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_probl
         for (size_t j = 0; i + j < end; ++j)
             K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
                                         t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
-        for (size_t w = FSM_SUM_CHAINS / 2; w > 0; w /= 2)
-            for (size_t j = 0; j < w; ++j) s_acc[j] += s_acc[j + w], g_acc[j] += g_acc[j + w];
+        FSM_FOLD_CHAINS(s_acc);
+        FSM_FOLD_CHAINS(g_acc);
         fsm_neumaier_add(&sum, &sum_comp, s_acc[0]);
         fsm_neumaier_add(&gap, &gap_comp, g_acc[0]);
     }

@@ -31,8 +31,7 @@ static T K(rmax)(const T *x, size_t n) {
 
 /* Sum of FSM_SUM_CHAINS partial sums, pairwise. */
 static inline T K(sum_chains)(T *acc) {
-    for (size_t width = FSM_SUM_CHAINS / 2; width > 0; width /= 2)
-        for (size_t j = 0; j < width; ++j) acc[j] += acc[j + width];
+    FSM_FOLD_CHAINS(acc);
     return acc[0];
 }
 

@@ -45,6 +45,18 @@ static inline double fsm_mul_add(double a, double b, double c) {
 
 /* Independent partial sums within a sum block (FSM_SUM_BLOCK, kernels.h). */
 #define FSM_SUM_CHAINS 16
+/* acc[0] += the other FSM_SUM_CHAINS - 1 partial sums, pairwise (halves
+ * added lane-wise).  Each step is a loop of constant length, which the
+ * compiler turns into a few vector adds; a loop over a halving width stayed
+ * scalar, through memory. */
+#define FSM_FOLD_CHAINS(acc)                                                    \
+    do {                                                                       \
+        _Static_assert(FSM_SUM_CHAINS == 16, "FSM_FOLD_CHAINS folds 16 chains"); \
+        for (size_t j_ = 0; j_ < 8; ++j_) (acc)[j_] += (acc)[j_ + 8];          \
+        for (size_t j_ = 0; j_ < 4; ++j_) (acc)[j_] += (acc)[j_ + 4];          \
+        for (size_t j_ = 0; j_ < 2; ++j_) (acc)[j_] += (acc)[j_ + 2];          \
+        (acc)[0] += (acc)[1];                                                  \
+    } while (0)
 /* Elements per step of the max pass: 4 AVX2 registers of float. */
 #define FSM_MAX_CHAINS 32
 /* Rows per partial sum in the column kernels: softmax (a multiple of 4;
