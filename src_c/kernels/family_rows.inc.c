@@ -81,12 +81,11 @@ static FSM_ALWAYS_INLINE T K(rmax_signed)(const T *x, const uint8_t *mask, size_
             acc[j] = v > acc[j] ? v : acc[j];
         }
     }
-    T m = -(T)INFINITY;
+    T m = K(fold_maxima)(acc);
     for (; i < n; ++i) {
         T v = masked && !mask[i] ? -(T)INFINITY : sign * x[i];
         m = v > m ? v : m;
     }
-    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) m = acc[j] > m ? acc[j] : m;
     return sign * m;
 }
 

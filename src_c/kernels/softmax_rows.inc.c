@@ -13,6 +13,18 @@
  * compensation, so the error of a row sum does not grow with the row length.
  */
 
+/* The largest of FSM_MAX_CHAINS running maxima (none NaN), folded in
+ * halves: each step a loop of constant length, i.e. a few vector max ops
+ * (a loop over all of them stayed scalar). */
+static inline T K(fold_maxima)(T *acc) {
+    _Static_assert(FSM_MAX_CHAINS == 32, "fold_maxima folds 32 maxima");
+    for (size_t j = 0; j < 16; ++j) acc[j] = acc[j + 16] > acc[j] ? acc[j + 16] : acc[j];
+    for (size_t j = 0; j < 8; ++j) acc[j] = acc[j + 8] > acc[j] ? acc[j + 8] : acc[j];
+    for (size_t j = 0; j < 4; ++j) acc[j] = acc[j + 4] > acc[j] ? acc[j + 4] : acc[j];
+    for (size_t j = 0; j < 2; ++j) acc[j] = acc[j + 2] > acc[j] ? acc[j + 2] : acc[j];
+    return acc[1] > acc[0] ? acc[1] : acc[0];
+}
+
 /* FSM_MAX_CHAINS independent running maxima (several SIMD registers), so
  * the loop is not bound by the latency of one max instruction. */
 static T K(rmax)(const T *x, size_t n) {
@@ -23,9 +35,8 @@ static T K(rmax)(const T *x, size_t n) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
     }
-    T m = -(T)INFINITY;
+    T m = K(fold_maxima)(acc);
     for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) m = acc[j] > m ? acc[j] : m;
     return m;
 }
 
