@@ -1,0 +1,115 @@
+"""A/B of two builds of fastsoftmax, one process per build.
+
+Install the two builds in two virtual environments and run this script with
+each Python in turn, several times, alternating (absolute times drift on a
+shared machine; alternating runs show which differences hold):
+
+    for i in 1 2 3; do
+        /path/to/venv-a/bin/python benchmarks/ab_calls.py rows
+        /path/to/venv-b/bin/python benchmarks/ab_calls.py rows
+    done
+
+Cases (each prints the minimum per-call time over --calls calls, 1 thread):
+
+    rows     softmax / log_softmax, f32 and f64, (16384, 128), (4096, 1000),
+             (24576, 512), preallocated out
+    family   cross_entropy with probability targets (+grad and without) and
+             softmax where= next to log_softmax / softmax, f32 and f64,
+             (4096, 1000)
+    hash     not a timing: a digest of the outputs of every public function
+             on every kernel variant, so two builds that must agree bit for
+             bit can be compared
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+
+import numpy as np
+
+import fastsoftmax
+from fastsoftmax import _core, reference
+
+DTYPES = (np.float32, np.float64)
+
+
+def best_ms(fn, calls):
+    best = float("inf")
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def case_rows(rng, calls):
+    for dtype in DTYPES:
+        for shape in [(16384, 128), (4096, 1000), (24576, 512)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            y = np.empty_like(x)
+            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
+            lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
+            print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.3f} ms, log_softmax {lsm:.3f} ms")
+
+
+def case_family(rng, calls):
+    shape = (4096, 1000)
+    for dtype in DTYPES:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = np.empty_like(x)
+        q = reference.softmax(rng.standard_normal(shape)).astype(dtype)
+        mask = rng.random(shape) < 0.9
+        sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
+        lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
+        ce_grad = best_ms(lambda: fastsoftmax.cross_entropy(x, q, return_grad=True, num_threads=1), calls)
+        ce = best_ms(lambda: fastsoftmax.cross_entropy(x, q, num_threads=1), calls)
+        where = best_ms(lambda: fastsoftmax.softmax(x, out=y, where=mask, num_threads=1), calls)
+        print(f"{np.dtype(dtype).name} {shape}: cross_entropy(probs, +grad) {ce_grad:.2f} ms "
+              f"= {ce_grad / lsm:.2f} x log_softmax ({lsm:.2f} ms), without grad {ce:.2f} ms; "
+              f"softmax where= {where:.2f} ms = {where / sm:.2f} x softmax ({sm:.2f} ms)")
+
+
+def case_hash(rng, calls):
+    del calls
+    digest = hashlib.sha256()
+    original = _core.active_variant()
+    try:
+        for variant in _core.variants_supported():
+            _core._set_variant(variant)
+            for dtype in DTYPES:
+                for shape in [(7, 1000), (33, 128), (5, 3000), (100, 10), (2, 70000)]:
+                    x = (rng.standard_normal(shape) * 5).astype(dtype)
+                    q = reference.softmax(rng.standard_normal(shape)).astype(dtype)
+                    mask = rng.random(shape) < 0.8
+                    results = [
+                        fastsoftmax.softmax(x), fastsoftmax.log_softmax(x), fastsoftmax.logsumexp(x),
+                        fastsoftmax.softmax(x, temperature=0.3), fastsoftmax.softmax(x, where=mask),
+                        fastsoftmax.softmax(x, axis=0), fastsoftmax.softmax_backward(x, q),
+                        fastsoftmax.log_softmax_backward(x, np.log(q)),
+                        fastsoftmax.cross_entropy(x, q, reduction="none", return_grad=True)[1],
+                        fastsoftmax.cross_entropy(x, q, reduction="none"),
+                    ]
+                    for r in results:
+                        digest.update(np.ascontiguousarray(r).tobytes())
+    finally:
+        _core._set_variant(original)
+    print(f"outputs digest over variants {', '.join(_core.variants_supported())}: "
+          f"{digest.hexdigest()[:16]}")
+
+
+CASES = {"rows": case_rows, "family": case_family, "hash": case_hash}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--calls", type=int, default=150, help="calls per measurement (default 150)")
+    args = parser.parse_args(argv)
+    if args.calls < 1:
+        parser.error("--calls must be >= 1")
+    CASES[args.case](np.random.default_rng(0), args.calls)
+
+
+if __name__ == "__main__":
+    main()
