@@ -182,8 +182,8 @@ static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
  * into a stage row and running the plain kernel from there: one simple
  * extra pass instead of a mask test in every pass.  Staging on the stack
  * rather than in y keeps that pass in L1 and leaves the first write of y to
- * the kernel (5-20% faster on f32 (512..8192, 1000), A/B).  A bad row (NaN, +inf of x * s,
- * all -inf) comes out all NaN, which y[0] tells. */
+ * the kernel (benchmarks/ab_calls.py family).  A bad row (NaN, +inf of
+ * x * s, all -inf) comes out all NaN, which y[0] tells. */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_problem *p, ptrdiff_t r, int log) {
     const T *x = (const T *)p->a + r * p->a_step;
     T *y = (T *)p->out + r * p->out_step;
@@ -191,7 +191,7 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
     T s_hi = (T)p->scale_hi, s_lo = (T)((p->scale_hi - (double)s_hi) + p->scale_lo);
     T dropped = log ? -(T)INFINITY : (T)0;
     const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
-    T stage[FSM_MASK_STAGE_ELEMS];
+    T stage[FSM_MASK_STAGE_ELEMS]; /* function scope: x may point into it below */
     if (mask != NULL) {
         if (!fsm_any_kept(mask, n)) {
             for (size_t i = 0; i < n; ++i) y[i] = dropped;
