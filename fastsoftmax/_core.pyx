@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 cimport numpy as cnp
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import check_num_threads, check_out, normalize_axes, prepare_input
@@ -60,6 +61,7 @@ cdef extern from "fastsoftmax.h" nogil:
         double *row_out
         Py_ssize_t a_step, b_step, mask_step, out_step
         double scale_hi, scale_lo
+        double exp_step_hi, exp_step_lo
         double smoothing, grad_scale
     int fsm_family_run(const fsm_family_problem *p, int max_threads)
 
@@ -447,7 +449,7 @@ cdef const void *_rows_data(object rows, Py_ssize_t n_rows, Py_ssize_t n, object
 
 def _family_rows(int op, a, b, mask, target, out, row_out, double scale_hi=1.0,
                  double scale_lo=0.0, double smoothing=0.0, double grad_scale=1.0,
-                 int num_threads=0):
+                 int num_threads=0, double exp_step_hi=0.0, double exp_step_lo=0.0):
     """Run family op `op` (src_c/kernels/family.h) on (rows, n) matrices with
     contiguous rows, prepared by fastsoftmax._family; None for an unused
     argument.  `out` must be writeable and not overlap the inputs unless it
@@ -488,17 +490,21 @@ def _family_rows(int op, a, b, mask, target, out, row_out, double scale_hi=1.0,
                 or not (<cnp.ndarray>row_out).flags.c_contiguous or not row_out.flags.writeable):
             raise ValueError(f"row_out: expected a writeable contiguous float64 array of shape ({p.rows},)")
         p.row_out = <double *>cnp.PyArray_DATA(<cnp.ndarray>row_out)
-    needs = {0: ("out",), 1: ("out",), 2: ("row_out",), 3: ("b", "out"), 4: ("b", "out"), 5: ("row_out",)}[op]
-    given = {"out": p.out != NULL, "row_out": p.row_out != NULL, "b": p.b != NULL}
-    for name in needs:
-        if not given[name]:
-            raise ValueError(f"family op {op} needs {name}")
+    if p.out == NULL and op in (0, 1, 3, 4):
+        raise ValueError(f"family op {op} needs out")
+    if p.row_out == NULL and op in (2, 5):
+        raise ValueError(f"family op {op} needs row_out")
+    if p.b == NULL and op in (3, 4):
+        raise ValueError(f"family op {op} needs b")
     if op == 5 and (p.target == NULL) == (p.b == NULL):
         raise ValueError("cross entropy needs exactly one of target and b")
     if op == 0 or op == 1:
-        if not (scale_hi != 0 and np.isfinite(scale_hi) and np.isfinite(scale_lo)):
+        if not (scale_hi != 0 and isfinite(scale_hi) and isfinite(scale_lo)):
             raise ValueError("scale must be finite and non-zero")
     p.scale_hi, p.scale_lo, p.smoothing, p.grad_scale = scale_hi, scale_lo, smoothing, grad_scale
+    if exp_step_hi != 0 and not (2.0**-61 <= abs(exp_step_hi) <= 2.0**60 and isfinite(exp_step_lo)):
+        raise ValueError("exp_step must be 0 or ln 2 / scale for 2^-60 <= |scale| <= 2^60")
+    p.exp_step_hi, p.exp_step_lo = exp_step_hi, exp_step_lo
     num_threads = _threads_for_call(num_threads)
     with nogil:
         fsm_family_run(&p, num_threads)

@@ -10,6 +10,7 @@ an input other than as the very same rows.
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -32,15 +33,21 @@ class _Rows:
 
     def __init__(self, shape: tuple, axes: tuple):
         self.shape = shape
-        self.perm = [d for d in range(len(shape)) if d not in axes] + list(axes)
-        self.moved_shape = tuple(shape[d] for d in self.perm)
-        self.other_shape = tuple(shape[d] for d in self.perm[: len(shape) - len(axes)])
-        self.n = math.prod(shape[d] for d in axes)
+        ndim = len(shape)
+        if axes == (ndim - 1,):  # the common case, without the general bookkeeping
+            self.perm = list(range(ndim))
+            self.moved_shape, self.other_shape, self.n = shape, shape[:-1], shape[-1]
+        else:
+            self.perm = [d for d in range(ndim) if d not in axes] + list(axes)
+            self.moved_shape = tuple(shape[d] for d in self.perm)
+            self.other_shape = tuple(shape[d] for d in self.perm[: ndim - len(axes)])
+            self.n = math.prod(shape[d] for d in axes)
         self.rows = math.prod(self.other_shape)
-        self.identity = self.perm == list(range(len(shape)))
+        self.identity = self.perm == list(range(ndim))
 
     def _reshaped(self, arr):
-        return arr.transpose(self.perm).reshape(self.rows, self.n)
+        moved = arr if self.identity else arr.transpose(self.perm)
+        return moved.reshape(self.rows, self.n)
 
     def read(self, arr):
         """arr as rows the kernels accept: a view when possible, else a copy."""
@@ -69,7 +76,8 @@ class _Rows:
 
     def restore(self, rows_arr):
         """A (rows, n) result back in the original shape (a view)."""
-        return rows_arr.reshape(self.moved_shape).transpose(np.argsort(self.perm))
+        moved = rows_arr.reshape(self.moved_shape)
+        return moved if self.identity else moved.transpose(np.argsort(self.perm))
 
 
 def _same_rows(a, b) -> bool:
@@ -105,10 +113,18 @@ def _copy_like(result, like):
     return fresh
 
 
+@functools.lru_cache(maxsize=64)
 def _scale_parts(scaling) -> tuple:
+    """(hi, lo, step_hi, step_lo): 1 / temperature or ln(base) as a
+    double-double, and ln 2 divided by it (_exp_step_parts).  Exact
+    rational arithmetic costs microseconds, so results are cached per
+    (kind, value)."""
+    hi, lo = _scale_pair(scaling)
+    return (hi, lo) + _exp_step_parts(hi, lo)
+
+
+def _scale_pair(scaling) -> tuple:
     """1 / temperature or ln(base) as a double-double (hi, lo)."""
-    if scaling is None:
-        return 1.0, 0.0
     kind, value = scaling
     if kind == "temperature":
         exact = 1 / Fraction(value)
@@ -118,6 +134,21 @@ def _scale_parts(scaling) -> tuple:
     # ln(base) to extended precision where long double has it (x86: 64 bits)
     lo = float(np.log(np.longdouble(value)) - np.longdouble(hi))
     return hi, lo
+
+
+# ln 2 to 60 digits, far beyond what a double-double holds
+_LN2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680")
+
+
+def _exp_step_parts(scale_hi: float, scale_lo: float) -> tuple:
+    """ln 2 / scale as a double-double, for the kernels' reduction of exp's
+    argument; (0, 0) outside 2^-60 <= |scale| <= 2^60, where they do
+    without it (family.h)."""
+    if not 2.0**-60 <= abs(scale_hi) <= 2.0**60:
+        return 0.0, 0.0
+    step = _LN2 / (Fraction(scale_hi) + Fraction(scale_lo))
+    hi = float(step)
+    return hi, float(step - Fraction(hi))
 
 
 def _empty_result(shape, result_dtype, out, fill=None):
@@ -152,9 +183,10 @@ def scaled_softmax(log: bool, x, axis, out, num_threads, temperature, base, wher
     m = None if mask is None else rows.read(mask.view(np.uint8))
     target = None if out is None else out.reshape(arr.shape)
     y, direct = _output_rows(rows, target, [a] if m is None else [a, m], arr.dtype)
-    hi, lo = _scale_parts(scaling)
+    hi, lo, step_hi, step_lo = (1.0, 0.0, 0.0, 0.0) if scaling is None else _scale_parts(scaling)
     op = _SCALED_LOG_SOFTMAX if log else _SCALED_SOFTMAX
-    _core._family_rows(op, a, None, m, None, y, None, hi, lo, num_threads=threads)
+    _core._family_rows(op, a, None, m, None, y, None, hi, lo, num_threads=threads,
+                       exp_step_hi=step_hi, exp_step_lo=step_lo)
     result = _deliver(rows, y, direct, target, result_dtype, arr)
     return out if out is not None else result.reshape(shape)
 

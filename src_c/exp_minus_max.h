@@ -78,16 +78,25 @@ static inline double fsm_expm1_tail_f64(double r, double r2) {
 #define FSM_EXP_LOWEST_F32 -104.0f
 #define FSM_EXP_LOWEST_F64 -746.0
 
+/* Below these n, exp(t) * 2^B unscales to +0 whatever t rounded to n
+ * (t < -150.5 ln 2 for float, -1076.5 ln 2 for double). */
+#define FSM_EXP_LOWEST_N_F32 -150.5f
+#define FSM_EXP_LOWEST_N_F64 -1076.5
+
 /* The two halves of the exponential, so that a caller can form the reduced
  * argument r = t - n ln 2 its own way:
- *   fsm_exp_round_T(t, &n): n = round(t / ln 2); returns k, whose bits hold
- *     2^(n + B);
+ *   fsm_exp_round_product_T(d, c, &n): n = round(d * c), for t = d * s and
+ *     c ~= s / ln 2 (an error in c only makes |r| a little larger than
+ *     ln2/2); returns k, whose bits hold 2^(n + B);
+ *   fsm_exp_round_T(t, &n): the same for t itself;
  *   fsm_exp_join_T(k, r, flush): exp(r) * 2^(n + B), or +0 when flush. */
-static inline float fsm_exp_round_f32(float t, float *n) {
-    float k = t * 0x1.715476p0f + FSM_EXP_SHIFTER_F32;
+static inline float fsm_exp_round_product_f32(float d, float c, float *n) {
+    float k = d * c + FSM_EXP_SHIFTER_F32;
     *n = k - FSM_EXP_SHIFTER_F32;
     return k;
 }
+
+static inline float fsm_exp_round_f32(float t, float *n) { return fsm_exp_round_product_f32(t, 0x1.715476p0f, n); }
 
 static inline float fsm_exp_join_f32(float k, float r, int flush) {
     float r2 = r * r;
@@ -96,11 +105,13 @@ static inline float fsm_exp_join_f32(float k, float r, int flush) {
     return flush ? 0.0f : e; /* a select: the garbage of an out-of-range t is dropped */
 }
 
-static inline double fsm_exp_round_f64(double t, double *n) {
-    double k = t * 0x1.71547652b82fep0 + FSM_EXP_SHIFTER_F64;
+static inline double fsm_exp_round_product_f64(double d, double c, double *n) {
+    double k = d * c + FSM_EXP_SHIFTER_F64;
     *n = k - FSM_EXP_SHIFTER_F64;
     return k;
 }
+
+static inline double fsm_exp_round_f64(double t, double *n) { return fsm_exp_round_product_f64(t, 0x1.71547652b82fep0, n); }
 
 static inline double fsm_exp_join_f64(double k, double r, int flush) {
     double r2 = r * r;

@@ -107,6 +107,21 @@ def test_temperature_is_division(fn_name):
     np.testing.assert_allclose(getattr(fastsoftmax, fn_name)(x, temperature=0.5), expected, rtol=1e-15)
 
 
+@pytest.mark.parametrize("fn_name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("temperature", [2.0**-70, 2.0**-60, 1e-5, 1e5, 2.0**60, 2.0**70])
+def test_extreme_temperatures_accurate(fn_name, dtype, temperature, variant):
+    """The kernels reduce exp's argument with ln 2 / scale when
+    2^-60 <= |scale| <= 2^60 and without it beyond: both ways, at and past
+    the edges, on inputs that x / temperature brings back to [-40, 40]."""
+    rng = np.random.default_rng(11)
+    x = (rng.uniform(-40, 40, (8, 300)) * temperature).astype(dtype)
+    got = call_unmodified(getattr(fastsoftmax, fn_name), x, temperature=temperature)
+    expected = _extended(fn_name, x, -1, dict(temperature=temperature))
+    err = error_eps(fn_name, got, expected, dtype)
+    assert err <= _bound(fn_name), f"{fn_name} temperature={temperature}: {err:.2f} eps"
+
+
 def test_base_below_one_favours_small_entries():
     y = fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]), base=0.5)
     np.testing.assert_allclose(y, np.array([4.0, 2.0, 1.0]) / 7, rtol=1e-15)

@@ -21,7 +21,9 @@
  *                                 or NULL
  *
  * scale = scale_hi + scale_lo (a double-double: 1/T or ln b), non-zero and
- * finite; for scale < 0 the reference point is the row minimum, so that
+ * finite; exp_step_hi + exp_step_lo = ln 2 / scale (a double-double) when
+ * 2^-60 <= |scale| <= 2^60, else 0 (the kernels then reduce exp's argument
+ * without it).  For scale < 0 the reference point is the row minimum, so that
  * (x - m) * scale <= 0.  When mask is set, entries with mask 0 are left out
  * of every max and sum and come out as 0 (log_softmax: -inf); a row with no
  * entry left gives 0 / -inf / logsumexp -inf.  Without a mask, the special
@@ -60,6 +62,7 @@ typedef struct {
     double *row_out;                /* one value per row, or NULL */
     ptrdiff_t a_step, b_step, mask_step, out_step;
     double scale_hi, scale_lo;      /* the scaled softmaxes */
+    double exp_step_hi, exp_step_lo;
     double smoothing, grad_scale;   /* cross entropy */
 } fsm_family_problem;
 

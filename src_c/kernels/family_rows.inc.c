@@ -33,26 +33,65 @@ static inline T K(scaled_diff)(T x, T m, T s_hi, T s_lo, T *z_lo) {
     return z;
 }
 
-/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when not scaled; when
+/* The scale s of exp's argument in T: s = s_hi + s_lo, and, for
+ * FSM_SCALED_STEP, ln 2 / s = c_hi + c_lo with c_hi short enough that
+ * n * c_hi is exact for every n a non-flushed exp can have. */
+typedef struct {
+    T s_hi, s_lo, c_hi, c_lo;
+} K(scaling);
+
+#ifndef FSM_UNSCALED_DEFINED
+#define FSM_UNSCALED_DEFINED
+enum { FSM_UNSCALED = 0, FSM_SCALED = 1, FSM_SCALED_STEP = 2 };
+#endif
+
+/* v with the low `bits` bits of its significand cleared. */
+static inline T K(shorten)(T v, int bits) {
+    if (sizeof(T) == sizeof(float)) return fsm_f32_from_bits(fsm_f32_bits((float)v) & ~((1u << bits) - 1u));
+    return (T)fsm_f64_from_bits(fsm_f64_bits((double)v) & ~((1ull << bits) - 1ull));
+}
+
+/* The scaling of a problem in T (FSM_SCALED_STEP when p has the step). */
+static inline K(scaling) K(scaling_of)(const fsm_family_problem *p) {
+    K(scaling) sc;
+    sc.s_hi = (T)p->scale_hi;
+    sc.s_lo = (T)((p->scale_hi - (double)sc.s_hi) + p->scale_lo);
+    /* |n| < 2^8 (float) or 2^11 (double) */
+    sc.c_hi = K(shorten)((T)p->exp_step_hi, sizeof(T) == sizeof(float) ? 8 : 12);
+    sc.c_lo = (T)((p->exp_step_hi - (double)sc.c_hi) + p->exp_step_lo);
+    return sc;
+}
+
+/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when FSM_UNSCALED; when
  * want_z, also *z = (x - m) * s rounded (log_softmax's output before the
  * log of the total; -inf stays -inf). */
-static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, T s_hi, T s_lo, int scaled, int want_z, T *z) {
-    if (!scaled) return SCALED_EXP(x, m);
+static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int scaled, int want_z, T *z) {
+    if (scaled == FSM_UNSCALED) return SCALED_EXP(x, m);
 #if FSM_HAS_FMA
-    /* The product d * s_hi enters the reduction r = d s - n ln2 inside one
-     * FMA: exact, since n * LN2_HI is exact and r is small, so only r's own
-     * rounding is paid (cheaper than forming d * s as a pair first). */
+    T s_hi = sc->s_hi, s_lo = sc->s_lo;
     T bb, d = x - m;
     T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
-    T t = d * s_hi, n, k = EXP_ROUND(t, &n), correction = d * s_lo + d_lo * s_hi;
-    T r = FMA_T(d, s_hi, -(n * LN2_HI)) - n * LN2_LO + correction;
+    T n, k = EXP_ROUND_PRODUCT(d, s_hi * (T)LOG2E, &n), r;
+    if (scaled == FSM_SCALED_STEP) {
+        /* r = (d - n ln2/s) s: d - n c_hi is exact (n c_hi is, and it
+         * nearly cancels d), so only the small remainder is multiplied by s
+         * and rounded: one operation more than the unscaled exp.  s_lo is
+         * left out: its term is below 2^-24 |r| (|r| <= ln2/2). */
+        T head = FMA_T(-n, sc->c_hi, d), tail = FMA_T(-n, sc->c_lo, d_lo);
+        r = FMA_T(head, s_hi, tail * s_hi);
+    } else {
+        /* The product d * s_hi enters the reduction r = d s - n ln2 inside
+         * one FMA: exact, since n * LN2_HI is exact and r is small. */
+        r = FMA_T(d, s_hi, -(n * LN2_HI)) - n * LN2_LO + (d * s_lo + d_lo * s_hi);
+    }
     if (want_z) {
-        T t_lo = FMA_T(d, s_hi, -t) + correction;
+        T t = d * s_hi;
+        T t_lo = FMA_T(d, s_hi, -t) + (d * s_lo + d_lo * s_hi);
         *z = t + (t_lo == t_lo ? t_lo : (T)0); /* t = -inf: no NaN from t_lo */
     }
-    return EXP_JOIN(k, r, t < EXP_LOWEST);
+    return EXP_JOIN(k, r, n < EXP_LOWEST_N);
 #else
-    T z_lo, z_hi = K(scaled_diff)(x, m, s_hi, s_lo, &z_lo);
+    T z_lo, z_hi = K(scaled_diff)(x, m, sc->s_hi, sc->s_lo, &z_lo);
     if (want_z) *z = z_hi + (z_lo == z_lo ? z_lo : (T)0);
     return SCALED_EXP_HILO(z_hi, z_lo);
 #endif
@@ -97,10 +136,10 @@ enum { FSM_STORE_NOTHING = 0, FSM_STORE_EXP = 1, FSM_STORE_Z = 2 };
 /* One element of a sum block: e = exp((x - m) s) * 2^B (0 when keep is 0),
  * stored when `store`; added to *rest unless x == m, which counts as a tie
  * (exactly 1 unscaled) as in block_exp_rest. */
-static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T m, T s_hi, T s_lo,
+static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T m, const K(scaling) *sc,
                                           int scaled, int store, int split_ties, T *rest, T *ties) {
     T xi = x[i], z; /* read before y[i] is written: y may be x */
-    T e = K(fam_exp)(xi, m, s_hi, s_lo, scaled, store == FSM_STORE_Z, &z);
+    T e = K(fam_exp)(xi, m, sc, scaled, store == FSM_STORE_Z, &z);
     e = keep != 0 ? e : (T)0; /* a select: drops the NaN of a masked entry */
     if (store == FSM_STORE_EXP) y[i] = e;
     if (store == FSM_STORE_Z) y[i] = z;
@@ -117,8 +156,8 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T keep, T *y, size_t i, T 
  * entries with x != m, *ties = the number of kept entries with x == m; or,
  * without split_ties (softmax needs only the total), *rest = the sum of all
  * and *ties = 0. */
-static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y, size_t n, T m, T s_hi,
-                                          T s_lo, int scaled, int masked, int store, int split_ties,
+static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y, size_t n, T m,
+                                          const K(scaling) *sc, int scaled, int masked, int store, int split_ties,
                                           double *rest, double *ties) {
     double sum = 0.0, comp = 0.0, tie_total = 0.0;
     T keep[FSM_SUM_BLOCK];
@@ -129,11 +168,11 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
         for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
             for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-                K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+                K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, sc, scaled, store,
                             split_ties, &acc[j], &tie_acc[j]);
         }
         for (size_t j = 0; i + j < end; ++j)
-            K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, s_hi, s_lo, scaled, store,
+            K(fam_term)(x, masked ? keep[i + j - start] : (T)1, y, i + j, m, sc, scaled, store,
                         split_ties, &acc[j], &tie_acc[j]);
         fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));
         tie_total += K(sum_chains)(tie_acc);
@@ -142,18 +181,20 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
     *ties = tie_total;
 }
 
-/* softmax / log_softmax of x * (s_hi + s_lo), s != 1, into y (y == x
- * allowed), in the passes of the plain row kernels. */
-static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, T s_hi, T s_lo, int log) {
-    T m = K(rmax_signed)(x, NULL, n, s_hi < 0 ? (T)-1 : (T)1, 0);
+/* softmax / log_softmax of x * s, s != 1, into y (y == x allowed), in the
+ * passes of the plain row kernels; `scaled` is FSM_SCALED or
+ * FSM_SCALED_STEP. */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, const K(scaling) *sc, int scaled,
+                                                    int log) {
+    T m = K(rmax_signed)(x, NULL, n, sc->s_hi < 0 ? (T)-1 : (T)1, 0);
     double rest, ties;
     if (log) {
-        K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, 1, 0, FSM_STORE_Z, 1, &rest, &ties);
+        K(fam_sums)(x, NULL, y, n, m, sc, scaled, 0, FSM_STORE_Z, 1, &rest, &ties);
         T c = LOG_TOTAL(rest, ties, m);
 #pragma omp simd
         for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
     } else {
-        K(fam_sums)(x, NULL, y, n, m, s_hi, s_lo, 1, 0, FSM_STORE_EXP, 0, &rest, &ties);
+        K(fam_sums)(x, NULL, y, n, m, sc, scaled, 0, FSM_STORE_EXP, 0, &rest, &ties);
         K(vnormalize)(y, y, n, rest);
     }
 }
@@ -188,7 +229,7 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
     const T *x = (const T *)p->a + r * p->a_step;
     T *y = (T *)p->out + r * p->out_step;
     size_t n = (size_t)p->n;
-    T s_hi = (T)p->scale_hi, s_lo = (T)((p->scale_hi - (double)s_hi) + p->scale_lo);
+    K(scaling) sc = K(scaling_of)(p);
     T dropped = log ? -(T)INFINITY : (T)0;
     const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
     T stage[FSM_MASK_STAGE_ELEMS]; /* function scope: x may point into it below */
@@ -198,10 +239,11 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
             return;
         }
         T *staged = n <= FSM_MASK_STAGE_ELEMS ? stage : y;
-        K(substitute_masked)(x, mask, staged, n, s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
+        K(substitute_masked)(x, mask, staged, n, sc.s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
         x = staged;
     }
-    if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, s_hi, s_lo, log);
+    if (FSM_HAS_FMA && p->exp_step_hi != 0.0) K(scaled_softmax_row)(x, y, n, &sc, FSM_SCALED_STEP, log);
+    else if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, &sc, FSM_SCALED, log);
     else if (log) K(log_softmax_row)(x, y, n, NULL);
     else K(softmax_row)(x, y, n, NULL);
     if (mask != NULL && y[0] != y[0]) K(drop_masked)(mask, y, n, dropped);
@@ -233,7 +275,7 @@ static FSM_ALWAYS_INLINE void K(logsumexp_body)(const fsm_family_problem *p, ptr
         return;
     }
     double rest, ties;
-    K(fam_sums)(x, mask, NULL, n, m, (T)1, (T)0, 0, masked, 0, 1, &rest, &ties);
+    K(fam_sums)(x, mask, NULL, n, m, NULL, FSM_UNSCALED, masked, 0, 1, &rest, &ties);
     /* in double: for float32 the result is rounded once, by the caller */
     p->row_out[r] = (double)m + (double)LOG_TOTAL(rest, ties, m);
 }
@@ -376,9 +418,9 @@ static void K(cross_entropy_family)(const fsm_family_problem *p, ptrdiff_t r) {
     T m = K(rmax)(x, n);
     double rest, ties, q_sum = 0.0, q_gap = 0.0;
     if (grad == NULL)
-        K(fam_sums)(x, NULL, NULL, n, m, (T)1, (T)0, 0, 0, 0, 1, &rest, &ties);
+        K(fam_sums)(x, NULL, NULL, n, m, NULL, FSM_UNSCALED, 0, 0, 1, &rest, &ties);
     else
-        K(fam_sums)(x, NULL, grad, n, m, (T)1, (T)0, 0, 0, FSM_STORE_EXP, 1, &rest, &ties);
+        K(fam_sums)(x, NULL, grad, n, m, NULL, FSM_UNSCALED, 0, FSM_STORE_EXP, 1, &rest, &ties);
     double total = rest + ties * EXP_SCALE;
     if (p->target == NULL) {
         if (grad == NULL) K(cross_entropy_probs_pass)(p, r, x, m, NULL, total, 0, &q_sum, &q_gap);

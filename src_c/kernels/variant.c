@@ -102,11 +102,12 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define LOG_TOTAL fsm_log_total_f32
 #define STREAM_VECTOR fsm_stream_f32
 #define SCALED_EXP_HILO fsm_scaled_exp_hilo_f32
-#define EXP_ROUND fsm_exp_round_f32
+#define EXP_ROUND_PRODUCT fsm_exp_round_product_f32
+#define LOG2E 0x1.71547652b82fep0
 #define EXP_JOIN fsm_exp_join_f32
 #define LN2_HI FSM_LN2_HI_F32
 #define LN2_LO FSM_LN2_LO_F32
-#define EXP_LOWEST FSM_EXP_LOWEST_F32
+#define EXP_LOWEST_N FSM_EXP_LOWEST_N_F32
 #define FMA_T fmaf
 #define EXP_SCALE 0x1p24 /* 2^FSM_EXP_SCALE_LOG2_F32 */
 #define EXP_UNSCALE FSM_EXP_UNSCALE_F32
@@ -121,11 +122,12 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
 #undef SCALED_EXP_HILO
-#undef EXP_ROUND
+#undef EXP_ROUND_PRODUCT
+#undef LOG2E
 #undef EXP_JOIN
 #undef LN2_HI
 #undef LN2_LO
-#undef EXP_LOWEST
+#undef EXP_LOWEST_N
 #undef FMA_T
 #undef EXP_SCALE
 #undef EXP_UNSCALE
@@ -137,11 +139,12 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define LOG_TOTAL fsm_log_total_f64
 #define STREAM_VECTOR fsm_stream_f64
 #define SCALED_EXP_HILO fsm_scaled_exp_hilo_f64
-#define EXP_ROUND fsm_exp_round_f64
+#define EXP_ROUND_PRODUCT fsm_exp_round_product_f64
+#define LOG2E 0x1.71547652b82fep0
 #define EXP_JOIN fsm_exp_join_f64
 #define LN2_HI FSM_LN2_HI_F64
 #define LN2_LO FSM_LN2_LO_F64
-#define EXP_LOWEST FSM_EXP_LOWEST_F64
+#define EXP_LOWEST_N FSM_EXP_LOWEST_N_F64
 #define FMA_T fma
 #define EXP_SCALE 0x1p54 /* 2^FSM_EXP_SCALE_LOG2_F64 */
 #define EXP_UNSCALE FSM_EXP_UNSCALE_F64
@@ -156,11 +159,12 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
 #undef SCALED_EXP_HILO
-#undef EXP_ROUND
+#undef EXP_ROUND_PRODUCT
+#undef LOG2E
 #undef EXP_JOIN
 #undef LN2_HI
 #undef LN2_LO
-#undef EXP_LOWEST
+#undef EXP_LOWEST_N
 #undef FMA_T
 #undef EXP_SCALE
 #undef EXP_UNSCALE
