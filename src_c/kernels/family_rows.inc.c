@@ -182,11 +182,10 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, const uint8_t *mask, T *y,
 }
 
 /* softmax / log_softmax of x * s, s != 1, into y (y == x allowed), in the
- * passes of the plain row kernels; `scaled` is FSM_SCALED or
- * FSM_SCALED_STEP. */
-static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, const K(scaling) *sc, int scaled,
-                                                    int log) {
-    T m = K(rmax_signed)(x, NULL, n, sc->s_hi < 0 ? (T)-1 : (T)1, 0);
+ * passes of the plain row kernels, from m = the row's maximum (s > 0) or
+ * minimum (s < 0); `scaled` is FSM_SCALED or FSM_SCALED_STEP. */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, T m, const K(scaling) *sc,
+                                                    int scaled, int log) {
     double rest, ties;
     if (log) {
         K(fam_sums)(x, NULL, y, n, m, sc, scaled, 0, FSM_STORE_Z, 1, &rest, &ties);
@@ -199,13 +198,36 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_row)(const T *x, T *y, size_t n, 
     }
 }
 
-/* y[i] = x[i] where mask[i] is set, else `fill`. */
-static void K(substitute_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T fill) {
+/* Elements per step of substitute_masked_max.  GCC 12 on AVX-512 turns
+ * 32 into 256-bit float vectors (faster here than the 512-bit ones 64
+ * gives: benchmarks/ab_calls.py family) but leaves 32 doubles scalar. */
+#define FSM_MASK_MAX_STEP (sizeof(T) == sizeof(float) ? FSM_MAX_CHAINS : 2 * FSM_MAX_CHAINS)
+
+/* y[i] = x[i] where mask[i] is set, else -inf * sign; returns
+ * sign * max(sign * y[i]) as rmax_signed does (NaN passed over), in the
+ * same pass. */
+static T K(substitute_masked_max)(const T *x, const uint8_t *mask, T *y, size_t n, T sign) {
+    T fill = -sign * (T)INFINITY, acc[2 * FSM_MAX_CHAINS];
+    for (size_t j = 0; j < 2 * FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MASK_MAX_STEP <= n; i += FSM_MASK_MAX_STEP) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) {
-        T v = x[i]; /* read unconditionally: a conditional read becomes a slow masked load */
-        y[i] = mask[i] ? v : fill;
+        for (size_t j = 0; j < FSM_MASK_MAX_STEP; ++j) {
+            T v = x[i + j]; /* read unconditionally: a conditional read becomes a slow masked load */
+            v = mask[i + j] ? v : fill;
+            y[i + j] = v;
+            acc[j] = sign * v > acc[j] ? sign * v : acc[j];
+        }
     }
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j)
+        acc[j] = acc[j + FSM_MAX_CHAINS] > acc[j] ? acc[j + FSM_MAX_CHAINS] : acc[j];
+    T m = K(fold_maxima)(acc);
+    for (; i < n; ++i) {
+        T v = mask[i] ? x[i] : fill;
+        y[i] = v;
+        m = sign * v > m ? sign * v : m;
+    }
+    return sign * m;
 }
 
 /* y[i] = `dropped` where mask[i] is clear. */
@@ -220,8 +242,8 @@ static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
 
 /* Row r of the scaled softmaxes.  A mask is applied by writing x with the
  * dropped entries replaced by -inf * sign (exp gives exactly 0 for them)
- * into a stage row and running the plain kernel from there: one simple
- * extra pass instead of a mask test in every pass.  Staging on the stack
+ * into a stage row, taking the maximum in the same pass, and running the
+ * plain kernel from there: no mask test in the other passes.  Staging on the stack
  * rather than in y keeps that pass in L1 and leaves the first write of y to
  * the kernel (benchmarks/ab_calls.py family).  A bad row (NaN, +inf of
  * x * s, all -inf) comes out all NaN, which y[0] tells. */
@@ -232,6 +254,7 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
     K(scaling) sc = K(scaling_of)(p);
     T dropped = log ? -(T)INFINITY : (T)0;
     const uint8_t *mask = p->mask == NULL ? NULL : p->mask + r * p->mask_step;
+    T sign = sc.s_hi < 0 ? (T)-1 : (T)1, m;
     T stage[FSM_MASK_STAGE_ELEMS]; /* function scope: x may point into it below */
     if (mask != NULL) {
         if (!fsm_any_kept(mask, n)) {
@@ -239,13 +262,15 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
             return;
         }
         T *staged = n <= FSM_MASK_STAGE_ELEMS ? stage : y;
-        K(substitute_masked)(x, mask, staged, n, sc.s_hi < 0 ? (T)INFINITY : -(T)INFINITY);
+        m = K(substitute_masked_max)(x, mask, staged, n, sign);
         x = staged;
+    } else {
+        m = K(rmax_signed)(x, NULL, n, sign, 0);
     }
-    if (FSM_HAS_FMA && p->exp_step_hi != 0.0) K(scaled_softmax_row)(x, y, n, &sc, FSM_SCALED_STEP, log);
-    else if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, &sc, FSM_SCALED, log);
-    else if (log) K(log_softmax_row)(x, y, n, NULL);
-    else K(softmax_row)(x, y, n, NULL);
+    if (FSM_HAS_FMA && p->exp_step_hi != 0.0) K(scaled_softmax_row)(x, y, n, m, &sc, FSM_SCALED_STEP, log);
+    else if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, m, &sc, FSM_SCALED, log);
+    else if (log) K(log_softmax_row_from_max)(x, y, n, m, NULL);
+    else K(softmax_row_from_max)(x, y, n, m, NULL);
     if (mask != NULL && y[0] != y[0]) K(drop_masked)(mask, y, n, dropped);
 }
 

@@ -13,6 +13,13 @@
  *   Writes y[0..n) (and stream_buf) and nothing else; reads only x[0..n)
  *   (and stream_buf); no allocation.
  *
+ * Row-group kernel  fsm_log_softmax_rows_<dtype>_<variant>(x, y, n, count)
+ *   The log_softmax row kernel (without stream_buf) on count <= FSM_ROW_GROUP
+ *   rows: row g reads x[g][0..n) and writes y[g][0..n), with the row
+ *   kernel's contract for each row (y[g] == x[g] allowed, no other overlap
+ *   between any two rows).  Bit-identical to the row kernel; its per-row
+ *   log runs across the rows in SIMD lanes, which pays on short rows.
+ *
  * Column kernels  fsm_<op>_cols_<dtype>_<variant>(x, x_step, y, y_step, n, lanes, work)
  *   `lanes` independent softmaxes side by side: problem j reads
  *   x[i * x_step + j] and writes y[i * y_step + j] for i in [0, n).
@@ -43,6 +50,9 @@ enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
 
 typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n, float *stream_buf);
 typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, double *stream_buf);
+#define FSM_ROW_GROUP 8
+typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count);
+typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
@@ -80,6 +90,8 @@ typedef struct {
     const char *name;
     fsm_row_f32_fn row_f32[FSM_NUM_OPS];
     fsm_row_f64_fn row_f64[FSM_NUM_OPS];
+    fsm_rows_f32_fn log_rows_f32;
+    fsm_rows_f64_fn log_rows_f64;
     fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
     fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
     fsm_rmax_f32_fn rmax_f32;

@@ -124,16 +124,24 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     return sum + comp;
 }
 
-/* log(sum(exp(x - m))), split as in block_exp_rest. */
-static T K(log_sum_exp_minus_max)(const T *x, size_t n, T m) {
-    double rest = 0.0, rest_comp = 0.0, ties = 0.0;
+/* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
+ * the sum of the terms with x != m, *ties = the count of the others. */
+static inline void K(exp_rest_and_ties)(const T *x, size_t n, T m, double *rest, double *ties) {
+    double sum = 0.0, comp = 0.0, tie_count = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         T block_ties;
         size_t end = K(block_end)(start, n);
-        fsm_neumaier_add(&rest, &rest_comp, K(block_exp_rest)(x + start, end - start, m, &block_ties));
-        ties += block_ties;
+        fsm_neumaier_add(&sum, &comp, K(block_exp_rest)(x + start, end - start, m, &block_ties));
+        tie_count += block_ties;
     }
-    return LOG_TOTAL(rest + rest_comp, ties, m);
+    *rest = sum + comp;
+    *ties = tie_count;
+}
+
+static T K(log_sum_exp_minus_max)(const T *x, size_t n, T m) {
+    double rest, ties;
+    K(exp_rest_and_ties)(x, n, m, &rest, &ties);
+    return LOG_TOTAL(rest, ties, m);
 }
 
 /* e / total, from inv = 1 / total.  With fused multiply-add, for double,
@@ -166,8 +174,8 @@ static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
     for (size_t i = 0; i < n; ++i) y[i] = K(sub_shifted)(x[i], m, c);
 }
 
-static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
-    T m = K(rmax)(x, n);
+/* softmax_row with the row maximum m already known. */
+static inline void K(softmax_row_from_max)(const T *x, T *y, size_t n, T m, T *stream_buf) {
     if (stream_buf == NULL) {
         K(vnormalize)(y, y, n, K(raddstore_scaled_exp)(x, y, n, m));
     } else {
@@ -175,13 +183,38 @@ static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
     }
 }
 
-static void K(log_softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
-    T m = K(rmax)(x, n);
+static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
+    K(softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream_buf);
+}
+
+/* log_softmax_row with the row maximum m already known. */
+static inline void K(log_softmax_row_from_max)(const T *x, T *y, size_t n, T m, T *stream_buf) {
     T lse = K(log_sum_exp_minus_max)(x, n, m);
     if (stream_buf == NULL)
         K(vsub_shifted)(x, y, n, m, lse);
     else
         K(vsub_shifted_stream)(x, y, n, m, lse);
+}
+
+static void K(log_softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
+    K(log_softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream_buf);
+}
+
+/* log_softmax_row on `count` rows at once, with the per-row log taken
+ * across the rows (one SIMD lane per row) instead of once per row; unused
+ * lanes get a harmless total of 1. */
+static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t count) {
+    T m[FSM_ROW_GROUP], lse[FSM_ROW_GROUP];
+    double rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, rest[g] = 0.0, ties[g] = 1.0;
+        if (g >= count) continue;
+        m[g] = K(rmax)(x[g], n);
+        K(exp_rest_and_ties)(x[g], n, m[g], &rest[g], &ties[g]);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) lse[g] = LOG_TOTAL(rest[g], ties[g], m[g]);
+    for (size_t g = 0; g < count; ++g) K(vsub_shifted)(x[g], y[g], n, m[g], lse[g]);
 }
 
 /* --- pieces for rows split across threads (contracts: kernels.h) --- */
