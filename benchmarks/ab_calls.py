@@ -13,9 +13,9 @@ Cases (each prints the minimum per-call time over --calls calls, 1 thread):
 
     rows     softmax / log_softmax, f32 and f64, (16384, 128), (4096, 1000),
              (24576, 512), preallocated out
-    family   cross_entropy with probability targets (+grad and without) and
-             softmax where= next to log_softmax / softmax, f32 and f64,
-             (4096, 1000)
+    family   cross_entropy with probability targets (+grad into a preallocated
+             grad_out, and without) and softmax where= next to log_softmax /
+             softmax, f32 and f64, (4096, 1000)
     hash     not a timing: a digest of the outputs of every public function
              on every kernel variant, so two builds that must agree bit for
              bit can be compared
@@ -62,7 +62,8 @@ def case_family(rng, calls):
         mask = rng.random(shape) < 0.9
         sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
         lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
-        ce_grad = best_ms(lambda: fastsoftmax.cross_entropy(x, q, return_grad=True, num_threads=1), calls)
+        ce_grad = best_ms(lambda: fastsoftmax.cross_entropy(x, q, return_grad=True, grad_out=y,
+                                                            num_threads=1), calls)
         ce = best_ms(lambda: fastsoftmax.cross_entropy(x, q, num_threads=1), calls)
         where = best_ms(lambda: fastsoftmax.softmax(x, out=y, where=mask, num_threads=1), calls)
         print(f"{np.dtype(dtype).name} {shape}: cross_entropy(probs, +grad) {ce_grad:.2f} ms "

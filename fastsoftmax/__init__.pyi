@@ -65,6 +65,7 @@ def cross_entropy(
     label_smoothing: float = ...,
     return_grad: Literal[False] = ...,
     num_threads: int | None = ...,
+    grad_out: None = ...,
 ) -> Any: ...
 @overload
 def cross_entropy(
@@ -76,6 +77,7 @@ def cross_entropy(
     label_smoothing: float = ...,
     return_grad: Literal[True],
     num_threads: int | None = ...,
+    grad_out: NDArray[Any] | None = ...,
 ) -> tuple[Any, NDArray[Any]]: ...
 def get_config() -> dict[str, Any]: ...
 def show_config() -> None: ...

@@ -198,7 +198,7 @@ log_softmax_backward.__doc__ = (
 
 
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
-                  return_grad=False, num_threads=None):
+                  return_grad=False, num_threads=None, grad_out=None):
     """Cross-entropy loss of softmax(logits) against a target, fused.
 
     Parameters
@@ -222,13 +222,22 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         by ``1 / samples`` for "mean", from the same pass over the data.
     num_threads : int, optional
         Upper bound on the threads this call may use, as in `softmax`.
+    grad_out : ndarray, optional
+        Only with ``return_grad=True``: an array of `logits`' shape and
+        result dtype that receives the gradient, so that a training loop can
+        reuse one buffer instead of a new array per call.  Any memory layout
+        works; it may be `logits` itself (the gradient then overwrites the
+        logits).  The gradient is written directly when `grad_out` can be
+        viewed as rows contiguous along `axis` and shares no memory with the
+        inputs, otherwise into a temporary that is then copied.
 
     Returns
     -------
     loss : scalar or ndarray
         In the result dtype of `logits`.
     grad : ndarray
-        Only with ``return_grad=True``: of `logits`' shape.
+        Only with ``return_grad=True``: of `logits`' shape; `grad_out`
+        itself when given.
 
     Notes
     -----
@@ -249,7 +258,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     """
     return _family.cross_entropy(logits, target, axis, reduction=reduction,
                                  label_smoothing=label_smoothing, return_grad=return_grad,
-                                 num_threads=num_threads)
+                                 num_threads=num_threads, grad_out=grad_out)
 
 
 def get_config() -> dict:

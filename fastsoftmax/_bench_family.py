@@ -8,8 +8,9 @@ in this same run.
 What is measured
 ----------------
 Each *case* is one call of a fastsoftmax function (at each ``--threads``
-count, writing into a preallocated ``out`` where the function has one) next
-to the NumPy composition a user would write for it (single threaded):
+count, writing into a preallocated ``out`` where the function has one, the
+gradient of cross_entropy into a preallocated ``grad_out``) next to the
+NumPy composition a user would write for it (single threaded):
 
 ==============================  ===============================================
 case                            NumPy composition
@@ -262,13 +263,15 @@ CASES = [
          base="log_softmax",
          torch=lambda torch, t: _torch_ce(torch, t, t.index, False)),
     Case("cross_entropy idx +grad",
-         lambda d, n: partial(_fsm.cross_entropy, d.x, d.index, return_grad=True, num_threads=n),
+         lambda d, n: partial(_fsm.cross_entropy, d.x, d.index, return_grad=True, grad_out=d.out,
+                              num_threads=n),
          partial(np_cross_entropy, return_grad=True),
          lambda d: reference.cross_entropy(d.x, d.index, return_grad=True),
          base="log_softmax", max_over_base=1.3, min_numpy_over=5.0,
          torch=lambda torch, t: _torch_ce(torch, t, t.index, True)),
     Case("cross_entropy prob +grad",
-         lambda d, n: partial(_fsm.cross_entropy, d.x, d.prob, return_grad=True, num_threads=n),
+         lambda d, n: partial(_fsm.cross_entropy, d.x, d.prob, return_grad=True, grad_out=d.out,
+                              num_threads=n),
          partial(np_cross_entropy, probabilities=True, return_grad=True),
          lambda d: reference.cross_entropy(d.x, d.prob, return_grad=True),
          base="log_softmax", max_over_base=1.3, min_numpy_over=5.0,

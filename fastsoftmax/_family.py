@@ -85,10 +85,13 @@ def _same_rows(a, b) -> bool:
             and a.strides == b.strides and a.shape == b.shape)
 
 
-def _output_rows(rows: _Rows, target, inputs, dtype):
-    """(rows matrix to compute into, whether it is `target` itself)."""
+def _output_rows(rows: _Rows, target, inputs, dtype, in_place: bool = True):
+    """(rows matrix to compute into, whether it is `target` itself).  target
+    may be the very rows of an input only when `in_place`; any other overlap
+    with an input means a temporary."""
     view = rows.write_view(target) if target is not None and target.dtype == dtype else None
-    if view is not None and all(_same_rows(view, a) or not np.may_share_memory(view, a) for a in inputs):
+    if view is not None and all((in_place and _same_rows(view, a)) or not np.may_share_memory(view, a)
+                                for a in inputs):
         return view, True
     return np.empty((rows.rows, rows.n), dtype), False
 
@@ -255,29 +258,37 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
 
 
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
-                  return_grad=False, num_threads=None):
+                  return_grad=False, num_threads=None, grad_out=None):
     threads = check_num_threads(num_threads)
     x, result_dtype, ax, t, is_index = _reference.check_cross_entropy_args(
-        logits, target, axis, reduction, label_smoothing, return_grad, num_threads)
+        logits, target, axis, reduction, label_smoothing, return_grad, num_threads, grad_out)
     if x.dtype.itemsize > 8:
         return _reference.cross_entropy(x, t, axis, reduction=reduction, label_smoothing=label_smoothing,
-                                        return_grad=return_grad, num_threads=num_threads)
+                                        return_grad=return_grad, num_threads=num_threads,
+                                        grad_out=grad_out)
     rows = _Rows(x.shape, (ax,))
+    a = rows.read(x)
+    index = np.ascontiguousarray(t.reshape(-1), dtype=np.int64) if is_index else None
+    probs = None if is_index else rows.read(t)
+    grad, direct = None, False
+    if return_grad:
+        # not in place: the kernel stores the exps in grad while it still
+        # reads the row's logits and target
+        grad, direct = _output_rows(rows, grad_out, [a, index if is_index else probs], x.dtype,
+                                    in_place=False)
     row_out = np.zeros(rows.rows, np.float64)
-    grad = np.empty((rows.rows, rows.n), x.dtype) if return_grad else None
     scale = 1.0 / rows.rows if reduction == "mean" and rows.rows else 1.0
-    if rows.rows:
-        a = rows.read(x)
-        index = np.ascontiguousarray(t.reshape(-1), dtype=np.int64) if is_index else None
-        probs = None if is_index else rows.read(t)
-        _core._family_rows(_CROSS_ENTROPY, a, probs, None, index, grad, row_out,
-                           smoothing=float(label_smoothing), grad_scale=scale, num_threads=threads)
-    if reduction == "none":
-        loss = row_out.astype(result_dtype).reshape(rows.other_shape)
-    else:
-        total = np.sum(row_out)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # mean of nothing: NaN
-            loss = result_dtype.type(total / rows.rows if reduction == "mean" else total)
+    _core._family_rows(_CROSS_ENTROPY, a, probs, None, index, grad, row_out,
+                       smoothing=float(label_smoothing), grad_scale=scale, num_threads=threads)
+    loss = _reduced_loss(row_out, rows.other_shape, reduction, result_dtype)
     if not return_grad:
         return loss
-    return loss, _deliver(rows, grad, False, None, result_dtype, x)
+    return loss, _deliver(rows, grad, direct, grad_out, result_dtype, x)
+
+
+def _reduced_loss(row_losses, shape, reduction, result_dtype):
+    if reduction == "none":
+        return row_losses.astype(result_dtype).reshape(shape)
+    total = np.sum(row_losses)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # mean of nothing: NaN
+        return result_dtype.type(total / row_losses.size if reduction == "mean" else total)

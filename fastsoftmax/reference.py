@@ -153,7 +153,8 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     return _backward_result(result, shape, result_dtype, out)
 
 
-def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads):
+def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads,
+                             grad_out=None):
     """Shared checks of cross_entropy: returns (logits array, result dtype,
     class axis, target array, whether target holds class indices)."""
     check_num_threads(num_threads)
@@ -171,6 +172,8 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if not isinstance(return_grad, (bool, np.bool_)):
         raise TypeError(f"return_grad must be a bool, got {return_grad!r}")
+    if grad_out is not None:
+        _check_grad_out(grad_out, return_grad, x.shape, result_dtype)
     t = np.asarray(target)
     if t.dtype.kind in "iu":
         expected = x.shape[:ax] + x.shape[ax + 1:]
@@ -186,11 +189,17 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
     raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
 
 
+def _check_grad_out(grad_out, return_grad, shape, result_dtype):
+    if not return_grad:
+        raise ValueError("grad_out needs return_grad=True")
+    check_out(grad_out, shape, result_dtype, name="grad_out")
+
+
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
-                  return_grad=False, num_threads=None):
+                  return_grad=False, num_threads=None, grad_out=None):
     """Reference cross_entropy; see `fastsoftmax.cross_entropy`."""
     x, result_dtype, ax, t, is_index = check_cross_entropy_args(
-        logits, target, axis, reduction, label_smoothing, return_grad, num_threads)
+        logits, target, axis, reduction, label_smoothing, return_grad, num_threads, grad_out)
     n = x.shape[ax]
     if is_index:
         q = (np.arange(n).reshape((n,) + (1,) * (x.ndim - ax - 1)) == np.expand_dims(t, ax)).astype(x.dtype)
@@ -210,4 +219,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
             return loss
         scale = 1.0 / rows if reduction == "mean" and rows else 1.0
         grad = ((np.exp(logp) - q) * scale).astype(result_dtype)
-    return loss, grad
+    if grad_out is None:
+        return loss, grad
+    np.copyto(grad_out, grad)
+    return loss, grad_out

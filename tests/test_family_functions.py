@@ -262,6 +262,96 @@ def test_cross_entropy_axis_layouts_and_special_values():
             == fastsoftmax.cross_entropy(x2, t2, num_threads=2))
 
 
+def _grad_out_like(x, axis, layout):
+    """A NaN-filled array of x's shape: C- or F-ordered, or with the class
+    axis contiguous and its groups padded apart ("padded", usable as the
+    kernel's rows) or every other element ("every_other", not usable)."""
+    if layout in ("C", "F"):
+        out = np.empty(x.shape, x.dtype, order=layout)
+    else:
+        classes_last = np.moveaxis(x, axis, -1).shape
+        n = classes_last[-1]
+        wide = np.empty(classes_last[:-1] + (2 * n,), x.dtype)
+        out = np.moveaxis(wide[..., :n] if layout == "padded" else wide[..., ::2], -1, axis)
+    out[...] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kind", ["index", "probs"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", ["C", "F", "padded", "every_other"])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_cross_entropy_grad_out_equals_fresh_gradient(dtype, kind, reduction, layout, axis, variant,
+                                                      num_threads):
+    rng = np.random.default_rng(18)
+    x = (rng.standard_normal((33, 257)) * 4).astype(dtype)
+    x = x if axis == -1 else np.ascontiguousarray(x.T)
+    t = _targets(rng, (33, 257), 257, kind)
+    t = np.ascontiguousarray(np.moveaxis(t.astype(dtype), -1, axis)) if kind == "probs" else t
+    t_before = t.copy()
+    kwargs = dict(axis=axis, reduction=reduction, label_smoothing=0.1, return_grad=True,
+                  num_threads=num_threads)
+    for ce in (fastsoftmax.cross_entropy, reference.cross_entropy):
+        loss, grad = ce(x, t, **kwargs)
+        grad_out = _grad_out_like(x, axis, layout)
+        got_loss, got = call_unmodified(ce, x, t, grad_out=grad_out, **kwargs)
+        assert got is grad_out
+        np.testing.assert_array_equal(got_loss, loss)
+        np.testing.assert_array_equal(got, grad)
+        np.testing.assert_array_equal(t, t_before)
+
+
+@pytest.mark.parametrize("kind, overlap", [
+    ("index", "logits"), ("probs", "logits"), ("probs", "probs"),
+    ("index", "shifted_logits"), ("probs", "shifted_logits"),
+])
+def test_cross_entropy_grad_out_overlapping_inputs(kind, overlap, variant, num_threads):
+    """grad_out=logits is in place (the gradient overwrites the logits); any
+    overlap with the inputs gives the answer of separate arrays."""
+    rng = np.random.default_rng(19)
+    buffer = rng.standard_normal((34, 100)) * 4
+    t = _targets(rng, (33, 100), 100, kind)
+    for ce in (fastsoftmax.cross_entropy, reference.cross_entropy):
+        memory, target = buffer.copy(), t.copy()
+        x = memory[1:] if overlap == "shifted_logits" else memory[:-1]
+        expected_loss, expected = ce(x.copy(), t, reduction="none", return_grad=True,
+                                     num_threads=num_threads)
+        grad_out = {"logits": x, "probs": target, "shifted_logits": memory[:-1]}[overlap]
+        loss, got = ce(x, target, reduction="none", return_grad=True, grad_out=grad_out,
+                       num_threads=num_threads)
+        assert got is grad_out
+        np.testing.assert_array_equal(loss, expected_loss)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble, np.int64])
+def test_cross_entropy_grad_out_other_dtypes(dtype):
+    """float16 is computed in float32 and ints in float64 (a temporary and a
+    copy into grad_out); long double goes through the reference."""
+    x = (np.random.default_rng(20).standard_normal((5, 7)) * 4).astype(dtype)
+    t = np.array([0, 6, 3, 3, 1])
+    loss, grad = fastsoftmax.cross_entropy(x, t, return_grad=True)
+    grad_out = np.full_like(grad, np.nan)
+    got_loss, got = call_unmodified(fastsoftmax.cross_entropy, x, t, return_grad=True, grad_out=grad_out)
+    assert got is grad_out and got.dtype == grad.dtype
+    np.testing.assert_array_equal(got_loss, loss)
+    np.testing.assert_array_equal(got, grad)
+
+
+def test_cross_entropy_grad_out_empty():
+    for ce in (fastsoftmax.cross_entropy, reference.cross_entropy):
+        grad_out = np.empty((0, 3))
+        losses, grad = ce(np.zeros((0, 3)), np.zeros(0, int), reduction="none", return_grad=True,
+                          grad_out=grad_out)
+        assert grad is grad_out and losses.shape == (0,)
+
+
+def _read_only(arr):
+    arr.flags.writeable = False
+    return arr
+
+
 @pytest.mark.parametrize("kwargs, error, word", [
     (dict(target=np.array([0, 3])), ValueError, "target"),
     (dict(target=np.array([0, -1])), ValueError, "target"),
@@ -276,6 +366,12 @@ def test_cross_entropy_axis_layouts_and_special_values():
     (dict(label_smoothing="0.1"), TypeError, "label_smoothing"),
     (dict(return_grad="yes"), TypeError, "return_grad"),
     (dict(num_threads=0), ValueError, "num_threads"),
+    (dict(grad_out=np.zeros((2, 3))), ValueError, "grad_out needs return_grad=True"),
+    (dict(return_grad=True, grad_out=[[0.0] * 3] * 2), TypeError, "grad_out must be a numpy.ndarray"),
+    (dict(return_grad=True, grad_out=np.zeros((3, 2))), ValueError, "grad_out has shape"),
+    (dict(return_grad=True, grad_out=np.zeros(6)), ValueError, "grad_out has shape"),
+    (dict(return_grad=True, grad_out=np.zeros((2, 3), np.float32)), TypeError, "grad_out has dtype"),
+    (dict(return_grad=True, grad_out=_read_only(np.zeros((2, 3)))), ValueError, "grad_out is read-only"),
 ])
 def test_cross_entropy_errors(kwargs, error, word):
     args = dict(logits=np.zeros((2, 3)), target=np.array([0, 2]))

@@ -400,6 +400,14 @@ def test_cross_entropy_agrees_with_reference(variant, data):
     excess = np.abs(got[finite].astype(np.longdouble) - expected[finite]) - allowed
     assert not excess.size or np.max(excess) <= 0, (
         f"cross_entropy off by {float(np.max(excess)):.3g} beyond the bound")
+    if data.draw(st.booleans()):  # a preallocated gradient changes nothing
+        loss, grad = fast("cross_entropy")(x, target, return_grad=True, **kwargs)
+        grad_out = np.empty_like(x)
+        got_loss, got_grad = fast("cross_entropy")(x, target, return_grad=True, grad_out=grad_out,
+                                                   **kwargs)
+        assert got_grad is grad_out
+        np.testing.assert_array_equal(got_loss, loss)
+        np.testing.assert_array_equal(got_grad, grad)
 
 
 @pytest.mark.parametrize("case", [

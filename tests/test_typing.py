@@ -17,6 +17,7 @@ BAD_USES = {
     "out_positional": "fastsoftmax.softmax([1.0], -1, None)\n",
     "threads_as_float": "fastsoftmax.set_num_threads(1.5)\n",
     "reduction_value": 'fastsoftmax.cross_entropy([[1.0]], [0], reduction="avg")\n',
+    "grad_out_as_list": "fastsoftmax.cross_entropy([[1.0]], [0], return_grad=True, grad_out=[[0.0]])\n",
 }
 
 

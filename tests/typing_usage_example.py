@@ -17,6 +17,7 @@ g2 = fastsoftmax.log_softmax_backward(np.ones_like(lp), lp, axis=0)
 loss = fastsoftmax.cross_entropy(x, np.array([1, 2, 3, 0]))
 loss2, grad = fastsoftmax.cross_entropy(x, np.array([1, 2, 3, 0]), reduction="sum", return_grad=True)
 shape: tuple[int, ...] = grad.shape
+loss3, grad3 = fastsoftmax.cross_entropy(x, np.array([2, 0, 1, 3]), return_grad=True, grad_out=x)
 fastsoftmax.set_num_threads(2)
 fastsoftmax.set_num_threads(None)
 threads: int = fastsoftmax.get_num_threads()
