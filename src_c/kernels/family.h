@@ -7,8 +7,10 @@
  * Row kernels  fsm_<op>_family_<dtype>_<variant>(p, r) compute row r of the
  * problem p.  They read row r of p->a (and of p->b, p->mask, p->target when
  * set) and write row r of p->out (and p->row_out[r]); nothing else.  No
- * allocation.  p->out may be p->a or p->b itself (same rows: in place); any
- * other overlap is not allowed.  n >= 1.
+ * allocation.  p->out may be p->a or p->b itself (same rows: in place),
+ * except for CROSS_ENTROPY, whose out must overlap neither (it holds the
+ * exps while the row's logits and target are still read); any other
+ * overlap is not allowed.  n >= 1.
  *
  *   op                   a        b        out (row of n)           row_out[r]
  *   SCALED_SOFTMAX       x        -        softmax(x * scale)       -
