@@ -42,7 +42,7 @@
 #define FSM_SHORT_ROW_LANES 64
 /* Contiguous log_softmax rows up to this size run FSM_ROW_GROUP at a time
  * (kernels.h): a group of them stays in L1 between the passes. */
-#define FSM_ROW_GROUP_MAX_BYTES 2048
+#define FSM_ROW_GROUP_MAX_BYTES 1024
 /* Outputs at least this large go out with non-temporal stores: they do not
  * fit in the caches, and streaming them saves reading y before writing it. */
 #define FSM_STREAM_MIN_BYTES ((size_t)32 << 20)
