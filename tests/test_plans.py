@@ -1,6 +1,6 @@
 """Each work plan of the C driver (src_c/driver.c), at its boundaries: short
-rows transposed through the column kernel, rows split across threads, and
-output streamed with non-temporal stores."""
+rows transposed through the column kernel, log_softmax rows run in groups,
+rows split across threads, and output streamed with non-temporal stores."""
 import numpy as np
 import pytest
 
@@ -9,6 +9,8 @@ from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_
 SHORT_ROW_MAX_BYTES = 192      # FSM_SHORT_ROW_MAX_BYTES
 SPLIT_MIN_ELEMENTS = 2 * 8192  # rows at least this long are split across threads
 STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed
+ROW_GROUP = 8                  # FSM_ROW_GROUP: log_softmax rows run together ...
+ROW_GROUP_MAX_BYTES = 1024     # ... when contiguous and at most this long
 
 
 def normal(shape, dtype, seed=0):
@@ -21,6 +23,31 @@ def normal(shape, dtype, seed=0):
 def test_short_row_boundary(delta, name, dtype, variant, num_threads):
     n = SHORT_ROW_MAX_BYTES // np.dtype(dtype).itemsize + delta
     assert_correct(name, normal((64 * 5 + 3, n), dtype), -1, num_threads=num_threads)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+@pytest.mark.parametrize("rows", [1, ROW_GROUP - 1, ROW_GROUP, 3 * ROW_GROUP + 5])
+def test_row_groups_match_the_row_kernel(rows, delta, dtype, variant, num_threads):
+    """Grouped rows (contiguous) are bit-identical to the same rows run one
+    by one through the row kernel (strided rows, gathered), in partial
+    groups, across a batch dimension, in place, and with bad rows among
+    good ones."""
+    n = ROW_GROUP_MAX_BYTES // np.dtype(dtype).itemsize + delta
+    x = normal((2, rows, n), dtype)
+    x[0, 0, 3] = np.nan
+    x[1, -1, :] = -np.inf
+    x[1, 0, 1] = np.inf
+    strided = np.empty((2, rows, 2 * n), dtype)[:, :, ::2]
+    strided[...] = x
+    got = call_unmodified(fast("log_softmax"), x, -1, num_threads=num_threads)
+    np.testing.assert_array_equal(got, fast("log_softmax")(strided, num_threads=num_threads))
+    assert np.isnan(got[0, 0]).all() and np.isnan(got[1, -1]).all() and np.isnan(got[1, 0]).all()
+    if rows > 2:
+        assert_accurate("log_softmax", x[:, 1:-1], -1)
+    in_place = x.copy()
+    assert fast("log_softmax")(in_place, out=in_place, num_threads=num_threads) is in_place
+    np.testing.assert_array_equal(in_place, got)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
