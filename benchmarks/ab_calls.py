@@ -14,8 +14,8 @@ Cases (each prints the minimum per-call time over --calls calls, 1 thread):
     rows     softmax / log_softmax, f32 and f64, (16384, 128), (4096, 1000),
              (24576, 512), preallocated out
     family   cross_entropy with probability targets (+grad into a preallocated
-             grad_out, and without) and softmax where= next to log_softmax /
-             softmax, f32 and f64, (4096, 1000)
+             grad_out, and without), softmax where= and temperature= next to
+             log_softmax / softmax, f32 and f64, (4096, 1000)
     hash     not a timing: a digest of the outputs of every public function
              on every kernel variant, so two builds that must agree bit for
              bit can be compared
@@ -66,9 +66,11 @@ def case_family(rng, calls):
                                                             num_threads=1), calls)
         ce = best_ms(lambda: fastsoftmax.cross_entropy(x, q, num_threads=1), calls)
         where = best_ms(lambda: fastsoftmax.softmax(x, out=y, where=mask, num_threads=1), calls)
+        hot = best_ms(lambda: fastsoftmax.softmax(x, out=y, temperature=0.7, num_threads=1), calls)
         print(f"{np.dtype(dtype).name} {shape}: cross_entropy(probs, +grad) {ce_grad:.2f} ms "
               f"= {ce_grad / lsm:.2f} x log_softmax ({lsm:.2f} ms), without grad {ce:.2f} ms; "
-              f"softmax where= {where:.2f} ms = {where / sm:.2f} x softmax ({sm:.2f} ms)")
+              f"softmax where= {where:.2f} ms = {where / sm:.2f} x softmax ({sm:.2f} ms); "
+              f"temperature=0.7 {hot:.2f} ms = {hot / sm:.2f} x softmax")
 
 
 def case_hash(rng, calls):
