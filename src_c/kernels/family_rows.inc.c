@@ -72,6 +72,7 @@ static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int scaled
     T bb, d = x - m;
     T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
     T n, k = EXP_ROUND_PRODUCT(d, s_hi * (T)LOG2E, &n), r;
+    T correction = d * s_lo + d_lo * s_hi; /* the low part of d * s */
     if (scaled == FSM_SCALED_STEP) {
         /* r = (d - n ln2/s) s: d - n c_hi is exact (n c_hi is, and it
          * nearly cancels d), so only the small remainder is multiplied by s
@@ -82,11 +83,11 @@ static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int scaled
     } else {
         /* The product d * s_hi enters the reduction r = d s - n ln2 inside
          * one FMA: exact, since n * LN2_HI is exact and r is small. */
-        r = FMA_T(d, s_hi, -(n * LN2_HI)) - n * LN2_LO + (d * s_lo + d_lo * s_hi);
+        r = FMA_T(d, s_hi, -(n * LN2_HI)) - n * LN2_LO + correction;
     }
     if (want_z) {
         T t = d * s_hi;
-        T t_lo = FMA_T(d, s_hi, -t) + (d * s_lo + d_lo * s_hi);
+        T t_lo = FMA_T(d, s_hi, -t) + correction;
         *z = t + (t_lo == t_lo ? t_lo : (T)0); /* t = -inf: no NaN from t_lo */
     }
     return EXP_JOIN(k, r, n < EXP_LOWEST_N);
@@ -243,9 +244,9 @@ static void K(drop_masked)(const uint8_t *mask, T *y, size_t n, T dropped) {
 /* Row r of the scaled softmaxes.  A mask is applied by writing x with the
  * dropped entries replaced by -inf * sign (exp gives exactly 0 for them)
  * into a stage row, taking the maximum in the same pass, and running the
- * plain kernel from there: no mask test in the other passes.  Staging on the stack
- * rather than in y keeps that pass in L1 and leaves the first write of y to
- * the kernel (benchmarks/ab_calls.py family).  A bad row (NaN, +inf of
+ * plain kernel from there: no mask test in the other passes.  Staging on
+ * the stack rather than in y keeps that pass in L1 and leaves the first
+ * write of y to the kernel (benchmarks/ab_calls.py family).  A bad row (NaN, +inf of
  * x * s, all -inf) comes out all NaN, which y[0] tells. */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_problem *p, ptrdiff_t r, int log) {
     const T *x = (const T *)p->a + r * p->a_step;
