@@ -40,8 +40,8 @@
  * or 24-32 float64 elements). */
 #define FSM_SHORT_ROW_MAX_BYTES 192
 #define FSM_SHORT_ROW_LANES 64
-/* Contiguous log_softmax rows up to this size run FSM_ROW_GROUP at a time
- * (kernels.h): a group of them stays in L1 between the passes. */
+/* Contiguous rows up to this size run FSM_ROW_GROUP at a time (kernels.h):
+ * a group of them stays in L1 between the passes. */
 #define FSM_ROW_GROUP_MAX_BYTES 1024
 /* Outputs at least this large go out with non-temporal stores: they do not
  * fit in the caches, and streaming them saves reading y before writing it. */
@@ -187,7 +187,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define ROW_FN fsm_row_f32_fn
 #define COLS_FN fsm_cols_f32_fn
 #define ROWS_TABLE(k) ((k)->row_f32)
-#define LOG_ROWS(k) ((k)->log_rows_f32)
+#define GROUP_TABLE(k) ((k)->rows_f32)
 #define COLS_TABLE(k) ((k)->cols_f32)
 #define RMAX(k) ((k)->rmax_f32)
 #define RBLOCKS(k) ((k)->rblocks_f32)
@@ -199,7 +199,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef ROW_FN
 #undef COLS_FN
 #undef ROWS_TABLE
-#undef LOG_ROWS
+#undef GROUP_TABLE
 #undef COLS_TABLE
 #undef RMAX
 #undef RBLOCKS
@@ -211,7 +211,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define ROW_FN fsm_row_f64_fn
 #define COLS_FN fsm_cols_f64_fn
 #define ROWS_TABLE(k) ((k)->row_f64)
-#define LOG_ROWS(k) ((k)->log_rows_f64)
+#define GROUP_TABLE(k) ((k)->rows_f64)
 #define COLS_TABLE(k) ((k)->cols_f64)
 #define RMAX(k) ((k)->rmax_f64)
 #define RBLOCKS(k) ((k)->rblocks_f64)
@@ -223,7 +223,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef ROW_FN
 #undef COLS_FN
 #undef ROWS_TABLE
-#undef LOG_ROWS
+#undef GROUP_TABLE
 #undef COLS_TABLE
 #undef RMAX
 #undef RBLOCKS

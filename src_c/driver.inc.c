@@ -13,7 +13,7 @@ static void K(scatter)(const T *buf, size_t n, T *y, ptrdiff_t step) {
     for (size_t i = 0; i < n; ++i) y[(ptrdiff_t)i * step] = buf[i];
 }
 
-/* Contiguous log_softmax rows in groups of FSM_ROW_GROUP. */
+/* Contiguous rows in groups of FSM_ROW_GROUP. */
 static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP];
@@ -26,12 +26,12 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
             xs[count] = (const T *)p->x + it.xoff;
             ys[count] = (T *)p->y + it.yoff;
         }
-        LOG_ROWS(plan->k)(xs, ys, (size_t)p->n, count);
+        GROUP_TABLE(plan->k)[p->op](xs, ys, (size_t)p->n, count);
     }
 }
 
 /* One row kernel call per row: contiguous rows directly (streaming through
- * buf when the plan says so; short log_softmax rows a group at a time),
+ * buf when the plan says so; short rows a group at a time),
  * strided rows gathered into buf. */
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
     const fsm_problem *p = plan->p;
@@ -40,7 +40,7 @@ static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) 
     T *y = (T *)p->y;
     size_t n = (size_t)p->n;
     int contiguous = p->x_step == 1 && p->y_step == 1;
-    if (contiguous && !plan->stream && p->op == FSM_OP_LOG_SOFTMAX && n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
+    if (contiguous && !plan->stream && n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
         K(run_row_groups)(plan, begin, end);
         return;
     }

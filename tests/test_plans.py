@@ -1,5 +1,5 @@
 """Each work plan of the C driver (src_c/driver.c), at its boundaries: short
-rows transposed through the column kernel, log_softmax rows run in groups,
+rows transposed through the column kernel, rows run in groups,
 rows split across threads, and output streamed with non-temporal stores."""
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_
 SHORT_ROW_MAX_BYTES = 192      # FSM_SHORT_ROW_MAX_BYTES
 SPLIT_MIN_ELEMENTS = 2 * 8192  # rows at least this long are split across threads
 STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed
-ROW_GROUP = 8                  # FSM_ROW_GROUP: log_softmax rows run together ...
+ROW_GROUP = 8                  # FSM_ROW_GROUP: rows run together ...
 ROW_GROUP_MAX_BYTES = 1024     # ... when contiguous and at most this long
 
 
@@ -26,9 +26,10 @@ def test_short_row_boundary(delta, name, dtype, variant, num_threads):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("delta", [-1, 0, 1])
 @pytest.mark.parametrize("rows", [1, ROW_GROUP - 1, ROW_GROUP, 3 * ROW_GROUP + 5])
-def test_row_groups_match_the_row_kernel(rows, delta, dtype, variant, num_threads):
+def test_row_groups_match_the_row_kernel(rows, delta, name, dtype, variant, num_threads):
     """Grouped rows (contiguous) are bit-identical to the same rows run one
     by one through the row kernel (strided rows, gathered), in partial
     groups, across a batch dimension, in place, and with bad rows among
@@ -40,13 +41,13 @@ def test_row_groups_match_the_row_kernel(rows, delta, dtype, variant, num_thread
     x[1, 0, 1] = np.inf
     strided = np.empty((2, rows, 2 * n), dtype)[:, :, ::2]
     strided[...] = x
-    got = call_unmodified(fast("log_softmax"), x, -1, num_threads=num_threads)
-    np.testing.assert_array_equal(got, fast("log_softmax")(strided, num_threads=num_threads))
+    got = call_unmodified(fast(name), x, -1, num_threads=num_threads)
+    np.testing.assert_array_equal(got, fast(name)(strided, num_threads=num_threads))
     assert np.isnan(got[0, 0]).all() and np.isnan(got[1, -1]).all() and np.isnan(got[1, 0]).all()
     if rows > 2:
-        assert_accurate("log_softmax", x[:, 1:-1], -1)
+        assert_accurate(name, x[:, 1:-1], -1)
     in_place = x.copy()
-    assert fast("log_softmax")(in_place, out=in_place, num_threads=num_threads) is in_place
+    assert fast(name)(in_place, out=in_place, num_threads=num_threads) is in_place
     np.testing.assert_array_equal(in_place, got)
 
 

@@ -13,12 +13,13 @@
  *   Writes y[0..n) (and stream_buf) and nothing else; reads only x[0..n)
  *   (and stream_buf); no allocation.
  *
- * Row-group kernel  fsm_log_softmax_rows_<dtype>_<variant>(x, y, n, count)
- *   The log_softmax row kernel (without stream_buf) on count <= FSM_ROW_GROUP
+ * Row-group kernels  fsm_<op>_rows_<dtype>_<variant>(x, y, n, count)
+ *   The row kernel of op (without stream_buf) on count <= FSM_ROW_GROUP
  *   rows: row g reads x[g][0..n) and writes y[g][0..n), with the row
  *   kernel's contract for each row (y[g] == x[g] allowed, no other overlap
- *   between any two rows).  Bit-identical to the row kernel; its per-row
- *   log runs across the rows in SIMD lanes, which pays on short rows.
+ *   between any two rows).  Bit-identical to the row kernel; the per-row
+ *   1 / total (softmax) or log (log_softmax) runs across the rows in SIMD
+ *   lanes, which pays on short rows.
  *
  * Column kernels  fsm_<op>_cols_<dtype>_<variant>(x, x_step, y, y_step, n, lanes, work)
  *   `lanes` independent softmaxes side by side: problem j reads
@@ -90,8 +91,8 @@ typedef struct {
     const char *name;
     fsm_row_f32_fn row_f32[FSM_NUM_OPS];
     fsm_row_f64_fn row_f64[FSM_NUM_OPS];
-    fsm_rows_f32_fn log_rows_f32;
-    fsm_rows_f64_fn log_rows_f64;
+    fsm_rows_f32_fn rows_f32[FSM_NUM_OPS];
+    fsm_rows_f64_fn rows_f64[FSM_NUM_OPS];
     fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
     fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
     fsm_rmax_f32_fn rmax_f32;

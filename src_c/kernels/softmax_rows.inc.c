@@ -157,11 +157,15 @@ static inline T K(quotient)(T e, T total, T inv) {
     return q;
 }
 
-/* dst[i] = src[i] / total; dst == src is allowed. */
-static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
-    T inv = INVERSE_TOTAL(total), t = (T)total;
+/* dst[i] = src[i] / total, from t = total and inv = INVERSE_TOTAL(total);
+ * dst == src is allowed. */
+static void K(vquotients)(const T *src, T *dst, size_t n, T t, T inv) {
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) dst[i] = K(quotient)(src[i], t, inv);
+}
+
+static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
+    K(vquotients)(src, dst, n, (T)total, INVERSE_TOTAL(total));
 }
 
 /* (x - m) - c for log_softmax, with m the maximum and c = log(sum) >= 0:
@@ -198,6 +202,18 @@ static inline void K(log_softmax_row_from_max)(const T *x, T *y, size_t n, T m, 
 
 static void K(log_softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
     K(log_softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream_buf);
+}
+
+/* softmax_row on `count` rows at once, with the per-row 1 / total taken
+ * across the rows (one SIMD lane per row); unused lanes get a total of 1. */
+static void K(softmax_rows)(const T *const *x, T *const *y, size_t n, size_t count) {
+    double total[FSM_ROW_GROUP];
+    T t[FSM_ROW_GROUP], inv[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g)
+        total[g] = g < count ? K(raddstore_scaled_exp)(x[g], y[g], n, K(rmax)(x[g], n)) : 1.0;
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) t[g] = (T)total[g], inv[g] = INVERSE_TOTAL(total[g]);
+    for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
 }
 
 /* log_softmax_row on `count` rows at once, with the per-row log taken
