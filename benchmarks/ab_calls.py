@@ -24,23 +24,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import time
 
 import numpy as np
 
 import fastsoftmax
 from fastsoftmax import _core, reference
+from timing import best_seconds  # benchmarks/timing.py, beside this script
 
 DTYPES = (np.float32, np.float64)
 
 
 def best_ms(fn, calls):
-    best = float("inf")
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+    return best_seconds(fn, calls) * 1e3
 
 
 def case_rows(rng, calls):

@@ -14,7 +14,6 @@ checked against the single-machine one.
 from __future__ import annotations
 
 import argparse
-import time
 
 import dask
 import dask.array as da
@@ -22,15 +21,7 @@ import numpy as np
 
 import fastsoftmax
 import fastsoftmax.dask
-
-
-def best_s(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from timing import best_seconds  # benchmarks/timing.py, beside this script
 
 
 def main(argv=None):
@@ -49,14 +40,14 @@ def main(argv=None):
           f"{chunks} ({x.nbytes / dx.npartitions / 2**20:.0f} MiB); softmax over axis 1 "
           f"(spans {dx.numblocks[1]} chunks)")
 
-    single = best_s(lambda: fastsoftmax.softmax(x, out=expected), args.repeats)
+    single = best_seconds(lambda: fastsoftmax.softmax(x, out=expected), args.repeats)
     print(f"fastsoftmax.softmax (NumPy array, default threads): {single * 1e3:.1f} ms")
 
     def run_dask():
         da.store(fastsoftmax.dask.softmax(dx, axis=1, num_threads=1), got, lock=False)
 
     with dask.config.set(scheduler="threads"):
-        threaded = best_s(run_dask, args.repeats)
+        threaded = best_seconds(run_dask, args.repeats)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=0)
     print(f"fastsoftmax.dask.softmax, threaded scheduler: {threaded * 1e3:.1f} ms "
           f"({threaded / single:.2f}x the single-machine call)")
@@ -71,7 +62,7 @@ def main(argv=None):
         def run_cluster():
             got[...] = fastsoftmax.dask.softmax(dx_cluster, axis=1, num_threads=1).compute()
 
-        distributed = best_s(run_cluster, args.repeats)
+        distributed = best_seconds(run_cluster, args.repeats)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=0)
     print(f"fastsoftmax.dask.softmax, LocalCluster 2 processes (input persisted, result "
           f"gathered): {distributed * 1e3:.1f} ms ({distributed / single:.2f}x)")
