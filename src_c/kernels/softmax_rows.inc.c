@@ -52,8 +52,10 @@ static inline T K(sum_chains)(T *acc) {
  * each step adds four terms to a chain as (a + b) + (c + d).  In one long
  * chain the maximum's 2^B would meet every later small term of that chain
  * (rounding equal terms the same way: 7.4 eps on a row sum with 16 terms a
- * chain); this way it meets at most five. */
-static inline T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
+ * chain); this way it meets at most five.  Always inlined: with a second
+ * caller of raddstore_scaled_exp (softmax_rows) GCC stopped inlining it and
+ * the float64 row kernel lost a few percent. */
+static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
     const size_t step = 4 * FSM_SUM_CHAINS;
     T acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
