@@ -56,7 +56,7 @@ KERNEL_FLAGS = ["-ffp-contract=fast"]
 # (variant name, extra flags).  "scalar" is the same code, not vectorised:
 # the in-tree reference the tests compare the SIMD variants with.
 VARIANTS = [
-    ("scalar", ["-fno-tree-vectorize", "-Wno-unknown-pragmas"]),
+    ("scalar", ["-fno-tree-vectorize", "-Wno-unknown-pragmas", "-DFSM_NO_SHUFFLES"]),
     ("baseline", ["-fopenmp-simd"]),
 ]
 if IS_X86_64:
@@ -168,7 +168,8 @@ extension = Extension(
     depends=["setup.py"] + c_sources(
         "fastsoftmax.h", "exp_minus_max.h", "driver.inc.c", "kernels/kernels.h",
         "kernels/variant.c", "kernels/softmax_rows.inc.c", "kernels/softmax_cols.inc.c",
-        "kernels/family.h", "kernels/family_rows.inc.c",
+        "kernels/family.h", "kernels/family_rows.inc.c", "kernels/short_rows.inc.c",
+        "kernels/stream.inc.c",
     ),
 )
 

@@ -39,7 +39,6 @@
  * element than the two transposes (measured crossover on Zen 4: 48 float32
  * or 24-32 float64 elements). */
 #define FSM_SHORT_ROW_MAX_BYTES 192
-#define FSM_SHORT_ROW_LANES 64
 /* Contiguous rows up to this size run FSM_ROW_GROUP at a time (kernels.h):
  * a group of them stays in L1 between the passes. */
 #define FSM_ROW_GROUP_MAX_BYTES 1024
@@ -189,6 +188,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define ROWS_TABLE(k) ((k)->row_f32)
 #define GROUP_TABLE(k) ((k)->rows_f32)
 #define COLS_TABLE(k) ((k)->cols_f32)
+#define SHORT_TABLE(k) ((k)->short_f32)
 #define RMAX(k) ((k)->rmax_f32)
 #define RBLOCKS(k) ((k)->rblocks_f32)
 #define FINISH(k) ((k)->finish_f32)
@@ -201,6 +201,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef ROWS_TABLE
 #undef GROUP_TABLE
 #undef COLS_TABLE
+#undef SHORT_TABLE
 #undef RMAX
 #undef RBLOCKS
 #undef FINISH
@@ -213,6 +214,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define ROWS_TABLE(k) ((k)->row_f64)
 #define GROUP_TABLE(k) ((k)->rows_f64)
 #define COLS_TABLE(k) ((k)->cols_f64)
+#define SHORT_TABLE(k) ((k)->short_f64)
 #define RMAX(k) ((k)->rmax_f64)
 #define RBLOCKS(k) ((k)->rblocks_f64)
 #define FINISH(k) ((k)->finish_f64)
@@ -225,6 +227,7 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef ROWS_TABLE
 #undef GROUP_TABLE
 #undef COLS_TABLE
+#undef SHORT_TABLE
 #undef RMAX
 #undef RBLOCKS
 #undef FINISH

@@ -1,7 +1,7 @@
 /*
  * Runners for one dtype, included by driver.c with T, K(name), ROW_FN,
- * COLS_FN, ROWS_TABLE, COLS_TABLE, RMAX, RBLOCKS, FINISH and LOG_TOTAL
- * defined.  Each runs a contiguous range of a plan's items on the calling
+ * COLS_FN, ROWS_TABLE, GROUP_TABLE, COLS_TABLE, SHORT_TABLE, RMAX, RBLOCKS,
+ * FINISH and LOG_TOTAL defined.  Each runs a contiguous range of a plan's items on the calling
  * thread (run_split_rows: its share of every row, on every thread of a team).
  */
 
@@ -57,32 +57,36 @@ static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) 
     }
 }
 
-/* Items are blocks of FSM_SHORT_ROW_LANES rows: transposed into buf (row r
- * of the block becomes lane r), run by the column kernel in place, and
- * transposed back. */
+/* Items are blocks of FSM_SHORT_ROW_LANES rows.  Contiguous rows go to the
+ * short-row kernel; strided ones are gathered into buf (row r of the block
+ * becomes lane r), run by the column kernel in place, and scattered back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
     const fsm_problem *p = plan->p;
-    COLS_FN kernel = COLS_TABLE(plan->k)[p->op];
     const T *x = (const T *)p->x;
     T *y = (T *)p->y;
     size_t n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
+    int contiguous = p->x_step == 1 && p->y_step == 1;
     double work[FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)];
-    ptrdiff_t yoff[FSM_SHORT_ROW_LANES];
+    const T *xs[FSM_SHORT_ROW_LANES];
+    T *ys[FSM_SHORT_ROW_LANES];
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin * L);
     for (size_t item = begin; item < end; ++item) {
         size_t first = item * L;
         size_t rows = plan->batches - first < L ? plan->batches - first : L;
         for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, &it)) {
-            const T *xr = x + it.xoff;
-            yoff[r] = it.yoff;
-            for (size_t j = 0; j < n; ++j) buf[j * L + r] = xr[(ptrdiff_t)j * p->x_step];
+            xs[r] = x + it.xoff;
+            ys[r] = y + it.yoff;
         }
-        kernel(buf, (ptrdiff_t)L, buf, (ptrdiff_t)L, n, rows, work);
-        for (size_t r = 0; r < rows; ++r) {
-            T *yr = y + yoff[r];
-            for (size_t j = 0; j < n; ++j) yr[(ptrdiff_t)j * p->y_step] = buf[j * L + r];
+        if (contiguous) {
+            SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, buf);
+            continue;
         }
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t j = 0; j < n; ++j) buf[j * L + r] = xs[r][(ptrdiff_t)j * p->x_step];
+        COLS_TABLE(plan->k)[p->op](buf, (ptrdiff_t)L, buf, (ptrdiff_t)L, n, rows, work);
+        for (size_t r = 0; r < rows; ++r)
+            for (size_t j = 0; j < n; ++j) ys[r][(ptrdiff_t)j * p->y_step] = buf[j * L + r];
     }
 }
 

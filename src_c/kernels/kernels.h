@@ -29,6 +29,14 @@
  *   work: caller-provided scratch of FSM_COLS_WORK_DOUBLES(lanes) doubles,
  *   suitably aligned for double; contents on entry are ignored.
  *
+ * Short-row kernels  fsm_<op>_short_<dtype>_<variant>(x, y, n, count, buf)
+ *   The column kernel of op on count <= FSM_SHORT_ROW_LANES short rows:
+ *   row g reads x[g][0..n) and writes y[g][0..n), both contiguous, with the
+ *   row kernel's overlap rules for each row.  buf: n * FSM_SHORT_ROW_LANES
+ *   writable elements overlapping no row, scratch.  Every x[g] is read
+ *   before any y[g] is written.  Bit-identical to the column kernel run on
+ *   the transposed rows (lane g = row g, lane step FSM_SHORT_ROW_LANES).
+ *
  * Semantics shared by all kernels (the reference is fastsoftmax/reference.py):
  *   softmax:     y = exp(x - max) / sum(exp(x - max))
  *   log_softmax: y = (x - max) - log(sum(exp(x - max)))
@@ -54,6 +62,11 @@ typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, double *str
 #define FSM_ROW_GROUP 8
 typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count);
 typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);
+/* Rows per short-row kernel call (the lanes of its column kernel). */
+#define FSM_SHORT_ROW_LANES 64
+typedef void (*fsm_short_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count, float *buf);
+typedef void (*fsm_short_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
+                                 double *buf);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
@@ -95,6 +108,8 @@ typedef struct {
     fsm_rows_f64_fn rows_f64[FSM_NUM_OPS];
     fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
     fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
+    fsm_short_f32_fn short_f32[FSM_NUM_OPS];
+    fsm_short_f64_fn short_f64[FSM_NUM_OPS];
     fsm_rmax_f32_fn rmax_f32;
     fsm_rmax_f64_fn rmax_f64;
     fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_OPS];

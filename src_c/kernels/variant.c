@@ -95,8 +95,28 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
     return head < n ? head : n;
 }
 
+/* Short-row transposes (short_rows.inc.c) move TILE x TILE tiles, one
+ * vector per row: 32 bytes with AVX, 16 without (SSE2, NEON); TILE is 1
+ * (element copies) in the scalar variant and without vector shuffles. */
+#if defined(__has_builtin) && !defined(FSM_NO_SHUFFLES)
+#if __has_builtin(__builtin_shufflevector)
+#define FSM_HAS_SHUFFLES 1
+#endif
+#endif
+#ifndef FSM_HAS_SHUFFLES
+#define FSM_TILE_F32 1
+#define FSM_TILE_F64 1
+#elif defined(__AVX__) /* the avx512 variant too */
+#define FSM_TILE_F32 8
+#define FSM_TILE_F64 4
+#else
+#define FSM_TILE_F32 4
+#define FSM_TILE_F64 2
+#endif
+
 #define T float
 #define K KF32
+#define TILE FSM_TILE_F32
 #define SCALED_EXP fsm_scaled_exp_minus_max_f32
 #define INVERSE_TOTAL fsm_inverse_total_f32
 #define LOG_TOTAL fsm_log_total_f32
@@ -114,9 +134,11 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "short_rows.inc.c"
 #include "family_rows.inc.c"
 #undef T
 #undef K
+#undef TILE
 #undef SCALED_EXP
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
@@ -134,6 +156,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 
 #define T double
 #define K KF64
+#define TILE FSM_TILE_F64
 #define SCALED_EXP fsm_scaled_exp_minus_max_f64
 #define INVERSE_TOTAL fsm_inverse_total_f64
 #define LOG_TOTAL fsm_log_total_f64
@@ -151,9 +174,11 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "short_rows.inc.c"
 #include "family_rows.inc.c"
 #undef T
 #undef K
+#undef TILE
 #undef SCALED_EXP
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
@@ -177,6 +202,8 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .rows_f64 = {KF64(softmax_rows), KF64(log_softmax_rows)},
     .cols_f32 = {KF32(softmax_cols), KF32(log_softmax_cols)},
     .cols_f64 = {KF64(softmax_cols), KF64(log_softmax_cols)},
+    .short_f32 = {KF32(softmax_short_rows), KF32(log_softmax_short_rows)},
+    .short_f64 = {KF64(softmax_short_rows), KF64(log_softmax_short_rows)},
     .rmax_f32 = KF32(rmax),
     .rmax_f64 = KF64(rmax),
     .rblocks_f32 = {KF32(softmax_rblocks), KF32(log_softmax_rblocks)},
