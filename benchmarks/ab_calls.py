@@ -13,6 +13,8 @@ Cases (each prints the minimum per-call time over --calls calls, 1 thread):
 
     rows     softmax / log_softmax, f32 and f64, (16384, 128), (4096, 1000),
              (24576, 512), preallocated out
+    short    softmax / log_softmax on short rows (the short-row plan), f32
+             and f64, (1000000, 10) and (200000, 24), next to np.copyto
     family   cross_entropy with probability targets (+grad into a preallocated
              grad_out, and without), softmax where= and temperature= next to
              log_softmax / softmax, f32 and f64, (4096, 1000)
@@ -46,6 +48,18 @@ def case_rows(rng, calls):
             sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
             lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
             print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.3f} ms, log_softmax {lsm:.3f} ms")
+
+
+def case_short(rng, calls):
+    for dtype in DTYPES:
+        for shape in [(1000000, 10), (200000, 24)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            y = np.empty_like(x)
+            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
+            lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
+            copy = best_ms(lambda: np.copyto(y, x), calls)
+            print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.2f} ms ({sm / copy:.2f} x copy), "
+                  f"log_softmax {lsm:.2f} ms ({lsm / copy:.2f} x copy), np.copyto {copy:.2f} ms")
 
 
 def case_family(rng, calls):
@@ -96,7 +110,7 @@ def case_hash(rng, calls):
           f"{digest.hexdigest()[:16]}")
 
 
-CASES = {"rows": case_rows, "family": case_family, "hash": case_hash}
+CASES = {"rows": case_rows, "short": case_short, "family": case_family, "hash": case_hash}
 
 
 def main(argv=None):
