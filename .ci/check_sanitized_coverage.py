@@ -16,7 +16,8 @@ from collections import Counter
 
 from fastsoftmax import _core
 
-PLAN_TESTS = ("test_short_row_boundary", "test_row_groups_match_the_row_kernel",
+PLAN_TESTS = ("test_short_row_boundary", "test_short_row_transposes_match_the_strided_path",
+              "test_row_groups_match_the_row_kernel",
               "test_split_rows_bit_identical_across_threads",
               "test_split_rows_special_values_in_one_chunk", "test_streamed_output")
 DTYPES = ("float32", "float64")
