@@ -57,13 +57,33 @@ static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) 
     }
 }
 
+/* Pointers to `rows` rows from batch entry `first` (where `it` is) into xs
+ * and ys, advancing `it` past them.  With one batch dimension the rows are
+ * evenly spaced and `it` is left alone: the odometer costs more there than
+ * the rows' own work (it re-reads the problem on every row). */
+static void K(short_block_rows)(const fsm_problem *p, fsm_batch_iter *it, size_t first, size_t rows,
+                                const T **xs, T **ys) {
+    if (p->nbatch == 1) {
+        ptrdiff_t x_step = p->x_batch_step[0], y_step = p->y_batch_step[0];
+        const T *x = (const T *)p->x + (ptrdiff_t)first * x_step;
+        T *y = (T *)p->y + (ptrdiff_t)first * y_step;
+        for (size_t r = 0; r < rows; ++r) {
+            xs[r] = x + (ptrdiff_t)r * x_step;
+            ys[r] = y + (ptrdiff_t)r * y_step;
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, it)) {
+        xs[r] = (const T *)p->x + it->xoff;
+        ys[r] = (T *)p->y + it->yoff;
+    }
+}
+
 /* Items are blocks of FSM_SHORT_ROW_LANES rows.  Contiguous rows go to the
  * short-row kernel; strided ones are gathered into buf (row r of the block
  * becomes lane r), run by the column kernel in place, and scattered back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
     const fsm_problem *p = plan->p;
-    const T *x = (const T *)p->x;
-    T *y = (T *)p->y;
     size_t n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
     int contiguous = p->x_step == 1 && p->y_step == 1;
     double work[FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)];
@@ -74,10 +94,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T 
     for (size_t item = begin; item < end; ++item) {
         size_t first = item * L;
         size_t rows = plan->batches - first < L ? plan->batches - first : L;
-        for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, &it)) {
-            xs[r] = x + it.xoff;
-            ys[r] = y + it.yoff;
-        }
+        K(short_block_rows)(p, &it, first, rows, xs, ys);
         if (contiguous) {
             SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, buf);
             continue;

@@ -33,8 +33,8 @@ def test_short_row_transposes_match_the_strided_path(name, dtype, variant, num_t
     the rows past the last full tile one element at a time); strided rows
     through element gathers.  Both feed the same column kernel, so the
     results must be bit-identical: every row length of the plan, a partial
-    block of 13 rows, rows not adjacent in memory, special values, and in
-    place."""
+    block of 13 rows, rows not adjacent in memory (with one batch dimension
+    and with two), special values, and in place."""
     lanes = 64  # FSM_SHORT_ROW_LANES
     for n in range(1, SHORT_ROW_MAX_BYTES // np.dtype(dtype).itemsize + 1):
         x = normal((2, 2 * lanes + 26, n), dtype, seed=n)
@@ -44,7 +44,9 @@ def test_short_row_transposes_match_the_strided_path(name, dtype, variant, num_t
         x[1, -4, -1] = 0.0
         strided = np.empty(x.shape + (2,), dtype)[..., 0]  # the same values, elements 2 apart
         strided[...] = x
-        for rows, twin in ((x[:, :lanes + 13], strided[:, :lanes + 13]), (x[:, ::2], strided[:, ::2])):
+        pairs = [(x[:, :lanes + 13], strided[:, :lanes + 13]), (x[:, ::2], strided[:, ::2]),
+                 (x[1], strided[1]), (x[0, ::3], strided[0, ::3])]  # 2-d: evenly spaced rows
+        for rows, twin in pairs:
             got = call_unmodified(fast(name), rows, -1, num_threads=num_threads)
             np.testing.assert_array_equal(got, fast(name)(twin, num_threads=num_threads), err_msg=f"n={n}")
             in_place = rows.copy()
