@@ -13,9 +13,11 @@
 #define SHORT_LANES FSM_SHORT_ROW_LANES
 
 #if TILE > 1
-/* One TILE-element vector; the `_u` type may sit at any T boundary. */
+/* One TILE-element vector; the `_u` type reads and writes the T arrays
+ * themselves: at any T boundary, and allowed to alias T (as the compilers'
+ * own unaligned intrinsic types are). */
 typedef T K(tile_vec) __attribute__((vector_size(TILE * sizeof(T))));
-typedef T K(tile_vec_u) __attribute__((vector_size(TILE * sizeof(T)), aligned(sizeof(T))));
+typedef T K(tile_vec_u) __attribute__((vector_size(TILE * sizeof(T)), aligned(sizeof(T)), may_alias));
 
 /* v[i][j] <-> v[j][i]: log2(TILE) rounds of interleaving. */
 static FSM_ALWAYS_INLINE void K(transpose_tile)(K(tile_vec) *v) {
