@@ -26,6 +26,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef FSM_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FSM_ALWAYS_INLINE inline
+#endif
+#endif
+
 #define FSM_EXP_SCALE_LOG2_F32 24
 #define FSM_EXP_SCALE_LOG2_F64 54
 #define FSM_EXP_UNSCALE_F32 0x1p-24 /* 2^-FSM_EXP_SCALE_LOG2_F32 */
@@ -150,8 +158,9 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
  * s = (m - 1) / (m + 1), |s| <= 0.1716, by its Taylor series to s^19
  * (truncation below 2^-56).  Error about 1 ulp; tiny u are exact to that
  * too, thanks to the correction term.  NaN gives NaN, +inf gives +inf;
- * u < 2^52 (the argument here is at most the row length). */
-static inline double fsm_log1p_f64(double u) {
+ * u < 2^52 (the argument here is at most the row length).  Always inlined:
+ * called out of line, the loops that take it once per lane stay scalar. */
+static FSM_ALWAYS_INLINE double fsm_log1p_f64(double u) {
     double w = 1.0 + u;
     double correction = (u - (w - 1.0)) / w;
     uint64_t bits = fsm_f64_bits(w);
@@ -185,11 +194,11 @@ static inline double fsm_log1p_f64(double u) {
  * inf - inf). */
 static inline float fsm_inverse_total_f32(double total) { return (float)(1.0 / total); }
 static inline double fsm_inverse_total_f64(double total) { return 1.0 / total; }
-static inline float fsm_log_total_f32(double rest, double ties, float m) {
+static FSM_ALWAYS_INLINE float fsm_log_total_f32(double rest, double ties, float m) {
     float r = (float)fsm_log1p_f64(rest * FSM_EXP_UNSCALE_F32 + (ties - 1.0));
     return isfinite(m) ? r : NAN;
 }
-static inline double fsm_log_total_f64(double rest, double ties, double m) {
+static FSM_ALWAYS_INLINE double fsm_log_total_f64(double rest, double ties, double m) {
     double r = fsm_log1p_f64(rest * FSM_EXP_UNSCALE_F64 + (ties - 1.0));
     return isfinite(m) ? r : NAN;
 }

@@ -68,10 +68,12 @@ typedef struct {
     double smoothing, grad_scale;   /* cross entropy */
 } fsm_family_problem;
 
+#ifndef FSM_ALWAYS_INLINE /* also in exp_minus_max.h */
 #if defined(__GNUC__) || defined(__clang__)
 #define FSM_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define FSM_ALWAYS_INLINE inline
+#endif
 #endif
 
 /* 1 when some byte of mask[0..n) is non-zero. */
