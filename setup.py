@@ -166,7 +166,7 @@ extension = Extension(
     include_dirs=[SRC, np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     depends=["setup.py"] + c_sources(
-        "fastsoftmax.h", "exp_minus_max.h", "driver.inc.c", "kernels/kernels.h",
+        "fastsoftmax.h", "exp_minus_max.h", "fsm_inline.h", "driver.inc.c", "kernels/kernels.h",
         "kernels/variant.c", "kernels/softmax_rows.inc.c", "kernels/softmax_cols.inc.c",
         "kernels/family.h", "kernels/family_rows.inc.c", "kernels/short_rows.inc.c",
         "kernels/stream.inc.c",

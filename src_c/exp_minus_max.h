@@ -26,13 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef FSM_ALWAYS_INLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define FSM_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define FSM_ALWAYS_INLINE inline
-#endif
-#endif
+#include "fsm_inline.h"
 
 #define FSM_EXP_SCALE_LOG2_F32 24
 #define FSM_EXP_SCALE_LOG2_F64 54

@@ -43,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../fsm_inline.h"
+
 enum {
     FSM_FAM_SCALED_SOFTMAX = 0,
     FSM_FAM_SCALED_LOG_SOFTMAX = 1,
@@ -67,14 +69,6 @@ typedef struct {
     double exp_step_hi, exp_step_lo;
     double smoothing, grad_scale;   /* cross entropy */
 } fsm_family_problem;
-
-#ifndef FSM_ALWAYS_INLINE /* also in exp_minus_max.h */
-#if defined(__GNUC__) || defined(__clang__)
-#define FSM_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define FSM_ALWAYS_INLINE inline
-#endif
-#endif
 
 /* 1 when some byte of mask[0..n) is non-zero. */
 static inline int fsm_any_kept(const uint8_t *mask, size_t n) {
