@@ -29,7 +29,7 @@
  *   work: caller-provided scratch of FSM_COLS_WORK_DOUBLES(lanes) doubles,
  *   suitably aligned for double; contents on entry are ignored.
  *
- * Short-row kernels  fsm_<op>_short_<dtype>_<variant>(x, y, n, count, buf)
+ * Short-row kernels  fsm_<op>_short_rows_<dtype>_<variant>(x, y, n, count, buf)
  *   The column kernel of op on count <= FSM_SHORT_ROW_LANES short rows:
  *   row g reads x[g][0..n) and writes y[g][0..n), both contiguous, with the
  *   row kernel's overlap rules for each row.  buf: n * FSM_SHORT_ROW_LANES
