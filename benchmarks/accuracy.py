@@ -35,6 +35,9 @@ Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
   Near 0 (the dominant entry of a row) log_softmax is a difference of nearly
   equal numbers; its absolute error is what any implementation can bound (a
   few eps), while its relative error is unbounded and says nothing.
+* cross_entropy: relative error of each row's loss (``reduction="none"``)
+  against probability targets ``softmax(2 * standard normal)`` of the same
+  shape (a second fixed seed), rounded to the dtype.
 
 The reference is ``fastsoftmax.reference.softmax`` / ``log_softmax`` applied
 to ``x.astype(np.longdouble)``: NumPy computes it natively in long double
@@ -99,23 +102,41 @@ def families(quick):
 
 def implementations():
     """(column name, callable(op, x) -> result, setup or None)."""
+    """op is softmax, log_softmax or cross_entropy (then with the targets q;
+    None where the implementation has no such function)."""
     impls = []
     for variant in _core.variants_supported():
-        def run(op, x, variant=variant):
+        def run(op, x, q=None, variant=variant):
             _core._set_variant(variant)
+            if op == "cross_entropy":
+                return fastsoftmax.cross_entropy(x, q, reduction="none")
             return getattr(fastsoftmax, op)(x)
         impls.append((f"fsm {variant}", run))
-    impls.append(("numpy", lambda op, x: getattr(reference, op)(x)))
+
+    def run_numpy(op, x, q=None):
+        if op == "cross_entropy":
+            return reference.cross_entropy(x, q, reduction="none")
+        return getattr(reference, op)(x)
+    impls.append(("numpy", run_numpy))
     peers, _, _ = _bench._load_peers()
     if "scipy" in peers:
-        impls.append(("scipy", lambda op, x: getattr(peers["scipy"], op)(x, axis=-1)))
+        impls.append(("scipy", lambda op, x, q=None: None if op == "cross_entropy"
+                      else getattr(peers["scipy"], op)(x, axis=-1)))
     if "torch" in peers:
         torch = peers["torch"]
-        impls.append(("torch", lambda op, x: getattr(torch, op)(torch.from_numpy(x), -1).numpy()))
+
+        def run_torch(op, x, q=None):
+            if op == "cross_entropy":
+                return torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(q),
+                                                         reduction="none").numpy()
+            return getattr(torch, op)(torch.from_numpy(x), -1).numpy()
+        impls.append(("torch", run_torch))
     if "onnxruntime" in peers:
         ort, onnx = peers["onnxruntime"]
 
-        def run_ort(op, x):
+        def run_ort(op, x, q=None):
+            if op == "cross_entropy":
+                return None
             sess = _bench._ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
             return sess.run(None, {"x": x})[0]
         impls.append(("onnxruntime", run_ort))
@@ -151,6 +172,16 @@ def log_softmax_error(got, ref, dtype):
     return float(err.max() / LD(np.finfo(dtype).eps))
 
 
+def loss_error(got, ref, dtype):
+    """Max relative error (eps) of the per-row losses; None: not measured."""
+    if got is None:
+        return None
+    g = np.asarray(got).astype(LD)
+    if not np.all(np.isfinite(g)):
+        return np.nan
+    return float((np.abs(g - ref) / np.abs(ref)).max() / LD(np.finfo(dtype).eps))
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -181,13 +212,15 @@ def main(argv=None):
     try:
         for family, make in families(args.quick):
             base = make(np.random.default_rng(SEED))
+            targets = reference.softmax(2.0 * np.random.default_rng(SEED + 1).standard_normal(base.shape))
             for dtype in (np.float32, np.float64):
-                x = base.astype(dtype)
+                x, q = base.astype(dtype), targets.astype(dtype)
                 xl = x.astype(LD)
                 ref_sm = reference.softmax(xl)
                 ref_lsm = reference.log_softmax(xl)
+                ref_ce = reference.cross_entropy(xl, q.astype(LD), reduction="none")
                 label = f"{family} | {np.dtype(dtype).name}"
-                sm, rs, lsm = [], [], []
+                sm, rs, lsm, ce = [], [], [], []
                 for _, run in impls:
                     with np.errstate(all="ignore"):
                         got = run("softmax", x)
@@ -195,9 +228,11 @@ def main(argv=None):
                         rs.append(row_sum_error(got, dtype))
                         got = run("log_softmax", x)
                         lsm.append(log_softmax_error(got, ref_lsm, dtype))
+                        ce.append(loss_error(run("cross_entropy", x, q), ref_ce, dtype))
                 rows.append((label, "softmax: max rel. error", sm))
                 rows.append((label, "softmax: max \\|row sum - 1\\|", rs))
                 rows.append((label, "log_softmax: max error", lsm))
+                rows.append((label, "cross_entropy (probabilities): max rel. loss error", ce))
                 sys.stderr.write(f"  {family}, {np.dtype(dtype).name}: done\n")
     finally:
         _core._set_variant(original_variant)
@@ -218,7 +253,9 @@ def main(argv=None):
           "dtype (subnormal and zero results not counted). Row sum: |sum - 1| of each row's "
           "results, summed exactly. log_softmax: relative error where |ref| > 1e-3, absolute "
           "error elsewhere (near 0, e.g. a dominant logit, the absolute error is the meaningful "
-          "bound; the relative error is unbounded for any implementation).")
+          "bound; the relative error is unbounded for any implementation). cross_entropy: "
+          "relative error of each row's loss against probability targets of the same shape; "
+          "'-': the implementation has no such function.")
     if not extended:
         print()
         print("**Warning: long double is no wider than float64 here; the float64 reference is "

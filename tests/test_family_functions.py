@@ -262,6 +262,25 @@ def test_cross_entropy_axis_layouts_and_special_values():
             == fastsoftmax.cross_entropy(x2, t2, num_threads=2))
 
 
+
+@pytest.mark.parametrize("return_grad", [False, True])
+def test_cross_entropy_probs_gap_beyond_float32_max(variant, return_grad):
+    """float32 probability targets sum q (max - x) in float32 per block; a
+    block where max - x overflows float32 (the loss itself does not) is
+    summed again in float64, and the other blocks of the row are not."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 600)).astype(np.float32)
+    q = reference.softmax(rng.standard_normal((3, 600))).astype(np.float32)
+    x[:, 5] = 3e38
+    x[1, 300] = -3e38  # the second of three sum blocks
+    x[2, 599] = -np.inf  # gap +inf: the loss is +inf
+    got = fastsoftmax.cross_entropy(x, q, reduction="none", return_grad=return_grad)
+    loss = got[0] if return_grad else got
+    exact = reference.cross_entropy(x.astype(np.longdouble), q, reduction="none")
+    assert np.isinf(loss[2]) and np.isinf(exact[2])
+    np.testing.assert_allclose(loss[:2], exact[:2].astype(np.float64), rtol=4 * eps(np.float32))
+    assert loss[1] > 2 * q[1, 300] * 3e38 * (1 - 4 * eps(np.float32))
+
 def _grad_out_like(x, axis, layout):
     """A NaN-filled array of x's shape: C- or F-ordered, or with the class
     axis contiguous and its groups padded apart ("padded", usable as the

@@ -361,22 +361,61 @@ static void K(log_softmax_backward_family)(const fsm_family_problem *p, ptrdiff_
     for (size_t i = 0; i < n; ++i) out[i] = g[i] - (SCALED_EXP(y[i], (T)0) * (T)EXP_UNSCALE) * total;
 }
 
+/* c + a * b, fused where the variant has FMA: the same rounding in every
+ * loop it is inlined into (the loss must not depend on return_grad). */
+static inline T K(mul_add)(T a, T b, T c) {
+#if FSM_HAS_FMA
+    return FMA_T(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* sum(q) and sum(q (m - x)) over one block in double, chains as in
+ * cross_entropy_probs_pass: for a float block whose T sums overflowed (m - x
+ * or a sum beyond FLT_MAX) or are NaN. */
+static void K(cross_entropy_probs_block_f64)(const T *q, const T *x, size_t start, size_t end, T m,
+                                             double *s_block, double *g_block) {
+    double s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
+    for (size_t i = start; i < end; ++i) {
+        size_t j = (i - start) % FSM_SUM_CHAINS;
+        s_acc[j] += (double)q[i];
+        g_acc[j] = fsm_mul_add((double)q[i], q[i] != 0 ? (double)m - (double)x[i] : 0.0, g_acc[j]);
+    }
+    FSM_FOLD_CHAINS(s_acc);
+    FSM_FOLD_CHAINS(g_acc);
+    *s_block = s_acc[0];
+    *g_block = g_acc[0];
+}
+
+/* The sum of FSM_SUM_CHAINS partial sums in T, folded in double. */
+static inline void K(fold_chains_f64)(const T *acc, double *total) {
+    double wide[FSM_SUM_CHAINS];
+    for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) wide[j] = (double)acc[j];
+    FSM_FOLD_CHAINS(wide);
+    *total = wide[0];
+}
+
 /* One element of cross_entropy_probs_pass: q into chain s, q (m - x) into
  * chain g (q = 0 adds nothing, even at x = -inf); with_grad: the gradient
  * from the scaled exp stored in *grad. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *grad, int with_grad,
                                                           T t, T inv, T keep, T uniform, T scale,
-                                                          double *s, double *g) {
-    double qd = (double)qi;
-    *s += qd;
-    *g = fsm_mul_add(qd, qi != 0 ? (double)m - (double)xi : 0.0, *g);
+                                                          T *s, T *g) {
+    *s += qi;
+    *g = K(mul_add)(qi, qi != 0 ? m - xi : (T)0, *g);
     if (with_grad) *grad = (K(quotient)(*grad, t, inv) - (keep * qi + uniform)) * scale;
 }
 
 /* Probability targets, one pass over the row: *q_sum = sum(q) and
- * *q_gap = sum(q (m - x)) (0 where q == 0, even at x = -inf), in double;
- * with_grad: also grad = (e / total - (keep q + uniform)) * scale from the
- * exps stored in grad.  Element i of a block goes to chain i % chains. */
+ * *q_gap = sum(q (m - x)) (0 where q == 0, even at x = -inf); with_grad:
+ * also grad = (e / total - (keep q + uniform)) * scale from the exps stored
+ * in grad.  Element i of a block goes to chain i % chains; the chains are
+ * in T (float32 in double ran the pass at half the vector width: 1.4x
+ * log_softmax instead of ~1.2x, benchmarks/ab_calls.py family) and each
+ * block's sums are added in double with compensation.  Each term is >= 0, so
+ * a block sum in T is within (terms per chain + 4) rounding errors of its
+ * value; a float block that overflowed is summed again in double. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_problem *p, ptrdiff_t r,
                                                           const T *x, T m, T *grad, double total,
                                                           int with_grad, double *q_sum, double *q_gap) {
@@ -387,7 +426,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_probl
     double sum = 0.0, sum_comp = 0.0, gap = 0.0, gap_comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n), i = start;
-        double s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
+        T s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
         for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
             for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
@@ -397,10 +436,13 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_probl
         for (size_t j = 0; i + j < end; ++j)
             K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
                                         t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
-        FSM_FOLD_CHAINS(s_acc);
-        FSM_FOLD_CHAINS(g_acc);
-        fsm_neumaier_add(&sum, &sum_comp, s_acc[0]);
-        fsm_neumaier_add(&gap, &gap_comp, g_acc[0]);
+        double s_block, g_block;
+        K(fold_chains_f64)(s_acc, &s_block);
+        K(fold_chains_f64)(g_acc, &g_block);
+        if (sizeof(T) == sizeof(float) && !(isfinite(s_block) && isfinite(g_block)))
+            K(cross_entropy_probs_block_f64)(q, x, start, end, m, &s_block, &g_block);
+        fsm_neumaier_add(&sum, &sum_comp, s_block);
+        fsm_neumaier_add(&gap, &gap_comp, g_block);
     }
     *q_sum = isfinite(sum) ? sum + sum_comp : sum;
     *q_gap = isfinite(gap) ? gap + gap_comp : gap;
