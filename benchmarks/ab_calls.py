@@ -15,6 +15,9 @@ Cases (each prints the minimum per-call time over --calls calls, 1 thread):
              (24576, 512), preallocated out
     short    softmax / log_softmax on short rows (the short-row plan), f32
              and f64, (1000000, 10) and (200000, 24), next to np.copyto
+    cols     softmax / log_softmax over axis 0 (the column plan), f32 and
+             f64, (1000, 4096) and (32000, 64), next to axis -1 of the same
+             data transposed (the same work along rows)
     family   cross_entropy with probability targets (+grad into a preallocated
              grad_out, and without), softmax where= and temperature= next to
              log_softmax / softmax, f32 and f64, (4096, 1000)
@@ -60,6 +63,21 @@ def case_short(rng, calls):
             copy = best_ms(lambda: np.copyto(y, x), calls)
             print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.2f} ms ({sm / copy:.2f} x copy), "
                   f"log_softmax {lsm:.2f} ms ({lsm / copy:.2f} x copy), np.copyto {copy:.2f} ms")
+
+
+def case_cols(rng, calls):
+    for dtype in DTYPES:
+        for shape in [(1000, 4096), (32000, 64)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            y = np.empty_like(x)
+            xt = np.ascontiguousarray(x.T)
+            yt = np.empty_like(xt)
+            times = []
+            for op in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+                axis0 = best_ms(lambda: op(x, axis=0, out=y, num_threads=1), calls)
+                rows = best_ms(lambda: op(xt, axis=-1, out=yt, num_threads=1), calls)
+                times.append(f"{op.__name__} axis 0 {axis0:.2f} ms ({axis0 / rows:.2f} x axis -1)")
+            print(f"{np.dtype(dtype).name} {shape}: " + ", ".join(times))
 
 
 def case_family(rng, calls):
@@ -110,7 +128,8 @@ def case_hash(rng, calls):
           f"{digest.hexdigest()[:16]}")
 
 
-CASES = {"rows": case_rows, "short": case_short, "family": case_family, "hash": case_hash}
+CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "family": case_family,
+         "hash": case_hash}
 
 
 def main(argv=None):

@@ -12,7 +12,7 @@
  *               blocks of FSM_SHORT_ROW_LANES rows into a buffer and run by
  *               the column kernel, so the SIMD lanes are rows.
  *   columns     softmax over a non-last axis: the column kernel on tiles of
- *               neighbouring lanes sized to stay in L2 between its passes.
+ *               up to FSM_LANE_TILE neighbouring lanes.
  *   split row   few long rows: every row is cut at sum-block boundaries
  *               into one chunk per thread; chunk maxima, then block sums,
  *               are combined in the single-thread order (bit-identical
@@ -31,9 +31,6 @@
 
 /* Most lanes per column-kernel call (its scratch lives on the stack). */
 #define FSM_LANE_TILE 256
-/* Bytes of x and y a column tile may span so that it stays in L2 between
- * the column kernel's three passes. */
-#define FSM_TILE_BYTES (512 * 1024)
 /* Rows of at most this many bytes run through the column kernel,
  * FSM_SHORT_ROW_LANES at a time: below it a row kernel call costs more per
  * element than the two transposes (measured crossover on Zen 4: 48 float32
@@ -137,11 +134,20 @@ typedef struct {
 
 static size_t fsm_itemsize(const fsm_problem *p) { return p->dtype == FSM_FLOAT32 ? 4 : 8; }
 
-static size_t fsm_tile_lanes(const fsm_problem *p) {
-    size_t per_lane = 2 * (size_t)p->n * fsm_itemsize(p);
-    size_t lanes = FSM_TILE_BYTES / per_lane;
-    lanes = lanes < 16 ? 16 : lanes > FSM_LANE_TILE ? FSM_LANE_TILE : lanes & ~(size_t)15;
-    return lanes < (size_t)p->lanes ? lanes : (size_t)p->lanes;
+/* Lanes per column tile: the widest the scratch allows, so that each pass
+ * reads long runs of every row (the kernel's prefetches fetch whole runs).
+ * Tiles narrowed to fit x and y in L2 were slower: 16-lane tiles of long
+ * columns read one cache line per row, (4000, 1024) float32 took 9.3 ms
+ * against 3.4 (benchmarks/ab_calls.py cols).  Narrower only when there are
+ * fewer batches than threads, so that every thread gets a tile. */
+static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) {
+    size_t lanes = (size_t)p->lanes, tile = lanes < FSM_LANE_TILE ? lanes : FSM_LANE_TILE;
+    if (batches < (size_t)threads) {
+        size_t share = (lanes + (size_t)threads - 1) / (size_t)threads;
+        share = (share + 15) & ~(size_t)15; /* whole vectors */
+        tile = share < tile ? share : tile;
+    }
+    return tile;
 }
 
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
@@ -152,7 +158,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     int contiguous = p->x_step == 1 && p->y_step == 1;
     if (p->lanes > 1) {
         plan.kind = FSM_PLAN_COLS;
-        plan.tile_lanes = fsm_tile_lanes(p);
+        plan.tile_lanes = fsm_tile_lanes(p, plan.batches, threads);
         plan.tiles = ((size_t)p->lanes + plan.tile_lanes - 1) / plan.tile_lanes;
         plan.items = plan.batches * plan.tiles;
     } else if (n * fsm_itemsize(p) <= FSM_SHORT_ROW_MAX_BYTES && plan.batches >= FSM_SHORT_ROW_LANES) {

@@ -114,14 +114,14 @@ static void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y) 
 static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
     double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
     K(rows_to_lanes)(x, n, count, buf);
-    K(softmax_cols)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work);
+    K(softmax_cols_prefetching)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work, 0);
     K(lanes_to_rows)(buf, n, count, y);
 }
 
 static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
     double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
     K(rows_to_lanes)(x, n, count, buf);
-    K(log_softmax_cols)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work);
+    K(log_softmax_cols_prefetching)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work, 0);
     K(lanes_to_rows)(buf, n, count, y);
 }
 
