@@ -27,13 +27,26 @@ static inline void K(prefetch_row)(const T *x, ptrdiff_t step, size_t i, size_t 
 #endif
 }
 
+static inline T K(max2)(T a, T b) { return a > b ? a : b; }
+
+/* Four rows a step: m[j] lives in memory (lanes is not a constant), and
+ * one row a step waited on storing and reloading it. */
 static void K(cols_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, T *m, int prefetch) {
     for (size_t j = 0; j < lanes; ++j) m[j] = -(T)INFINITY;
-    for (size_t i = 0; i < n; ++i) {
-        const T *row = x + (ptrdiff_t)i * x_step;
-        K(prefetch_row)(x, x_step, i, n, lanes, prefetch);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T *x0 = x + (ptrdiff_t)i * x_step;
+        for (size_t k = 0; k < 4; ++k) K(prefetch_row)(x, x_step, i + k, n, lanes, prefetch);
 #pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) m[j] = row[j] > m[j] ? row[j] : m[j];
+        for (size_t j = 0; j < lanes; ++j) {
+            T a = K(max2)(x0[j], x0[x_step + j]), b = K(max2)(x0[2 * x_step + j], x0[3 * x_step + j]);
+            m[j] = K(max2)(K(max2)(a, b), m[j]); /* NaN x: passed over, as in rmax */
+        }
+    }
+    for (; i < n; ++i) {
+        const T *row = x + (ptrdiff_t)i * x_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) m[j] = K(max2)(row[j], m[j]);
     }
 }
 
@@ -102,31 +115,58 @@ static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step
     K(softmax_cols_prefetching)(x, x_step, y, y_step, n, lanes, work, 1);
 }
 
-/* Per lane: log(sum(exp(x - m))), split as in log_sum_exp_minus_max. */
+/* exp(x - m) * 2^B, or 0 for a tie (x == m), which *tie counts as 1. */
+static inline T K(rest_term)(T x, T m, T *tie) {
+    int is_tie = x == m;
+    *tie = is_tie ? (T)1 : (T)0;
+    T e = SCALED_EXP(x, m);
+    return is_tie ? (T)0 : e;
+}
+
+static void K(cols_fold_log_block)(size_t lanes, T *block, T *block_ties, double *rest, double *comp,
+                                   double *ties) {
+    for (size_t j = 0; j < lanes; ++j) {
+        fsm_neumaier_add(&rest[j], &comp[j], block[j]);
+        ties[j] += block_ties[j];
+        block[j] = 0, block_ties[j] = 0;
+    }
+}
+
+/* Per lane: log(sum(exp(x - m))), split as in log_sum_exp_minus_max; four
+ * rows a step, as cols_exp_store_sum. */
 static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes,
                                           const T *m, T *lse, double *work, int prefetch) {
+    _Static_assert(FSM_COLS_LOG_SUM_BLOCK % 4 == 0, "blocks of whole steps");
     T *block = (T *)(work + 2 * lanes), *block_ties = (T *)(work + 3 * lanes);
     double *rest = work + 4 * lanes, *comp = work + 5 * lanes, *ties = work + 6 * lanes;
     for (size_t j = 0; j < lanes; ++j)
         block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const T *xr = x + (ptrdiff_t)i * x_step;
-        K(prefetch_row)(x, x_step, i, n, lanes, prefetch);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T *x0 = x + (ptrdiff_t)i * x_step;
+        for (size_t k = 0; k < 4; ++k) K(prefetch_row)(x, x_step, i + k, n, lanes, prefetch);
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            int tie = xr[j] == m[j];
-            T e = SCALED_EXP(xr[j], m[j]);
-            block[j] += tie ? (T)0 : e;
-            block_ties[j] += tie ? (T)1 : (T)0;
+            T t0, t1, t2, t3;
+            T e0 = K(rest_term)(x0[j], m[j], &t0), e1 = K(rest_term)(x0[x_step + j], m[j], &t1);
+            T e2 = K(rest_term)(x0[2 * x_step + j], m[j], &t2);
+            T e3 = K(rest_term)(x0[3 * x_step + j], m[j], &t3);
+            block[j] += (e0 + e1) + (e2 + e3);
+            block_ties[j] += (t0 + t1) + (t2 + t3);
         }
-        if ((i + 1) % FSM_COLS_LOG_SUM_BLOCK == 0 || i + 1 == n) {
-            for (size_t j = 0; j < lanes; ++j) {
-                fsm_neumaier_add(&rest[j], &comp[j], block[j]);
-                ties[j] += block_ties[j];
-                block[j] = 0, block_ties[j] = 0;
-            }
+        if ((i + 4) % FSM_COLS_LOG_SUM_BLOCK == 0)
+            K(cols_fold_log_block)(lanes, block, block_ties, rest, comp, ties);
+    }
+    for (; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T t, e = K(rest_term)(xr[j], m[j], &t);
+            block[j] += e;
+            block_ties[j] += t;
         }
     }
+    K(cols_fold_log_block)(lanes, block, block_ties, rest, comp, ties);
     for (size_t j = 0; j < lanes; ++j) {
         lse[j] = LOG_TOTAL(rest[j] + comp[j], ties[j], m[j]);
     }
