@@ -412,10 +412,11 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *gr
  * also grad = (e / total - (keep q + uniform)) * scale from the exps stored
  * in grad.  Element i of a block goes to chain i % chains; the chains are
  * in T (float32 in double ran the pass at half the vector width: 1.4x
- * log_softmax instead of ~1.2x, benchmarks/ab_calls.py family) and each
- * block's sums are added in double with compensation.  Each term is >= 0, so
- * a block sum in T is within (terms per chain + 4) rounding errors of its
- * value; a float block that overflowed is summed again in double. */
+ * log_softmax instead of ~1.2x, benchmarks/ab_calls.py family); they are
+ * folded in double and each block's sums added with compensation.  Each
+ * term is >= 0, so a chain of k terms in T is within k rounding errors of
+ * its value (k = FSM_SUM_BLOCK / FSM_SUM_CHAINS); a float block that
+ * overflowed (or holds a NaN) is summed again in double. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const fsm_family_problem *p, ptrdiff_t r,
                                                           const T *x, T m, T *grad, double total,
                                                           int with_grad, double *q_sum, double *q_gap) {

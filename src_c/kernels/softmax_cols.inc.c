@@ -8,9 +8,10 @@
  *
  * The rows of a tile lie x_step apart, often a page or more, where the
  * hardware prefetcher does not follow them: with `prefetch` set, each pass
- * asks for the row FSM_COLS_PREFETCH_ROWS ahead (softmax over axis 0 of
- * (1000, 4096) float32: 4.15 -> 3.70 ms, benchmarks/ab_calls.py cols).  The
- * short-row plan, whose tiles are already in L1, runs without.
+ * asks for the row FSM_COLS_PREFETCH_ROWS ahead (axis 0 of (1000, 4096)
+ * float32, timed as benchmarks/ab_calls.py cols does: softmax 4.26-4.30 ->
+ * 3.81-3.84 ms, log_softmax 5.26-5.29 -> 4.08-4.10 ms).  The short-row
+ * plan, whose tiles are already in L1, runs without.
  */
 
 #ifndef FSM_COLS_PREFETCH_ROWS
