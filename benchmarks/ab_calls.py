@@ -18,6 +18,9 @@ Cases (each prints the minimum per-call time over --calls calls, 1 thread):
     cols     softmax / log_softmax over axis 0 (the column plan), f32 and
              f64, (1000, 4096) and (32000, 64), next to axis -1 of the same
              data transposed (the same work along rows)
+    long     one row of 10^7 (out of cache), f32 and f64: softmax next to
+             logsumexp (the arithmetic of a one-read "max and rescaled sum"
+             first pass) and np.copyto, at 1 and 2 threads
     family   cross_entropy with probability targets (+grad into a preallocated
              grad_out, and without), softmax where= and temperature= next to
              log_softmax / softmax, f32 and f64, (4096, 1000)
@@ -80,6 +83,21 @@ def case_cols(rng, calls):
             print(f"{np.dtype(dtype).name} {shape}: " + ", ".join(times))
 
 
+def case_long(rng, calls):
+    for dtype in DTYPES:
+        x = rng.standard_normal((1, 10_000_000)).astype(dtype)
+        y = np.empty_like(x)
+        lse_out = np.empty(1, dtype)
+        copy = best_ms(lambda: np.copyto(y, x), calls)
+        parts = []
+        for threads in (1, 2):
+            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=threads), calls)
+            lse = best_ms(lambda: fastsoftmax.logsumexp(x, out=lse_out, num_threads=threads), calls)
+            parts.append(f"{threads} thr: softmax {sm:.2f} ms ({sm / copy:.2f} x copy), "
+                         f"logsumexp {lse:.2f} ms ({lse / sm:.2f} x softmax)")
+        print(f"{np.dtype(dtype).name} (1, 10^7): " + "; ".join(parts) + f"; np.copyto {copy:.2f} ms")
+
+
 def case_family(rng, calls):
     shape = (4096, 1000)
     for dtype in DTYPES:
@@ -128,7 +146,7 @@ def case_hash(rng, calls):
           f"{digest.hexdigest()[:16]}")
 
 
-CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "family": case_family,
+CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case_long, "family": case_family,
          "hash": case_hash}
 
 

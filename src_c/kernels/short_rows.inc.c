@@ -2,7 +2,9 @@
  * Short-row kernels, instantiated per dtype by variant.c (same macros as
  * softmax_rows.inc.c, plus TILE): up to FSM_SHORT_ROW_LANES contiguous
  * rows are transposed into a buffer (row g becomes lane g), run there by
- * the column kernel, and transposed back.  Contract in kernels.h.
+ * the column kernel's passes, and transposed back; the last pass (the
+ * scaling, or the subtraction of log_softmax) is done in registers on the
+ * way back instead of over the buffer.  Contract in kernels.h.
  *
  * The transposes move TILE x TILE tiles through registers with vector
  * shuffles; a row length that is not a multiple of TILE ends with a tile
@@ -69,10 +71,28 @@ static FSM_ALWAYS_INLINE void K(tile_to_lanes)(const T *const *x, size_t c, T *b
     for (int j = 0; j < TILE; ++j) *(K(tile_vec_u) *)(buf + (c + (size_t)j) * SHORT_LANES) = v[j];
 }
 
-static FSM_ALWAYS_INLINE void K(tile_to_rows)(const T *buf, size_t c, T *const *y) {
+/* The last pass of the column kernel on one vector of lanes, in the same
+ * operations as K(quotient) (softmax: a = total, b = 1 / total) and
+ * K(sub_shifted) (log_softmax: a = max, b = log(sum)), so that the results
+ * are bit-identical to that pass. */
+static FSM_ALWAYS_INLINE K(tile_vec) K(finish_vec)(K(tile_vec) v, K(tile_vec) a, K(tile_vec) b, int log) {
+    if (log) return (v - a) - b;
+    K(tile_vec) q = v * b;
+#if FSM_HAS_FMA
+    if (sizeof(T) == sizeof(double)) return q + (v - q * a) * b;
+#endif
+    return q;
+}
+
+/* Lanes 0 .. TILE of buf, finished (finish_vec with the lanes' a and b),
+ * into columns c .. c + TILE of rows y[0 .. TILE). */
+static FSM_ALWAYS_INLINE void K(tile_to_rows)(const T *buf, size_t c, T *const *y, const T *a, const T *b,
+                                              int log) {
     K(tile_vec) v[TILE];
+    K(tile_vec) av = *(const K(tile_vec_u) *)a, bv = *(const K(tile_vec_u) *)b;
 #pragma GCC unroll 8
-    for (int j = 0; j < TILE; ++j) v[j] = *(const K(tile_vec_u) *)(buf + (c + (size_t)j) * SHORT_LANES);
+    for (int j = 0; j < TILE; ++j)
+        v[j] = K(finish_vec)(*(const K(tile_vec_u) *)(buf + (c + (size_t)j) * SHORT_LANES), av, bv, log);
     K(transpose_tile)(v);
 #pragma GCC unroll 8
     for (int i = 0; i < TILE; ++i) *(K(tile_vec_u) *)(y[i] + c) = v[i];
@@ -98,31 +118,47 @@ static void K(rows_to_lanes)(const T *const *x, size_t n, size_t count, T *buf) 
         for (size_t j = 0; j < n; ++j) buf[j * SHORT_LANES + g] = x[g][j];
 }
 
-static void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y) {
+/* Finishes the lanes in buf into the rows: y[g][j] = the column kernel's
+ * last pass on buf[j * SHORT_LANES + g], from the lane's a[g] and b[g]
+ * (see finish_vec). */
+static void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y, const T *a, const T *b,
+                             int log) {
     size_t tiled = K(tiled_rows)(n, count);
 #if TILE > 1
     for (size_t g = 0; g < tiled; g += TILE) {
         size_t c = 0;
-        for (; c + TILE <= n; c += TILE) K(tile_to_rows)(buf + g, c, y + g);
-        if (c < n) K(tile_to_rows)(buf + g, n - TILE, y + g);
+        for (; c + TILE <= n; c += TILE) K(tile_to_rows)(buf + g, c, y + g, a + g, b + g, log);
+        if (c < n) K(tile_to_rows)(buf + g, n - TILE, y + g, a + g, b + g, log);
     }
 #endif
-    for (size_t g = tiled; g < count; ++g)
-        for (size_t j = 0; j < n; ++j) y[g][j] = buf[j * SHORT_LANES + g];
+    for (size_t g = tiled; g < count; ++g) {
+        for (size_t j = 0; j < n; ++j) {
+            T v = buf[j * SHORT_LANES + g];
+            y[g][j] = log ? K(sub_shifted)(v, a[g], b[g]) : K(quotient)(v, a[g], b[g]);
+        }
+    }
 }
 
+/* The column kernels' passes on the transposed rows, the last one fused
+ * with the transpose back (it saves a pass over buf). */
 static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
     double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
+    T m[SHORT_LANES], block[SHORT_LANES], total[SHORT_LANES], inv[SHORT_LANES];
+    double *sum = work, *comp = work + SHORT_LANES;
     K(rows_to_lanes)(x, n, count, buf);
-    K(softmax_cols_prefetching)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work, 0);
-    K(lanes_to_rows)(buf, n, count, y);
+    K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
+    K(cols_exp_store_sum)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, m, block, sum, comp, 0);
+    for (size_t g = 0; g < count; ++g) inv[g] = INVERSE_TOTAL(sum[g]), total[g] = (T)sum[g];
+    K(lanes_to_rows)(buf, n, count, y, total, inv, 0);
 }
 
 static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
     double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
+    T m[SHORT_LANES], lse[SHORT_LANES];
     K(rows_to_lanes)(x, n, count, buf);
-    K(log_softmax_cols_prefetching)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, work, 0);
-    K(lanes_to_rows)(buf, n, count, y);
+    K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
+    K(cols_log_sum_exp_minus_max)(buf, SHORT_LANES, n, count, m, lse, work, 0);
+    K(lanes_to_rows)(buf, n, count, y, m, lse, 1);
 }
 
 #undef SHORT_LANES

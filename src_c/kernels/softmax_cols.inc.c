@@ -94,26 +94,21 @@ static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
     for (size_t j = 0; j < lanes; ++j) sum[j] += comp[j];
 }
 
-static void K(softmax_cols_prefetching)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
-                                        size_t n, size_t lanes, double *work, int prefetch) {
+static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                            size_t n, size_t lanes, double *work) {
     T *m = (T *)work;
     T *block = (T *)(work + lanes);
     double *sum = work + 2 * lanes, *comp = work + 3 * lanes;
-    K(cols_max)(x, x_step, n, lanes, m, prefetch);
-    K(cols_exp_store_sum)(x, x_step, y, y_step, n, lanes, m, block, sum, comp, prefetch);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(cols_exp_store_sum)(x, x_step, y, y_step, n, lanes, m, block, sum, comp, 1);
     T *inv = m, *total = block; /* m and block are no longer needed */
     for (size_t j = 0; j < lanes; ++j) inv[j] = INVERSE_TOTAL(sum[j]), total[j] = (T)sum[j];
     for (size_t i = 0; i < n; ++i) {
         T *yr = y + (ptrdiff_t)i * y_step;
-        K(prefetch_row)(y, y_step, i, n, lanes, prefetch);
+        K(prefetch_row)(y, y_step, i, n, lanes, 1);
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) yr[j] = K(quotient)(yr[j], total[j], inv[j]);
     }
-}
-
-static void K(softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
-                            size_t n, size_t lanes, double *work) {
-    K(softmax_cols_prefetching)(x, x_step, y, y_step, n, lanes, work, 1);
 }
 
 /* exp(x - m) * 2^B, or 0 for a tie (x == m), which *tie counts as 1. */
@@ -173,24 +168,19 @@ static void K(cols_log_sum_exp_minus_max)(const T *x, ptrdiff_t x_step, size_t n
     }
 }
 
-static void K(log_softmax_cols_prefetching)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
-                                            size_t n, size_t lanes, double *work, int prefetch) {
+static void K(log_softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                                size_t n, size_t lanes, double *work) {
     T *m = (T *)work;
     T *lse = (T *)(work + lanes);
-    K(cols_max)(x, x_step, n, lanes, m, prefetch);
-    K(cols_log_sum_exp_minus_max)(x, x_step, n, lanes, m, lse, work, prefetch);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(cols_log_sum_exp_minus_max)(x, x_step, n, lanes, m, lse, work, 1);
     for (size_t i = 0; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step;
         T *yr = y + (ptrdiff_t)i * y_step;
-        K(prefetch_row)(x, x_step, i, n, lanes, prefetch);
+        K(prefetch_row)(x, x_step, i, n, lanes, 1);
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             yr[j] = K(sub_shifted)(xr[j], m[j], lse[j]);
         }
     }
-}
-
-static void K(log_softmax_cols)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
-                                size_t n, size_t lanes, double *work) {
-    K(log_softmax_cols_prefetching)(x, x_step, y, y_step, n, lanes, work, 1);
 }
