@@ -9,8 +9,8 @@
  *               per-thread buffer; outputs larger than the caches are
  *               written with non-temporal stores.
  *   short rows  rows of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
- *               blocks of FSM_SHORT_ROW_LANES rows into a buffer and run by
- *               the column kernel, so the SIMD lanes are rows.
+ *               blocks of up to FSM_SHORT_ROW_LANES rows into a buffer and
+ *               run by the column kernel, so the SIMD lanes are rows.
  *   columns     softmax over a non-last axis: the column kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
  *   split row   few long rows: every row is cut at sum-block boundaries
@@ -31,11 +31,22 @@
 
 /* Most lanes per column-kernel call (its scratch lives on the stack). */
 #define FSM_LANE_TILE 256
-/* Rows of at most this many bytes run through the column kernel,
- * FSM_SHORT_ROW_LANES at a time: below it a row kernel call costs more per
- * element than the two transposes (measured crossover on Zen 4: 48 float32
- * or 24-32 float64 elements). */
-#define FSM_SHORT_ROW_MAX_BYTES 192
+/* Rows of at most this many bytes (63 float32 or 31 float64 elements) run
+ * through the column kernel, many at a time: below it a row kernel call,
+ * whose tail past the last whole vector is scalar, costs more per element
+ * than the two transposes.  Measured on Zen 4 (2.4M elements, ns per
+ * element, row kernel -> short rows): float64 rows of 25-31 2.4-2.7 ->
+ * 1.5-2.1, float32 rows of 57-62 0.9-1.2 -> 0.8-1.0; rows of 64 float32 or
+ * 32 float64 (whole vectors) are faster in the row kernel. */
+#define FSM_SHORT_ROW_MAX_BYTES 252
+/* Rows per short-row kernel call: FSM_SHORT_ROW_LANES, halved (down to
+ * FSM_SHORT_ROW_MIN_LANES) while their bytes exceed FSM_SHORT_BLOCK_BYTES.
+ * A block, its transposed copy and its output then stay well inside L1:
+ * with 64 rows, float64 (200000, 24) took 11.0-11.6 ms, with 16 rows 6.8-6.9
+ * (float32 (150000, 32): 3.7-4.0 -> 3.0 ms with 32 rows); 64 rows of float32
+ * (1000000, 10) stay, as 32 were slower there (3.0 -> 3.5 ms). */
+#define FSM_SHORT_BLOCK_BYTES 4096
+#define FSM_SHORT_ROW_MIN_LANES 16
 /* Contiguous rows up to this size run FSM_ROW_GROUP at a time (kernels.h):
  * a group of them stays in L1 between the passes. */
 #define FSM_ROW_GROUP_MAX_BYTES 1024
@@ -45,6 +56,10 @@
 /* ... when a row fits in L2 with room to spare: the row's exps are kept in a
  * per-thread buffer between the passes, which must stay in cache. */
 #define FSM_STREAM_MAX_ROW_BYTES ((size_t)256 << 10)
+/* ... and is long enough for whole lines: the rows of a shorter one share
+ * cache lines, which then go out in pieces (float64 rows of 28, 16M
+ * elements: 13-15x the time of np.copyto streamed, 4.3x not). */
+#define FSM_STREAM_MIN_ROW_BYTES 1024
 /* Fewest elements per thread that make a parallel region pay for itself:
  * measured on 2 cores, a second thread is worth ~1.5x from 8192 elements a
  * thread (about 10 us of float32 work) and little below 2048. */
@@ -130,6 +145,7 @@ typedef struct {
     size_t tile_lanes, tiles;   /* columns plan */
     int stream;                 /* rows plan: non-temporal output */
     size_t buf_elems;           /* per-thread buffer, 0 when none is needed */
+    size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
 
 static size_t fsm_itemsize(const fsm_problem *p) { return p->dtype == FSM_FLOAT32 ? 4 : 8; }
@@ -151,8 +167,14 @@ static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) 
     return tile;
 }
 
+static size_t fsm_short_rows_per_item(size_t row_bytes) {
+    size_t rows = FSM_SHORT_ROW_LANES;
+    while (rows > FSM_SHORT_ROW_MIN_LANES && rows * row_bytes > FSM_SHORT_BLOCK_BYTES) rows /= 2;
+    return rows;
+}
+
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
-    fsm_plan plan = {p, fsm_active_kernels(), FSM_PLAN_ROWS, fsm_batch_count(p), 0, 0, 0, 0, 0, 0};
+    fsm_plan plan = {p, fsm_active_kernels(), FSM_PLAN_ROWS, fsm_batch_count(p), 0, 0, 0, 0, 0, 0, 0};
     size_t n = (size_t)p->n;
     plan.elements = plan.batches * n * (size_t)p->lanes;
     plan.items = plan.batches;
@@ -164,14 +186,16 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.items = plan.batches * plan.tiles;
     } else if (n * fsm_itemsize(p) <= FSM_SHORT_ROW_MAX_BYTES && plan.batches >= FSM_SHORT_ROW_LANES) {
         plan.kind = FSM_PLAN_SHORT_ROWS;
-        plan.items = (plan.batches + FSM_SHORT_ROW_LANES - 1) / FSM_SHORT_ROW_LANES;
+        plan.short_rows = fsm_short_rows_per_item(n * fsm_itemsize(p));
+        plan.items = (plan.batches + plan.short_rows - 1) / plan.short_rows;
         plan.buf_elems = n * FSM_SHORT_ROW_LANES;
     } else if (contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
+        size_t row_bytes = n * fsm_itemsize(p);
         plan.stream = contiguous && plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
-                      n * fsm_itemsize(p) <= FSM_STREAM_MAX_ROW_BYTES;
+                      row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
         plan.buf_elems = contiguous && !plan.stream ? 0 : n;
     }
     return plan;

@@ -80,12 +80,12 @@ static void K(short_block_rows)(const fsm_problem *p, fsm_batch_iter *it, size_t
     }
 }
 
-/* Items are blocks of FSM_SHORT_ROW_LANES rows.  Contiguous rows go to the
+/* Items are blocks of plan->short_rows rows.  Contiguous rows go to the
  * short-row kernel; strided ones are gathered into buf (row r of the block
  * becomes lane r), run by the column kernel in place, and scattered back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
     const fsm_problem *p = plan->p;
-    size_t n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
+    size_t n = (size_t)p->n, L = plan->short_rows;
     int contiguous = p->x_step == 1 && p->y_step == 1;
     double work[FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)];
     const T *xs[FSM_SHORT_ROW_LANES];

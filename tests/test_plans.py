@@ -6,9 +6,10 @@ import pytest
 
 from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_unmodified, fast
 
-SHORT_ROW_MAX_BYTES = 192      # FSM_SHORT_ROW_MAX_BYTES
+SHORT_ROW_MAX_BYTES = 252      # FSM_SHORT_ROW_MAX_BYTES
 SPLIT_MIN_ELEMENTS = 2 * 8192  # rows at least this long are split across threads
-STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed
+STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed ...
+STREAM_MIN_ROW_BYTES = 1024    # ... when their rows are at least this long
 ROW_GROUP = 8                  # FSM_ROW_GROUP: rows run together ...
 ROW_GROUP_MAX_BYTES = 1024     # ... when contiguous and at most this long
 
@@ -110,6 +111,21 @@ def test_split_rows_special_values_in_one_chunk(name, dtype, variant):
     np.testing.assert_array_equal(got[1, n // 2:], fast(name)(x[1, n // 2:]))
     assert (np.delete(got[3], n // 2 + 1) == masked).all()
     assert got[3, n // 2 + 1] == (1.0 if name == "softmax" else 0.0)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("delta", [-1, 0])
+def test_stream_row_length_boundary(delta, name, dtype):
+    """An output large enough to stream, with rows just below (run in row
+    groups, plain stores) and at the shortest row that streams."""
+    n = STREAM_MIN_ROW_BYTES // np.dtype(dtype).itemsize + delta
+    rows = STREAM_MIN_BYTES // (n * np.dtype(dtype).itemsize) + 1
+    x = normal((rows, n), dtype)
+    got = call_unmodified(fast(name), x, -1, num_threads=2)
+    small = x[::89]  # the same rows computed far below the streaming size
+    np.testing.assert_array_equal(got[::89], fast(name)(small))
+    assert_accurate(name, small, -1)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
