@@ -50,11 +50,12 @@
 /* Contiguous rows up to this size run FSM_ROW_GROUP at a time (kernels.h):
  * a group of them stays in L1 between the passes. */
 #define FSM_ROW_GROUP_MAX_BYTES 1024
-/* Outputs at least this large go out with non-temporal stores: they do not
- * fit in the caches, and streaming them saves reading y before writing it. */
+/* log_softmax outputs at least this large go out with non-temporal stores:
+ * they do not fit in the caches, and streaming them saves reading y before
+ * writing it (softmax does not stream: kernels.h). */
 #define FSM_STREAM_MIN_BYTES ((size_t)32 << 20)
-/* ... when a row fits in L2 with room to spare: the row's exps are kept in a
- * per-thread buffer between the passes, which must stay in cache. */
+/* ... when a row fits in L2 with room to spare: the row is read three
+ * times and must stay in cache between the passes. */
 #define FSM_STREAM_MAX_ROW_BYTES ((size_t)256 << 10)
 /* ... and is long enough for whole lines: the rows of a shorter one share
  * cache lines, which then go out in pieces (float64 rows of 28, 16M
@@ -194,9 +195,10 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
         size_t row_bytes = n * fsm_itemsize(p);
-        plan.stream = contiguous && plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
+        plan.stream = contiguous && p->op == FSM_OP_LOG_SOFTMAX &&
+                      plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
-        plan.buf_elems = contiguous && !plan.stream ? 0 : n;
+        plan.buf_elems = contiguous ? 0 : n;
     }
     return plan;
 }

@@ -31,9 +31,9 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     }
 }
 
-/* One row kernel call per row: contiguous rows directly (streaming through
- * buf when the plan says so; short rows a group at a time),
- * strided rows gathered into buf. */
+/* One row kernel call per row: contiguous rows directly (streamed when the
+ * plan says so; short rows a group at a time), strided rows gathered into
+ * buf. */
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
     const fsm_problem *p = plan->p;
     ROW_FN kernel = ROWS_TABLE(plan->k)[p->op];
@@ -49,10 +49,10 @@ static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) 
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end; ++r, fsm_iter_next(p, &it)) {
         if (contiguous) {
-            kernel(x + it.xoff, y + it.yoff, n, plan->stream ? buf : NULL);
+            kernel(x + it.xoff, y + it.yoff, n, plan->stream);
         } else {
             K(gather)(x + it.xoff, p->x_step, n, buf);
-            kernel(buf, buf, n, NULL);
+            kernel(buf, buf, n, 0);
             K(scatter)(buf, n, y + it.yoff, p->y_step);
         }
     }

@@ -1,6 +1,7 @@
 """Each work plan of the C driver (src_c/driver.c), at its boundaries: short
 rows transposed through the column kernel, rows run in groups,
-rows split across threads, and output streamed with non-temporal stores."""
+rows split across threads, and output streamed with non-temporal stores
+(log_softmax; softmax writes large outputs with plain stores)."""
 import numpy as np
 import pytest
 

@@ -270,8 +270,8 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_family_row)(const fsm_family_prob
     }
     if (FSM_HAS_FMA && p->exp_step_hi != 0.0) K(scaled_softmax_row)(x, y, n, m, &sc, FSM_SCALED_STEP, log);
     else if (p->scale_hi != 1.0 || p->scale_lo != 0.0) K(scaled_softmax_row)(x, y, n, m, &sc, FSM_SCALED, log);
-    else if (log) K(log_softmax_row_from_max)(x, y, n, m, NULL);
-    else K(softmax_row_from_max)(x, y, n, m, NULL);
+    else if (log) K(log_softmax_row_from_max)(x, y, n, m, 0);
+    else K(softmax_row_from_max)(x, y, n, m);
     if (mask != NULL && y[0] != y[0]) K(drop_masked)(mask, y, n, dropped);
 }
 

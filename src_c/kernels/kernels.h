@@ -3,18 +3,19 @@
  * variant is the same C source (variant.c) compiled with its own flags, so
  * the variants differ only in how the compiler vectorised them.
  *
- * Row kernels  fsm_<op>_row_<dtype>_<variant>(x, y, n, stream_buf)
+ * Row kernels  fsm_<op>_row_<dtype>_<variant>(x, y, n, stream)
  *   x: n readable elements, contiguous.  y: n writable elements, contiguous.
  *   y == x is allowed (in place); any other overlap is not.  n >= 1.
- *   stream_buf: NULL, or n writable elements overlapping neither x nor y:
- *   then y is written with non-temporal stores (outputs larger than the
- *   caches) and stream_buf is scratch; the caller calls stream_fence()
- *   before y is read by another thread.
- *   Writes y[0..n) (and stream_buf) and nothing else; reads only x[0..n)
- *   (and stream_buf); no allocation.
+ *   stream: non-zero to write y with non-temporal stores (outputs larger
+ *   than the caches), after which the caller calls
+ *   stream_fence() before y is read by another thread.  log_softmax only:
+ *   softmax ignores it, as its exps are written to y in cache and scaled
+ *   there (staging them in a buffer to stream the quotients measured
+ *   25-30% slower at 2 threads in float64, level at 1; README).
+ *   Writes y[0..n) and nothing else; reads only x[0..n); no allocation.
  *
  * Row-group kernels  fsm_<op>_rows_<dtype>_<variant>(x, y, n, count)
- *   The row kernel of op (without stream_buf) on count <= FSM_ROW_GROUP
+ *   The row kernel of op (without stream) on count <= FSM_ROW_GROUP
  *   rows: row g reads x[g][0..n) and writes y[g][0..n), with the row
  *   kernel's contract for each row (y[g] == x[g] allowed, no other overlap
  *   between any two rows).  Bit-identical to the row kernel; the per-row
@@ -57,8 +58,8 @@ enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
 /* Scratch needed by a column kernel for `lanes` lanes. */
 #define FSM_COLS_WORK_DOUBLES(lanes) (7 * (size_t)(lanes))
 
-typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n, float *stream_buf);
-typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, double *stream_buf);
+typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n, int stream);
+typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, int stream);
 #define FSM_ROW_GROUP 8
 typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count);
 typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);

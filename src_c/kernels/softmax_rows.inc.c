@@ -181,29 +181,26 @@ static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
 }
 
 /* softmax_row with the row maximum m already known. */
-static inline void K(softmax_row_from_max)(const T *x, T *y, size_t n, T m, T *stream_buf) {
-    if (stream_buf == NULL) {
-        K(vnormalize)(y, y, n, K(raddstore_scaled_exp)(x, y, n, m));
-    } else {
-        K(vnormalize_stream)(stream_buf, y, n, K(raddstore_scaled_exp)(x, stream_buf, n, m));
-    }
+static inline void K(softmax_row_from_max)(const T *x, T *y, size_t n, T m) {
+    K(vnormalize)(y, y, n, K(raddstore_scaled_exp)(x, y, n, m));
 }
 
-static void K(softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
-    K(softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream_buf);
+static void K(softmax_row)(const T *x, T *y, size_t n, int stream) {
+    (void)stream; /* kernels.h: softmax writes y in cache */
+    K(softmax_row_from_max)(x, y, n, K(rmax)(x, n));
 }
 
 /* log_softmax_row with the row maximum m already known. */
-static inline void K(log_softmax_row_from_max)(const T *x, T *y, size_t n, T m, T *stream_buf) {
+static inline void K(log_softmax_row_from_max)(const T *x, T *y, size_t n, T m, int stream) {
     T lse = K(log_sum_exp_minus_max)(x, n, m);
-    if (stream_buf == NULL)
-        K(vsub_shifted)(x, y, n, m, lse);
-    else
+    if (stream)
         K(vsub_shifted_stream)(x, y, n, m, lse);
+    else
+        K(vsub_shifted)(x, y, n, m, lse);
 }
 
-static void K(log_softmax_row)(const T *x, T *y, size_t n, T *stream_buf) {
-    K(log_softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream_buf);
+static void K(log_softmax_row)(const T *x, T *y, size_t n, int stream) {
+    K(log_softmax_row_from_max)(x, y, n, K(rmax)(x, n), stream);
 }
 
 /* softmax_row on `count` rows at once, with the per-row 1 / total taken

@@ -1,31 +1,17 @@
 /*
- * Non-temporal variants of the write passes, instantiated per dtype by
- * variant.c (same macros as softmax_rows.inc.c, plus STREAM_VECTOR).  Used
- * when the output is larger than the caches: the stores bypass them, so the
- * output is written once to memory without being read first.  The caller
- * issues a store fence (stream_fence) before the output is read elsewhere.
- * The aligned body is computed one vector at a time into a temporary that
- * the compiler keeps in a register, then stored; head and tail are plain.
+ * Non-temporal variant of log_softmax's write pass, instantiated per dtype
+ * by variant.c (same macros as softmax_rows.inc.c, plus STREAM_VECTOR).
+ * Used when the output is larger than the caches: the stores bypass them,
+ * so the output is written once to memory without being read first.  The
+ * caller issues a store fence (stream_fence) before the output is read
+ * elsewhere.  The aligned body is computed one vector at a time into a
+ * temporary that the compiler keeps in a register, then stored; head and
+ * tail are plain.
  */
 #define FSM_STREAM_LANES (FSM_STREAM_BYTES / sizeof(T))
 
-static inline T K(quotient)(T e, T total, T inv);
-static void K(vnormalize)(const T *src, T *dst, size_t n, double total);
 static inline T K(sub_shifted)(T x, T m, T c);
 static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c);
-
-static void K(vnormalize_stream)(const T *src, T *dst, size_t n, double total) {
-    T inv = INVERSE_TOTAL(total), t = (T)total;
-    size_t i = fsm_stream_head(dst, n, sizeof(T));
-    K(vnormalize)(src, dst, i, total);
-    for (; i + FSM_STREAM_LANES <= n; i += FSM_STREAM_LANES) {
-        _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_LANES];
-#pragma omp simd
-        for (size_t j = 0; j < FSM_STREAM_LANES; ++j) v[j] = K(quotient)(src[i + j], t, inv);
-        STREAM_VECTOR(dst + i, v);
-    }
-    K(vnormalize)(src + i, dst + i, n - i, total);
-}
 
 static void K(vsub_shifted_stream)(const T *x, T *y, size_t n, T m, T c) {
     size_t i = fsm_stream_head(y, n, sizeof(T));
