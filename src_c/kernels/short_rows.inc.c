@@ -142,9 +142,8 @@ static void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y, 
 /* The column kernels' passes on the transposed rows, the last one fused
  * with the transpose back (it saves a pass over buf). */
 static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
-    double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
     T m[SHORT_LANES], block[SHORT_LANES], total[SHORT_LANES], inv[SHORT_LANES];
-    double *sum = work, *comp = work + SHORT_LANES;
+    double sum[SHORT_LANES], comp[SHORT_LANES];
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_exp_store_sum)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, m, block, sum, comp, 0);
