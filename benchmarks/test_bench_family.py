@@ -9,7 +9,7 @@ Run (from the repository root, against the installed package)::
 One group per (function, dtype) on a seeded (4096, 1000) array, classes along
 the last axis: fastsoftmax at 1 thread, the NumPy composition a user would
 write, and ``np.copyto(out, x)`` (the memory floor).  The functions, inputs and
-compositions are those of ``python -m fastsoftmax bench --family``
+compositions are those of ``fastsoftmax bench --family``
 (``fastsoftmax._bench_family.CASES``): softmax plain, with ``temperature=`` and
 with ``where=``, log_softmax, logsumexp, softmax_backward,
 log_softmax_backward, and cross_entropy with class indices (with and without
@@ -19,7 +19,7 @@ benchmark checks its result against ``fastsoftmax.reference``, so
 
 Issue 4's targets compare groups with each other (temperature= against plain
 softmax, a backward against its forward, ...), which pytest-benchmark does
-not do; ``python -m fastsoftmax bench --family`` prints them with PASS/MISS.
+not do; ``fastsoftmax bench --family`` prints them with PASS/MISS.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ correctness run.
 
 This folder is not part of the main test run (``testpaths = ["tests"]`` in
 pyproject.toml).  Peers (SciPy, PyTorch, ONNX Runtime) are compared by
-``python -m fastsoftmax bench --peers`` instead; for PyTorch install the CPU
+``fastsoftmax bench --peers`` instead; for PyTorch install the CPU
 wheel, ``pip install torch==2.13.0`` (torch is not in the ``bench`` extra).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 import fastsoftmax
 from fastsoftmax._bench import NUMPY_FN
 
-# A subset of the grid of `python -m fastsoftmax bench`, sized so that one
+# A subset of the grid of `fastsoftmax bench`, sized so that one
 # call takes microseconds to a few milliseconds: (shape, axis).
 CASES = [
     ((2, 3), -1),            # call overhead
@@ -46,7 +46,7 @@ OPS = ["softmax", "log_softmax"]
 THREADS = [1, 2]
 
 
-NUMPY = NUMPY_FN  # the formula `python -m fastsoftmax bench` times
+NUMPY = NUMPY_FN  # the formula `fastsoftmax bench` times
 FSM = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
 
 

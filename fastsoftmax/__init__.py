@@ -5,6 +5,21 @@ OpenMP across rows.
     >>> fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]))
     array([0.09003057, 0.24472847, 0.66524096])
 """
+import os as _os
+
+try:
+    from . import _core  # noqa: F401  (the compiled extension; everything needs it)
+except ImportError:
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if _os.path.exists(_os.path.join(_here, _os.pardir, "setup.py")):
+        raise ImportError(
+            f"fastsoftmax is being imported from its source folder ({_here}), which has no "
+            "compiled extension. Build and install it (pip install .), then run Python from "
+            "another directory, or use the `fastsoftmax` command, which never imports the "
+            "source folder. For development, `pip install -e .` builds the extension in place."
+        ) from None
+    raise
+
 from ._api import (
     cross_entropy, get_config, log_softmax, log_softmax_backward, logsumexp, show_config, softmax,
     softmax_backward,

@@ -1,26 +1,29 @@
-"""Command line: ``python -m fastsoftmax {bench,info}``.
+"""Command line: ``fastsoftmax {bench,info}`` (the console script installed
+with the package; ``python -m fastsoftmax`` is the same from any directory but
+the source checkout's root, where the source folder would shadow the installed
+package).
 
-    python -m fastsoftmax info           # show_config(): version, kernel variant, OpenMP
-    python -m fastsoftmax bench --quick  # fastsoftmax vs NumPy vs np.copyto (and peers)
-    python -m fastsoftmax bench --help   # all benchmark options
-    python -m fastsoftmax bench --family # logsumexp, backward, cross_entropy, ...
+    fastsoftmax info           # show_config(): version, kernel variant, OpenMP
+    fastsoftmax bench --quick  # fastsoftmax vs NumPy vs np.copyto (and peers)
+    fastsoftmax bench --help   # all benchmark options
+    fastsoftmax bench --family # logsumexp, backward, cross_entropy, ...
 """
 from __future__ import annotations
 
 import sys
 
 USAGE = """\
-usage: python -m fastsoftmax {bench,info} [options]
+usage: fastsoftmax {bench,info} [options]
 
 commands:
   info     print the configuration (version, kernel variant, OpenMP, threads)
   bench    benchmark softmax / log_softmax against NumPy, a plain copy and,
            with --peers, SciPy, PyTorch and ONNX Runtime
-           (python -m fastsoftmax bench --help for its options)
+           (fastsoftmax bench --help for its options)
   bench --family
            benchmark the softmax family (temperature=, where=, logsumexp,
            backward passes, cross_entropy) against NumPy compositions
-           (python -m fastsoftmax bench --family --help for its options)
+           (fastsoftmax bench --family --help for its options)
 """
 
 
@@ -32,7 +35,7 @@ def main(argv=None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "info":
         if rest:
-            sys.stderr.write(f"python -m fastsoftmax info: takes no arguments, got {rest}\n")
+            sys.stderr.write(f"fastsoftmax info: takes no arguments, got {rest}\n")
             return 2
         from . import show_config
 
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
         from ._bench import main as bench_main
 
         return bench_main(rest)
-    sys.stderr.write(f"python -m fastsoftmax: unknown command {command!r}\n\n{USAGE}")
+    sys.stderr.write(f"fastsoftmax: unknown command {command!r}\n\n{USAGE}")
     return 2
 
 

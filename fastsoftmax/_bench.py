@@ -1,4 +1,4 @@
-"""``python -m fastsoftmax bench``: fastsoftmax against NumPy, a plain copy and peers.
+"""``fastsoftmax bench``: fastsoftmax against NumPy, a plain copy and peers.
 
 Only the standard library and NumPy are needed; SciPy, PyTorch, ONNX Runtime
 (with ``--peers``) and matplotlib (with ``--plot``) are imported only when
@@ -98,7 +98,7 @@ import fastsoftmax
 
 __all__ = ["main"]
 
-PROG = "python -m fastsoftmax bench"
+PROG = "fastsoftmax bench"
 
 STANDARD_SHAPES = [
     (2, 3),
@@ -189,7 +189,7 @@ def _build_parser():
         description="Time fastsoftmax against NumPy, np.copyto (the memory floor) and, "
         "with --peers, SciPy / PyTorch / ONNX Runtime; interleaved rounds, minimum "
         "per-call time, ratios from the same run.",
-        epilog="Example: python -m fastsoftmax bench --quick --peers --json bench.json",
+        epilog="Example: fastsoftmax bench --quick --peers --json bench.json",
     )
     p.add_argument("--quick", action="store_true",
                    help="a subset that runs in under a minute (softmax, 1 thread, 5 shapes)")

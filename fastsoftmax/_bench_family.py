@@ -1,4 +1,4 @@
-"""``python -m fastsoftmax bench --family``: the softmax family against NumPy.
+"""``fastsoftmax bench --family``: the softmax family against NumPy.
 
 Measures the issue-4 functions on one array per dtype, float32 and float64
 (4096, 1000) (``--quick``: float32 only), seeded standard normal, classes
@@ -36,7 +36,7 @@ PyTorch (``torch.softmax`` on ``x / T`` or on ``masked_fill(~mask, -inf)``,
 ``torch.set_num_threads(t)``, and ``scipy.special`` softmax, log_softmax and
 logsumexp, where installed.
 
-Method: that of ``python -m fastsoftmax bench`` (``fastsoftmax._bench``),
+Method: that of ``fastsoftmax bench`` (``fastsoftmax._bench``),
 whose timing code is reused: every candidate is called once to warm up and
 its result is checked against ``fastsoftmax.reference`` (a candidate that
 disagrees is reported ``wrong`` and not timed); then interleaved rounds
@@ -79,7 +79,7 @@ from ._bench import (
 
 __all__ = ["CASES", "make_data", "agrees", "main"]
 
-PROG = "python -m fastsoftmax bench --family"
+PROG = "fastsoftmax bench --family"
 SHAPE = (4096, 1000)
 TEMPERATURE = 0.7
 MASK_TRUE = 0.9
