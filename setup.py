@@ -162,13 +162,13 @@ def c_sources(*names):
 
 extension = Extension(
     "fastsoftmax._core",
-    sources=["fastsoftmax/_core.pyx"] + c_sources("driver.c", "family.c", "dispatch.c"),
+    sources=["fastsoftmax/_core.pyx"] + c_sources("driver.c", "dispatch.c"),
     include_dirs=[SRC, np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     depends=["setup.py"] + c_sources(
         "fastsoftmax.h", "exp_minus_max.h", "fsm_inline.h", "driver.inc.c", "kernels/kernels.h",
         "kernels/variant.c", "kernels/softmax_rows.inc.c", "kernels/softmax_cols.inc.c",
-        "kernels/family.h", "kernels/family_rows.inc.c", "kernels/short_rows.inc.c",
+        "kernels/family_rows.inc.c", "kernels/family_cols.inc.c", "kernels/short_rows.inc.c",
         "kernels/stream.inc.c",
     ),
 )

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import os
 
-from . import _core, _family
+import numpy as np
+
+from . import _core
+from ._validation import (
+    broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
+    normalize_axes, prepare_input, reduced_shape,
+)
 from ._version import __version__
 
 __all__ = [
@@ -129,7 +135,27 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=N
     >>> float(fastsoftmax.logsumexp(np.array([1000.0, 1000.0])))
     1000.6931471805599
     """
-    return _family.logsumexp(x, axis, keepdims=keepdims, out=out, where=where, num_threads=num_threads)
+    threads = check_num_threads(num_threads)
+    arr, result_dtype = prepare_input(x)
+    if arr.dtype.itemsize > 8:
+        return _reference().logsumexp(arr, axis, keepdims=keepdims, out=out, where=where,
+                                      num_threads=num_threads)
+    axes = normalize_axes(axis, arr.ndim)
+    mask = broadcast_where(where, arr.shape)
+    shape = () if arr.ndim == 0 else reduced_shape(arr.shape, axes, keepdims)
+    if out is not None:
+        check_out(out, shape, result_dtype)
+    if arr.size == 0:  # the log of an empty sum is -inf
+        return _core._deliver(np.full(shape, -np.inf, result_dtype), out, shape, result_dtype)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+        mask = None if mask is None else mask.reshape(1)
+    groups = np.empty(reduced_shape(arr.shape, axes, True), np.float64)
+    # a mask is applied by staging x in a temporary with the masked-out entries at -inf
+    staged = None if mask is None else _core._new_output(arr)
+    _core._execute(_core.OPS["logsumexp"], arr, axes, staged, None,
+                   None if mask is None else mask.view(np.uint8), None, groups, threads=threads)
+    return _core._deliver(groups.astype(result_dtype), out, shape, result_dtype)
 
 
 _BACKWARD_PARAMETERS = """
@@ -156,8 +182,31 @@ _BACKWARD_PARAMETERS = """
 """
 
 
+def _backward(op: str, grad, y, axis, out, num_threads):
+    threads = check_num_threads(num_threads)
+    g, g_result = prepare_input(grad, "grad")
+    yy, y_result = prepare_input(y, "y")
+    check_same_shape(g, yy, "grad", "y")
+    result_dtype = np.result_type(g_result, y_result)
+    compute = np.result_type(g.dtype, yy.dtype)
+    if compute.itemsize > 8:
+        return getattr(_reference(), op)(g, yy, axis, out=out, num_threads=num_threads)
+    axes = normalize_axes(axis, g.ndim)
+    shape = g.shape
+    if out is not None:
+        check_out(out, shape, result_dtype)
+    if g.size == 0:
+        return _core._deliver(np.empty(shape, result_dtype), out, shape, result_dtype)
+    g = g.astype(compute, copy=False).reshape(shape or (1,))
+    yy = yy.astype(compute, copy=False).reshape(g.shape)
+    target = None if out is None else out.reshape(g.shape)
+    dst = target if _core._writes_directly(target, g, (g, yy)) else _core._new_output(g)
+    _core._execute(_core.OPS[op], g, axes, dst, yy, threads=threads)
+    return _core._deliver(dst, out, shape, result_dtype)
+
+
 def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
-    return _family.softmax_backward(grad, y, axis, out=out, num_threads=num_threads)
+    return _backward("softmax_backward", grad, y, axis, out, num_threads)
 
 
 softmax_backward.__doc__ = (
@@ -176,7 +225,7 @@ softmax_backward.__doc__ = (
 
 
 def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
-    return _family.log_softmax_backward(grad, y, axis, out=out, num_threads=num_threads)
+    return _backward("log_softmax_backward", grad, y, axis, out, num_threads)
 
 
 log_softmax_backward.__doc__ = (
@@ -256,9 +305,44 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     >>> round(float(loss), 6)
     0.239545
     """
-    return _family.cross_entropy(logits, target, axis, reduction=reduction,
-                                 label_smoothing=label_smoothing, return_grad=return_grad,
-                                 num_threads=num_threads, grad_out=grad_out)
+    threads = check_num_threads(num_threads)
+    x, result_dtype, ax, t, is_index = check_cross_entropy_args(
+        logits, target, axis, reduction, label_smoothing, return_grad, num_threads, grad_out)
+    if x.dtype.itemsize > 8:
+        return _reference().cross_entropy(x, t, axis, reduction=reduction, label_smoothing=label_smoothing,
+                                          return_grad=return_grad, num_threads=num_threads, grad_out=grad_out)
+    sample_shape = x.shape[:ax] + x.shape[ax + 1:]
+    losses = np.zeros(reduced_shape(x.shape, (ax,), True), np.float64)
+    grad = None
+    if return_grad:
+        # never the logits or the target themselves: the kernels keep the
+        # exps in the gradient while they still read both
+        grad = grad_out if _core._writes_directly(grad_out, x, (x, t), in_place=False) else _core._new_output(x)
+    samples = losses.size
+    if x.size:
+        _core._execute(_core.OPS["cross_entropy"], x, (ax,), grad, None if is_index else t, None,
+                       np.expand_dims(t.astype(np.int64, copy=False), ax) if is_index else None, losses,
+                       None, float(label_smoothing), 1.0 / samples if reduction == "mean" else 1.0, threads)
+    loss = _reduced_loss(losses.reshape(sample_shape), reduction, result_dtype)
+    if not return_grad:
+        return loss
+    return loss, _core._deliver(grad, grad_out, x.shape, result_dtype)
+
+
+def _reduced_loss(sample_losses, reduction, result_dtype):
+    if reduction == "none":
+        return sample_losses.astype(result_dtype)
+    total = np.sum(sample_losses)  # pairwise, in a fixed order: no thread count in it
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # mean of nothing: NaN
+        return result_dtype.type(total / sample_losses.size if reduction == "mean" else total)
+
+
+def _reference():
+    """fastsoftmax.reference, imported only for extended precision input,
+    which NumPy computes: the fast path does not depend on it."""
+    from . import reference
+
+    return reference
 
 
 def get_config() -> dict:

@@ -2,8 +2,11 @@
 """Cython wrapper: turns an array call into the canonical problem of
 src_c/fastsoftmax.h and runs it without the GIL."""
 
+import functools
+import math
 import os
 import warnings
+from fractions import Fraction
 
 import numpy as np
 
@@ -11,8 +14,10 @@ cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t
 
-from ._validation import check_num_threads, check_out, normalize_axes, prepare_input
-from . import reference as _reference
+from ._validation import (
+    broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range, normalize_axes,
+    prepare_input,
+)
 
 cnp.import_array()
 
@@ -25,24 +30,44 @@ cdef extern from "fastsoftmax.h" nogil:
     enum:
         FSM_OP_SOFTMAX
         FSM_OP_LOG_SOFTMAX
+        FSM_OP_LOGSUMEXP
+        FSM_OP_SOFTMAX_BACKWARD
+        FSM_OP_LOG_SOFTMAX_BACKWARD
+        FSM_OP_CROSS_ENTROPY
         FSM_MAX_BATCH_DIMS
+        FSM_X
+        FSM_Y
+        FSM_B
+        FSM_MASK
+        FSM_TARGET
+        FSM_GROUP_OUT
+        FSM_NUM_OPERANDS
         FSM_OK
         FSM_NUM_VARIANTS
+        FSM_PLAN_ROWS
+        FSM_PLAN_SHORT_ROWS
+        FSM_PLAN_COLS
+        FSM_PLAN_SPLIT_ROW
     ctypedef enum fsm_dtype:
         FSM_FLOAT32
         FSM_FLOAT64
+    ctypedef struct fsm_params:
+        double scale_hi, scale_lo, exp_step_hi, exp_step_lo, smoothing, grad_scale
+    ctypedef struct fsm_operand:
+        const void *data
+        Py_ssize_t step, lane_step
+        Py_ssize_t batch_step[64]
     ctypedef struct fsm_problem:
         int op
         fsm_dtype dtype
-        const void *x
-        void *y
-        Py_ssize_t n, x_step, y_step
-        Py_ssize_t lanes
+        int scaled
+        fsm_params params
+        Py_ssize_t n, lanes
         int nbatch
         Py_ssize_t batch_shape[64]
-        Py_ssize_t x_batch_step[64]
-        Py_ssize_t y_batch_step[64]
+        fsm_operand operand[6]
     int fsm_run(const fsm_problem *p, int max_threads)
+    int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads)
     const char *fsm_variant_name(int v)
     int fsm_variant_supported(int v)
     int fsm_best_variant()
@@ -50,20 +75,7 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_active_variant()
     int fsm_openmp_enabled()
     int fsm_default_num_threads()
-    ctypedef struct fsm_family_problem:
-        int op, is_f64
-        Py_ssize_t rows, n
-        const void *a
-        const void *b
-        const uint8_t *mask
-        const int64_t *target
-        void *out
-        double *row_out
-        Py_ssize_t a_step, b_step, mask_step, out_step
-        double scale_hi, scale_lo
-        double exp_step_hi, exp_step_lo
-        double smoothing, grad_scale
-    int fsm_family_run(const fsm_family_problem *p, int max_threads)
+    const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread
 
 KERNEL_ENV_VAR = "FASTSOFTMAX_KERNEL"
 
@@ -177,78 +189,137 @@ cdef int _threads_for_call(int threads) noexcept:
 ctypedef struct _dims:
     int count
     Py_ssize_t extent[64]
-    Py_ssize_t x_step[64]
-    Py_ssize_t y_step[64]
-
-
-cdef void _add_dim(_dims *d, Py_ssize_t extent, Py_ssize_t xs, Py_ssize_t ys) noexcept nogil:
-    d.extent[d.count] = extent
-    d.x_step[d.count] = xs
-    d.y_step[d.count] = ys
-    d.count += 1
+    Py_ssize_t step[64][6]  # per operand (FSM_X .. FSM_GROUP_OUT), in its elements
 
 
 cdef inline Py_ssize_t _abs(Py_ssize_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
+cdef void _add_dim(_dims *d, Py_ssize_t extent, const Py_ssize_t *steps) noexcept nogil:
+    cdef int k
+    d.extent[d.count] = extent
+    for k in range(FSM_NUM_OPERANDS):
+        d.step[d.count][k] = steps[k]
+    d.count += 1
+
+
+cdef inline bint _outer(const Py_ssize_t *a, const Py_ssize_t *b) noexcept nogil:
+    """Dim a lies outside dim b in memory order: larger x step, then y."""
+    return (_abs(a[FSM_X]) > _abs(b[FSM_X])
+            or (_abs(a[FSM_X]) == _abs(b[FSM_X]) and _abs(a[FSM_Y]) > _abs(b[FSM_Y])))
+
+
+cdef void _move_dim(_dims *d, int dst, int src) noexcept nogil:
+    cdef int k
+    d.extent[dst] = d.extent[src]
+    for k in range(FSM_NUM_OPERANDS):
+        d.step[dst][k] = d.step[src][k]
+
+
 cdef void _sort_and_merge(_dims *d) noexcept nogil:
     """Order dims by decreasing stride (memory order) and merge neighbours
-    that address memory as one dimension in both x and y."""
-    cdef int i, j, out = 0
-    cdef Py_ssize_t e, xs, ys
+    that address memory as one dimension in every operand."""
+    cdef int i, j, k, out = 0
+    cdef _dims tmp
+    cdef bint merges
     for i in range(1, d.count):  # insertion sort: at most 64 dims
-        e, xs, ys = d.extent[i], d.x_step[i], d.y_step[i]
+        tmp.count = 0
+        _add_dim(&tmp, d.extent[i], d.step[i])
         j = i - 1
-        while j >= 0 and (_abs(d.x_step[j]) < _abs(xs)
-                          or (_abs(d.x_step[j]) == _abs(xs) and _abs(d.y_step[j]) < _abs(ys))):
-            d.extent[j + 1], d.x_step[j + 1], d.y_step[j + 1] = d.extent[j], d.x_step[j], d.y_step[j]
+        while j >= 0 and _outer(tmp.step[0], d.step[j]):
+            _move_dim(d, j + 1, j)
             j -= 1
-        d.extent[j + 1], d.x_step[j + 1], d.y_step[j + 1] = e, xs, ys
+        d.extent[j + 1] = tmp.extent[0]
+        for k in range(FSM_NUM_OPERANDS):
+            d.step[j + 1][k] = tmp.step[0][k]
     for i in range(d.count):
-        if (out > 0 and d.x_step[out - 1] == d.x_step[i] * d.extent[i]
-                and d.y_step[out - 1] == d.y_step[i] * d.extent[i]):
+        merges = out > 0
+        for k in range(FSM_NUM_OPERANDS):
+            merges = merges and d.step[out - 1][k] == d.step[i][k] * d.extent[i]
+        if merges:
             d.extent[out - 1] *= d.extent[i]
-            d.x_step[out - 1], d.y_step[out - 1] = d.x_step[i], d.y_step[i]
+            for k in range(FSM_NUM_OPERANDS):
+                d.step[out - 1][k] = d.step[i][k]
         else:
-            d.extent[out], d.x_step[out], d.y_step[out] = d.extent[i], d.x_step[i], d.y_step[i]
+            _move_dim(d, out, i)
             out += 1
     d.count = out
 
 
-cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, const bint *reduced) noexcept:
-    """Fill p for op(x) -> y over the dims flagged in `reduced`; False when
-    those dims cannot be addressed as one (the caller then copies)."""
+cdef bint _lanes_fit(const Py_ssize_t *group_steps, const Py_ssize_t *dim_steps, const bint *present) noexcept nogil:
+    """The dim can be SIMD lanes: unit steps in x, y and b, which are not
+    already unit steps along the group."""
+    cdef int k
+    cdef bint strided_group = False
+    for k in range(FSM_MASK):  # FSM_X, FSM_Y, FSM_B
+        if present[k]:
+            if dim_steps[k] != 1:
+                return False
+            strided_group = strided_group or group_steps[k] != 1
+    return strided_group
+
+
+cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray b, cnp.ndarray mask,
+                    cnp.ndarray target, cnp.ndarray group_out, const bint *reduced) noexcept:
+    """Fill p for op over the dims of x flagged in `reduced`; False when
+    those dims cannot be addressed as one (the caller then copies).  Array
+    operands have x's shape; group operands (target, group_out) x's shape
+    with the reduced dims of length 1.  None for an operand the op lacks."""
+    cdef void *arrays[6]
+    cdef bint present[6]
+    cdef Py_ssize_t steps[6]
     cdef _dims red, other
-    cdef int d, nd = cnp.PyArray_NDIM(x)
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x), extent
+    cdef int d, k, nd = cnp.PyArray_NDIM(x)
+    cdef Py_ssize_t extent
+    cdef cnp.ndarray a
+    arrays[FSM_X], arrays[FSM_Y], arrays[FSM_B] = <void *>x, <void *>y, <void *>b
+    arrays[FSM_MASK], arrays[FSM_TARGET], arrays[FSM_GROUP_OUT] = <void *>mask, <void *>target, <void *>group_out
+    for k in range(FSM_NUM_OPERANDS):
+        present[k] = arrays[k] != <void *>None
     red.count = 0
     other.count = 0
     for d in range(nd):
         extent = cnp.PyArray_DIM(x, d)
-        if extent != 1:  # length-1 dims address nothing
-            _add_dim(&red if reduced[d] else &other, extent,
-                     cnp.PyArray_STRIDE(x, d) // isz, cnp.PyArray_STRIDE(y, d) // isz)
+        if extent == 1:  # length-1 dims address nothing
+            continue
+        for k in range(FSM_NUM_OPERANDS):
+            steps[k] = 0
+            if present[k] and not (k >= FSM_TARGET and reduced[d]):
+                a = <cnp.ndarray>arrays[k]
+                steps[k] = cnp.PyArray_STRIDE(a, d) // cnp.PyArray_ITEMSIZE(a)
+        _add_dim(&red if reduced[d] else &other, extent, steps)
     _sort_and_merge(&red)
     if red.count > 1:
         return False
     if red.count == 0:
-        _add_dim(&red, 1, 1, 1)
+        for k in range(FSM_NUM_OPERANDS):
+            steps[k] = 1 if k < FSM_TARGET else 0
+        _add_dim(&red, 1, steps)
     _sort_and_merge(&other)
     p.op = op
     p.dtype = FSM_FLOAT32 if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 else FSM_FLOAT64
-    p.x = cnp.PyArray_DATA(x)
-    p.y = cnp.PyArray_DATA(y)
-    p.n, p.x_step, p.y_step = red.extent[0], red.x_step[0], red.y_step[0]
+    p.scaled = 0
+    p.params.scale_hi, p.params.scale_lo = 1.0, 0.0
+    p.params.exp_step_hi, p.params.exp_step_lo = 0.0, 0.0
+    p.params.smoothing, p.params.grad_scale = 0.0, 1.0
+    p.n = red.extent[0]
     p.lanes = 1
+    for k in range(FSM_NUM_OPERANDS):
+        p.operand[k].data = cnp.PyArray_DATA(<cnp.ndarray>arrays[k]) if present[k] else NULL
+        p.operand[k].step = red.step[0][k]
+        p.operand[k].lane_step = 0
     d = other.count - 1
-    if (p.x_step != 1 or p.y_step != 1) and d >= 0 and other.x_step[d] == 1 and other.y_step[d] == 1:
-        p.lanes = other.extent[d]  # neighbouring problems contiguous in memory: SIMD lanes
+    if d >= 0 and _lanes_fit(red.step[0], other.step[d], present):
+        p.lanes = other.extent[d]  # neighbouring groups contiguous in memory: SIMD lanes
+        for k in range(FSM_NUM_OPERANDS):
+            p.operand[k].lane_step = other.step[d][k]
         other.count -= 1
     p.nbatch = other.count
     for d in range(other.count):
-        p.batch_shape[d], p.x_batch_step[d], p.y_batch_step[d] = \
-            other.extent[d], other.x_step[d], other.y_step[d]
+        p.batch_shape[d] = other.extent[d]
+        for k in range(FSM_NUM_OPERANDS):
+            p.operand[k].batch_step[d] = other.step[d][k]
     return True
 
 
@@ -258,33 +329,94 @@ cdef int _run(fsm_problem *p, int threads) except -1:
     with nogil:
         status = fsm_run(p, threads)
     if status != FSM_OK:
-        raise MemoryError("fastsoftmax: could not allocate a row buffer")
+        raise MemoryError("fastsoftmax: could not allocate the per-thread scratch")
     return 0
 
 
-cdef int _compute_into(int op, cnp.ndarray x, cnp.ndarray y, tuple axes, int threads) except -1:
-    """y = op(x) over axes; x, y native, aligned, same shape and dtype, and
-    either identical in memory or not overlapping."""
+cdef void _set_params(fsm_problem *p, tuple scale, double smoothing, double grad_scale) noexcept:
+    """scale: None, or (hi, lo, exp_step_hi, exp_step_lo) from _scale_parts."""
+    if scale is not None:
+        p.scaled = 1
+        p.params.scale_hi, p.params.scale_lo, p.params.exp_step_hi, p.params.exp_step_lo = scale
+    p.params.smoothing, p.params.grad_scale = smoothing, grad_scale
+
+
+def _reduced_flags(int ndim, tuple axes):
+    return [d in axes for d in range(ndim)]
+
+
+def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
+             cnp.ndarray mask=None, cnp.ndarray target=None, cnp.ndarray group_out=None,
+             tuple scale=None, double smoothing=0.0, double grad_scale=1.0, int threads=0):
+    """Run op on prepared operands (the one entry of every function but the
+    fast path of plain softmax): x, y, b native aligned float32/float64 of
+    one dtype and shape; mask uint8 of that shape; target int64 and
+    group_out float64 of that shape with `axes` of length 1.  y is x itself
+    or overlaps no input.  Reduction axes that no stride can address as
+    one (e.g. axis=(0, 2) of a C-contiguous 3-d array) are computed on
+    copies with those axes last."""
     cdef fsm_problem p
     cdef bint reduced[64]
     cdef int d
-    for d in range(cnp.PyArray_NDIM(x)):
+    for d in range(x.ndim):
         reduced[d] = d in axes
-    if _describe(&p, op, x, y, reduced):
+    if _describe(&p, op, x, y, b, mask, target, group_out, reduced):
+        _set_params(&p, scale, smoothing, grad_scale)
         return _run(&p, threads)
-    # Reduction axes that no stride can address as one dimension (e.g.
-    # axis=(0, 2) of a C-contiguous 3-d array): softmax a contiguous copy
-    # with those axes last, then write it back.
-    cdef object xo = x
-    cdef list perm = [d for d in range(xo.ndim) if d not in axes] + list(axes)
-    # A copy always: ascontiguousarray would return x itself when it is
-    # already laid out that way, and the in-place call below would modify it.
-    cdef cnp.ndarray xt = np.array(xo.transpose(perm), order="C", copy=True)
-    cdef cnp.ndarray flat = xt.reshape(-1, np.prod([xo.shape[d] for d in axes]))
-    _compute_into(op, flat, flat, (1,), threads)
-    (<object>y).transpose(perm)[...] = xt
+    perm = [d for d in range(x.ndim) if d not in axes] + list(axes)
+    n = math.prod(x.shape[d] for d in axes)
+
+    def rows(a):  # a copy always: the computation writes y in place
+        return None if a is None else np.array(a.transpose(perm), order="C", copy=True).reshape(-1, n)
+
+    def groups(a):
+        return None if a is None else np.array(a.transpose(perm), order="C", copy=True).reshape(-1, 1)
+
+    x_rows = rows(x)
+    y_rows = None if y is None else np.empty_like(x_rows)
+    gout_rows = groups(group_out)
+    _execute(op, x_rows, (1,), y_rows, rows(b), rows(mask), groups(target), gout_rows, scale, smoothing,
+             grad_scale, threads)
+    if y is not None:
+        y.transpose(perm)[...] = y_rows.reshape([x.shape[d] for d in perm])
+    if group_out is not None:
+        group_out.transpose(perm)[...] = gout_rows.reshape([group_out.shape[d] for d in perm])
     return 0
 
+
+_PLAN_NAMES = {FSM_PLAN_ROWS: "rows", FSM_PLAN_SHORT_ROWS: "short_rows", FSM_PLAN_COLS: "cols",
+               FSM_PLAN_SPLIT_ROW: "split_row"}
+
+
+def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
+               cnp.ndarray mask=None, cnp.ndarray target=None, cnp.ndarray group_out=None, bint scaled=False,
+               int threads=0):
+    """(plan, threads) that _execute would run for these operands, or
+    ("copy", 0) when the axes need the copying fallback; for tests."""
+    cdef fsm_problem p
+    cdef bint reduced[64]
+    cdef int d, t
+    for d in range(x.ndim):
+        reduced[d] = d in axes
+    if not _describe(&p, op, x, y, b, mask, target, group_out, reduced):
+        return "copy", 0
+    p.scaled = scaled
+    kind = fsm_plan_kind(&p, _threads_for_call(threads), &t)
+    return _PLAN_NAMES[kind], t
+
+
+def _plan_thresholds():
+    """The planner's thresholds, for tests."""
+    return {"short_row_max_bytes": fsm_short_row_max_bytes,
+            "min_elements_per_thread": fsm_min_elements_per_thread}
+
+
+OPS = {"softmax": FSM_OP_SOFTMAX, "log_softmax": FSM_OP_LOG_SOFTMAX, "logsumexp": FSM_OP_LOGSUMEXP,
+       "softmax_backward": FSM_OP_SOFTMAX_BACKWARD, "log_softmax_backward": FSM_OP_LOG_SOFTMAX_BACKWARD,
+       "cross_entropy": FSM_OP_CROSS_ENTROPY}
+
+
+# --- memory relations of operands ---------------------------------------------
 
 cdef inline bint _is_ready_float(object x):
     """x is an ndarray of native float32/float64 that the kernels can read as is."""
@@ -292,6 +424,15 @@ cdef inline bint _is_ready_float(object x):
         return False
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
     return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
+
+
+cdef inline bint _is_writable_float(object x):
+    """Like _is_ready_float for an output, ndarray subclasses included."""
+    if not isinstance(x, np.ndarray):
+        return False
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>x)
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
 
 
@@ -327,26 +468,61 @@ cdef bint _may_overlap(cnp.ndarray a, cnp.ndarray b):
     cdef char *ahi
     cdef char *blo
     cdef char *bhi
+    if cnp.PyArray_SIZE(a) == 0 or cnp.PyArray_SIZE(b) == 0:
+        return False
     _byte_bounds(a, &alo, &ahi)
     _byte_bounds(b, &blo, &bhi)
     return alo < bhi and blo < ahi
 
 
+def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
+    """out can receive a result of `like`'s shape and dtype as it is: an
+    aligned native writeable float array of that shape and dtype that
+    overlaps none of `inputs` (None entries ignored), except, when
+    `in_place`, by being exactly one of them."""
+    if out is None or not _is_writable_float(out):
+        return False
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like) or o.shape != like.shape:
+        return False
+    for a in inputs:
+        if a is not None and _may_overlap(o, <cnp.ndarray>a) and not (in_place and _same_memory(o, a)):
+            return False
+    return True
+
+
 cdef bint _can_write_directly(cnp.ndarray x, object out):
     """out can receive op(x) as it is: same dtype and shape, writeable, and
     either x itself (in place) or not overlapping x."""
-    if not _is_ready_float(out):
+    if not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
     cdef int d
-    if (cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(x)
-            or not cnp.PyArray_ISWRITEABLE(o)):
+    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(x):
         return False
     for d in range(cnp.PyArray_NDIM(x)):
         if cnp.PyArray_DIM(o, d) != cnp.PyArray_DIM(x, d):
             return False
     return _same_memory(x, o) or not _may_overlap(x, o)
 
+
+def _new_output(cnp.ndarray like, dtype=None):
+    """An uninitialised array of like's shape in like's memory order."""
+    return PyArray_NewLikeArray(like, cnp.NPY_KEEPORDER, NULL, 0) if dtype is None else \
+        np.empty_like(like, dtype=dtype)
+
+
+def _deliver(y, out, shape, result_dtype):
+    """The result computed in y: into out (when y is a temporary), or y as
+    the result dtype and shape."""
+    if out is not None:
+        if y is not out:
+            np.copyto(out, y.reshape(out.shape), casting="unsafe")
+        return out
+    return y.reshape(shape).astype(result_dtype, copy=False)
+
+
+# --- softmax and log_softmax ---------------------------------------------------
 
 cdef inline int _simple_num_threads(object num_threads):
     """Thread cap for a plainly valid num_threads, or -1 (the general path
@@ -358,7 +534,7 @@ cdef inline int _simple_num_threads(object num_threads):
     return -1
 
 
-cdef object _softmax_family(int op, object x, object axis, object out, object num_threads):
+cdef object _softmax_fast(int op, object x, object axis, object out, object num_threads):
     """The common call without Python-level checks: a ready float ndarray,
     one int axis, out None or directly writable, a plain num_threads."""
     cdef cnp.ndarray arr, y
@@ -376,135 +552,80 @@ cdef object _softmax_family(int op, object x, object axis, object out, object nu
             elif _can_write_directly(arr, out):
                 y = <cnp.ndarray>out
             else:
-                return _softmax_family_general(op, x, axis, out, num_threads)
+                return _softmax_general(op, x, axis, out, num_threads, None, None, None)
             for d in range(nd):
                 reduced[d] = d == ax
-            _describe(&p, op, arr, y, reduced)  # one axis always fits
+            _describe(&p, op, arr, y, None, None, None, None, reduced)  # one axis always fits
             _run(&p, threads)
             return y
-    return _softmax_family_general(op, x, axis, out, num_threads)
+    return _softmax_general(op, x, axis, out, num_threads, None, None, None)
 
 
-cdef object _softmax_family_general(int op, object x, object axis, object out, object num_threads):
-    """Every other call: validates, converts the input, and computes through
-    a temporary when out cannot be written directly."""
+@functools.lru_cache(maxsize=64)
+def _scale_parts(scaling) -> tuple:
+    """(hi, lo, step_hi, step_lo): 1 / temperature or ln(base) as a
+    double-double, and ln 2 divided by it; None for a scale of exactly 1
+    (the plain kernels then run).  Exact rational arithmetic costs
+    microseconds, so results are cached per (kind, value)."""
+    kind, value = scaling
+    if kind == "temperature":
+        exact = 1 / Fraction(value)
+        hi = float(exact)
+        lo = float(exact - Fraction(hi))
+    else:
+        hi = math.log(value)
+        # ln(base) to extended precision where long double has it (x86: 64 bits)
+        lo = float(np.log(np.longdouble(value)) - np.longdouble(hi))
+    if hi == 1.0 and lo == 0.0:
+        return None
+    step = _LN2 / (Fraction(hi) + Fraction(lo))
+    step_hi = float(step)
+    return hi, lo, step_hi, float(step - Fraction(step_hi))
+
+
+# ln 2 to 60 digits, far beyond what a double-double holds
+_LN2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680")
+
+
+cdef object _softmax_general(int op, object x, object axis, object out, object num_threads,
+                             object temperature, object base, object where):
+    """Every other softmax / log_softmax call: validates, converts the
+    input, and computes through a temporary when out cannot be written
+    directly."""
     cdef int threads = check_num_threads(num_threads)
+    scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)
+    check_temperature_range(scaling, arr.dtype)
     if arr.dtype.itemsize > 8:  # extended precision: no kernel, NumPy computes it
-        ref = _reference.softmax if op == FSM_OP_SOFTMAX else _reference.log_softmax
-        return ref(arr, axis, out=out, num_threads=num_threads)
+        from . import reference  # NumPy computes long double; only then is the twin imported
+        ref = reference.softmax if op == FSM_OP_SOFTMAX else reference.log_softmax
+        return ref(arr, axis, out=out, num_threads=num_threads, temperature=temperature, base=base,
+                   where=where)
     cdef tuple axes = normalize_axes(axis, arr.ndim)
+    mask = broadcast_where(where, arr.shape)
     cdef tuple shape = arr.shape
     if out is not None:
         check_out(out, shape, result_dtype)
+    if arr.size == 0:
+        return _deliver(np.empty(shape, arr.dtype), out, shape, result_dtype)
     if arr.ndim == 0:  # one group of one element
         arr = arr.reshape(1)
+        mask = None if mask is None else mask.reshape(1)
+    mask_bytes = None if mask is None else mask.view(np.uint8)
     target = None if out is None else out.reshape(arr.shape)
-    direct = target is not None and _can_write_directly(arr, target)
-    y = target if direct else np.empty_like(arr)
-    if arr.size > 0:
-        _compute_into(op, arr, y, axes, threads)
-    if out is None:
-        return y.reshape(shape).astype(result_dtype, copy=False)
-    if not direct:
-        np.copyto(target, y, casting="same_kind")
-    return out
+    y = target if _writes_directly(target, arr, (arr, mask_bytes)) else _new_output(arr)
+    _execute(op, arr, axes, y, None, mask_bytes, None, None,
+             None if scaling is None else _scale_parts(scaling), 0.0, 1.0, threads)
+    return _deliver(y, out, shape, result_dtype)
 
 
 def softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
-    if temperature is not None or base is not None or where is not None:
-        from ._family import scaled_softmax
-        return scaled_softmax(False, x, axis, out, num_threads, temperature, base, where)
-    return _softmax_family(FSM_OP_SOFTMAX, x, axis, out, num_threads)
+    if temperature is None and base is None and where is None:
+        return _softmax_fast(FSM_OP_SOFTMAX, x, axis, out, num_threads)
+    return _softmax_general(FSM_OP_SOFTMAX, x, axis, out, num_threads, temperature, base, where)
 
 
 def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
-    if temperature is not None or base is not None or where is not None:
-        from ._family import scaled_softmax
-        return scaled_softmax(True, x, axis, out, num_threads, temperature, base, where)
-    return _softmax_family(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads)
-
-
-# --- the rest of the family --------------------------------------------------
-
-cdef const void *_rows_data(object rows, Py_ssize_t n_rows, Py_ssize_t n, object dtype,
-                            Py_ssize_t *step, str name) except? NULL:
-    """Data pointer and row step (in elements) of a (rows, n) matrix whose
-    rows are contiguous, after checking exactly that (nothing is written or
-    read out of bounds whatever a caller passes)."""
-    if type(rows) is not np.ndarray:
-        raise TypeError(f"{name} must be an ndarray")
-    cdef cnp.ndarray a = <cnp.ndarray>rows
-    if (cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_DIM(a, 0) != n_rows or cnp.PyArray_DIM(a, 1) != n
-            or a.dtype != dtype or not cnp.PyArray_ISNOTSWAPPED(a) or not cnp.PyArray_ISALIGNED(a)):
-        raise ValueError(f"{name}: expected an aligned native {dtype} array of shape ({n_rows}, {n})")
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(a)
-    if n > 1 and cnp.PyArray_STRIDE(a, 1) != isz:
-        raise ValueError(f"{name}: rows must be contiguous")
-    if n_rows > 1 and cnp.PyArray_STRIDE(a, 0) % isz != 0:
-        raise ValueError(f"{name}: row stride must be a multiple of the item size")
-    step[0] = cnp.PyArray_STRIDE(a, 0) // isz if n_rows > 1 else 0
-    return cnp.PyArray_DATA(a)
-
-
-def _family_rows(int op, a, b, mask, target, out, row_out, double scale_hi=1.0,
-                 double scale_lo=0.0, double smoothing=0.0, double grad_scale=1.0,
-                 int num_threads=0, double exp_step_hi=0.0, double exp_step_lo=0.0):
-    """Run family op `op` (src_c/kernels/family.h) on (rows, n) matrices with
-    contiguous rows, prepared by fastsoftmax._family; None for an unused
-    argument.  `out` must be writeable and not overlap the inputs unless it
-    is one of them."""
-    cdef fsm_family_problem p
-    if type(a) is not np.ndarray or (<cnp.ndarray>a).ndim != 2:
-        raise ValueError("a: expected a 2-d ndarray")
-    if not 0 <= op < 6:
-        raise ValueError(f"unknown family op {op}")
-    dtype = a.dtype
-    if dtype != np.float32 and dtype != np.float64:
-        raise ValueError("a: expected float32 or float64")
-    p.op, p.is_f64 = op, dtype == np.float64
-    p.rows, p.n = a.shape[0], a.shape[1]
-    if p.rows == 0 or p.n == 0:
-        return
-    p.a = _rows_data(a, p.rows, p.n, dtype, &p.a_step, "a")
-    p.b, p.b_step = NULL, 0
-    p.mask, p.mask_step = NULL, 0
-    p.target, p.out, p.row_out, p.out_step = NULL, NULL, NULL, 0
-    if b is not None:
-        p.b = _rows_data(b, p.rows, p.n, dtype, &p.b_step, "b")
-    if mask is not None:
-        p.mask = <const uint8_t *>_rows_data(mask, p.rows, p.n, np.uint8, &p.mask_step, "mask")
-    if out is not None:
-        if not (<cnp.ndarray>out).flags.writeable:
-            raise ValueError("out is read-only")
-        p.out = <void *>_rows_data(out, p.rows, p.n, dtype, &p.out_step, "out")
-    if target is not None:
-        if (type(target) is not np.ndarray or target.shape != (p.rows,) or target.dtype != np.int64
-                or not (<cnp.ndarray>target).flags.c_contiguous):
-            raise ValueError(f"target: expected a contiguous int64 array of shape ({p.rows},)")
-        if p.rows and (target.min() < 0 or target.max() >= p.n):
-            raise ValueError("target: class index out of range")
-        p.target = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>target)
-    if row_out is not None:
-        if (type(row_out) is not np.ndarray or row_out.shape != (p.rows,) or row_out.dtype != np.float64
-                or not (<cnp.ndarray>row_out).flags.c_contiguous or not row_out.flags.writeable):
-            raise ValueError(f"row_out: expected a writeable contiguous float64 array of shape ({p.rows},)")
-        p.row_out = <double *>cnp.PyArray_DATA(<cnp.ndarray>row_out)
-    if p.out == NULL and op in (0, 1, 3, 4):
-        raise ValueError(f"family op {op} needs out")
-    if p.row_out == NULL and op in (2, 5):
-        raise ValueError(f"family op {op} needs row_out")
-    if p.b == NULL and op in (3, 4):
-        raise ValueError(f"family op {op} needs b")
-    if op == 5 and (p.target == NULL) == (p.b == NULL):
-        raise ValueError("cross entropy needs exactly one of target and b")
-    if op == 0 or op == 1:
-        if not (scale_hi != 0 and isfinite(scale_hi) and isfinite(scale_lo)):
-            raise ValueError("scale must be finite and non-zero")
-    p.scale_hi, p.scale_lo, p.smoothing, p.grad_scale = scale_hi, scale_lo, smoothing, grad_scale
-    if exp_step_hi != 0 and not (2.0**-61 <= abs(exp_step_hi) <= 2.0**60 and isfinite(exp_step_lo)):
-        raise ValueError("exp_step must be 0 or ln 2 / scale for 2^-60 <= |scale| <= 2^60")
-    p.exp_step_hi, p.exp_step_lo = exp_step_hi, exp_step_lo
-    num_threads = _threads_for_call(num_threads)
-    with nogil:
-        fsm_family_run(&p, num_threads)
+    if temperature is None and base is None and where is None:
+        return _softmax_fast(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads)
+    return _softmax_general(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads, temperature, base, where)

@@ -12,7 +12,8 @@ from numpy.exceptions import AxisError
 
 __all__ = [
     "prepare_input", "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
-    "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape",
+    "check_temperature_range",
+    "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape", "check_cross_entropy_args",
 ]
 
 
@@ -106,6 +107,24 @@ def _real_number(value, name: str) -> float:
     return float(value)
 
 
+# The temperatures accepted for each computation dtype: 1 / T and T ln 2
+# (the kernels' reduction of exp's argument) stay normal numbers of that
+# dtype, with room to spare.  Any finite base other than 1 has |ln b| within
+# these bounds.
+TEMPERATURE_LOG2_RANGE = {4: 100, 8: 1000}
+
+
+def check_temperature_range(scaling, dtype) -> None:
+    """Raise unless a temperature is within the range of `dtype`'s
+    computation (float32 for float16 input, float64 for long double)."""
+    if scaling is None or scaling[0] != "temperature":
+        return
+    e = TEMPERATURE_LOG2_RANGE[min(max(np.dtype(dtype).itemsize, 4), 8)]
+    if not 2.0**-e <= scaling[1] <= 2.0**e:
+        raise ValueError(f"temperature must be in [2**-{e}, 2**{e}] for {np.dtype(dtype)} input, "
+                         f"got {scaling[1]!r}")
+
+
 def check_temperature_base(temperature, base):
     """Validate the mutually exclusive `temperature` / `base` keywords.
 
@@ -157,3 +176,45 @@ def check_int_axis(axis, ndim: int, name: str = "axis") -> int:
 def check_same_shape(a, b, a_name: str, b_name: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{b_name} has shape {b.shape}, expected the shape of {a_name} {a.shape}")
+
+
+def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads,
+                             grad_out=None):
+    """Shared checks of cross_entropy: returns (logits array, result dtype,
+    class axis, target array, whether target holds class indices)."""
+    check_num_threads(num_threads)
+    x, result_dtype = prepare_input(logits, "logits")
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the class axis)")
+    ax = check_int_axis(axis, x.ndim)
+    if x.shape[ax] == 0:
+        raise ValueError(f"logits has no classes along axis {axis}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(f"label_smoothing must be a real number, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if not isinstance(return_grad, (bool, np.bool_)):
+        raise TypeError(f"return_grad must be a bool, got {return_grad!r}")
+    if grad_out is not None:
+        check_grad_out(grad_out, return_grad, x.shape, result_dtype)
+    t = np.asarray(target)
+    if t.dtype.kind in "iu":
+        expected = x.shape[:ax] + x.shape[ax + 1:]
+        if t.shape != expected:
+            raise ValueError(f"target holds class indices and has shape {t.shape}, expected {expected}")
+        if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
+            raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
+        return x, result_dtype, ax, t, True
+    if t.dtype.kind == "f":
+        if t.shape != x.shape:
+            raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
+        return x, result_dtype, ax, t.astype(x.dtype, copy=False), False
+    raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
+
+
+def check_grad_out(grad_out, return_grad, shape, result_dtype):
+    if not return_grad:
+        raise ValueError("grad_out needs return_grad=True")
+    check_out(grad_out, shape, result_dtype, name="grad_out")

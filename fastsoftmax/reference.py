@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import (
-    broadcast_where, check_int_axis, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, normalize_axes, prepare_input, reduced_shape,
+    broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
+    check_temperature_base, check_temperature_range, normalize_axes, prepare_input, reduced_shape,
 )
 
 __all__ = [
@@ -48,6 +48,7 @@ def _softmax_family(compute, x, axis, out, num_threads, temperature=None, base=N
     check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)
+    check_temperature_range(scaling, arr.dtype)
     axes = normalize_axes(axis, arr.ndim)
     mask = broadcast_where(where, arr.shape)
     if out is not None:
@@ -151,48 +152,6 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     with np.errstate(all="ignore"):
         result = g - np.exp(yy) * np.sum(g, axis=axes, keepdims=True)
     return _backward_result(result, shape, result_dtype, out)
-
-
-def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads,
-                             grad_out=None):
-    """Shared checks of cross_entropy: returns (logits array, result dtype,
-    class axis, target array, whether target holds class indices)."""
-    check_num_threads(num_threads)
-    x, result_dtype = prepare_input(logits, "logits")
-    if x.ndim == 0:
-        raise ValueError("logits must have at least one dimension (the class axis)")
-    ax = check_int_axis(axis, x.ndim)
-    if x.shape[ax] == 0:
-        raise ValueError(f"logits has no classes along axis {axis}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
-        raise TypeError(f"label_smoothing must be a real number, got {label_smoothing!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    if not isinstance(return_grad, (bool, np.bool_)):
-        raise TypeError(f"return_grad must be a bool, got {return_grad!r}")
-    if grad_out is not None:
-        _check_grad_out(grad_out, return_grad, x.shape, result_dtype)
-    t = np.asarray(target)
-    if t.dtype.kind in "iu":
-        expected = x.shape[:ax] + x.shape[ax + 1:]
-        if t.shape != expected:
-            raise ValueError(f"target holds class indices and has shape {t.shape}, expected {expected}")
-        if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
-            raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
-        return x, result_dtype, ax, t, True
-    if t.dtype.kind == "f":
-        if t.shape != x.shape:
-            raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
-        return x, result_dtype, ax, t.astype(x.dtype, copy=False), False
-    raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
-
-
-def _check_grad_out(grad_out, return_grad, shape, result_dtype):
-    if not return_grad:
-        raise ValueError("grad_out needs return_grad=True")
-    check_out(grad_out, shape, result_dtype, name="grad_out")
 
 
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,

@@ -1,22 +1,32 @@
 /*
- * Splits a canonical problem (fastsoftmax.h) into work items and runs them
- * on OpenMP threads when the work is large enough to pay for them.  Built
- * with OpenMP when the compiler has it; without, everything runs on the
- * calling thread and fsm_openmp_enabled() says so.
+ * The one engine: splits a problem (fastsoftmax.h) of any op into work
+ * items and runs them on OpenMP threads when the work is large enough to pay
+ * for them.  Built with OpenMP when the compiler has it; without,
+ * everything runs on the calling thread and fsm_openmp_enabled() says so.
  *
- * Plans (chosen in fsm_make_plan):
- *   rows        one row kernel call per row; strided rows go through a
- *               per-thread buffer; outputs larger than the caches are
- *               written with non-temporal stores.
- *   short rows  rows of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
- *               blocks of up to FSM_SHORT_ROW_LANES rows into a buffer and
- *               run by the column kernel, so the SIMD lanes are rows.
- *   columns     softmax over a non-last axis: the column kernel on tiles of
+ * Plans (chosen in fsm_make_plan, the same for every op):
+ *   rows        one row kernel call per group; strided groups go through
+ *               per-thread buffers; log_softmax outputs larger than the
+ *               caches are written with non-temporal stores.
+ *   short rows  groups of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
+ *               blocks of up to FSM_SHORT_ROW_LANES into a buffer and run
+ *               by a lane kernel, so the SIMD lanes are groups.
+ *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
- *   split row   few long rows: every row is cut at sum-block boundaries
- *               into one chunk per thread; chunk maxima, then block sums,
- *               are combined in the single-thread order (bit-identical
- *               results for any thread count).
+ *   split row   few long rows (plain softmax and log_softmax): every row is
+ *               cut at sum-block boundaries into one chunk per thread; chunk
+ *               maxima, then block sums, are combined in the single-thread
+ *               order (bit-identical results for any thread count).
+ * Plain softmax and log_softmax (no scale) run the plain kernels, which
+ * every plan has in a form of its own; every other op runs the family
+ * kernels (kernels.h): row kernels in the rows plan, lane kernels in the
+ * column and short-row plans.  A mask (where=) is applied by every plan the
+ * same way, before the kernel: the item's groups are written to y with the
+ * masked-out entries replaced by -inf (exp gives exactly 0 for them), and
+ * the kernel runs on y in place; a softmax group that comes out NaN gets
+ * its masked-out entries back as 0 (log_softmax: -inf) afterwards, so that
+ * a group with nothing left is all 0 / -inf and a NaN stays in its entry.
+ * Per-thread scratch comes from the heap, one allocation per thread and call.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +39,7 @@
 #include <omp.h>
 #endif
 
-/* Most lanes per column-kernel call (its scratch lives on the stack). */
+/* Most lanes per column-kernel call. */
 #define FSM_LANE_TILE 256
 /* Rows of at most this many bytes (63 float32 or 31 float64 elements) run
  * through the column kernel, many at a time: below it a row kernel call,
@@ -65,6 +75,9 @@
  * measured on 2 cores, a second thread is worth ~1.5x from 8192 elements a
  * thread (about 10 us of float32 work) and little below 2048. */
 #define FSM_MIN_ELEMENTS_PER_THREAD 8192
+
+const size_t fsm_short_row_max_bytes = FSM_SHORT_ROW_MAX_BYTES;
+const size_t fsm_min_elements_per_thread = FSM_MIN_ELEMENTS_PER_THREAD;
 
 int fsm_openmp_enabled(void) {
 #ifdef _OPENMP
@@ -102,7 +115,7 @@ static int fsm_team_size(void) {
 
 typedef struct {
     ptrdiff_t index[FSM_MAX_BATCH_DIMS];
-    ptrdiff_t xoff, yoff; /* element offsets of the current entry */
+    ptrdiff_t off[FSM_NUM_OPERANDS]; /* element offsets of the current entry */
 } fsm_batch_iter;
 
 static size_t fsm_batch_count(const fsm_problem *p) {
@@ -113,43 +126,47 @@ static size_t fsm_batch_count(const fsm_problem *p) {
 
 /* Positions `it` at batch entry `flat` (C order over the batch dims). */
 static void fsm_iter_seek(const fsm_problem *p, fsm_batch_iter *it, size_t flat) {
-    it->xoff = it->yoff = 0;
+    for (int k = 0; k < FSM_NUM_OPERANDS; ++k) it->off[k] = 0;
     for (int d = p->nbatch - 1; d >= 0; --d) {
         size_t extent = (size_t)p->batch_shape[d];
         it->index[d] = (ptrdiff_t)(flat % extent);
         flat /= extent;
-        it->xoff += it->index[d] * p->x_batch_step[d];
-        it->yoff += it->index[d] * p->y_batch_step[d];
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) it->off[k] += it->index[d] * p->operand[k].batch_step[d];
     }
 }
 
 static inline void fsm_iter_next(const fsm_problem *p, fsm_batch_iter *it) {
     for (int d = p->nbatch - 1; d >= 0; --d) {
-        it->xoff += p->x_batch_step[d];
-        it->yoff += p->y_batch_step[d];
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) it->off[k] += p->operand[k].batch_step[d];
         if (++it->index[d] < p->batch_shape[d]) return;
-        it->xoff -= p->batch_shape[d] * p->x_batch_step[d];
-        it->yoff -= p->batch_shape[d] * p->y_batch_step[d];
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) it->off[k] -= p->batch_shape[d] * p->operand[k].batch_step[d];
         it->index[d] = 0;
     }
 }
 
 /* --- plans ------------------------------------------------------------- */
 
-enum { FSM_PLAN_ROWS, FSM_PLAN_SHORT_ROWS, FSM_PLAN_COLS, FSM_PLAN_SPLIT_ROW };
-
 typedef struct {
     const fsm_problem *p;
     const fsm_kernel_table *k;
     int kind;
+    int plain;                  /* plain softmax / log_softmax kernels */
+    int masked, drop_masked;    /* a mask; softmax groups that come out NaN get their dropped entries */
+    int contiguous;             /* x, y and b have step 1 along the group */
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
     int stream;                 /* rows plan: non-temporal output */
-    size_t buf_elems;           /* per-thread buffer, 0 when none is needed */
+    size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
 
 static size_t fsm_itemsize(const fsm_problem *p) { return p->dtype == FSM_FLOAT32 ? 4 : 8; }
+
+static int fsm_has(const fsm_problem *p, int operand) { return p->operand[operand].data != NULL; }
+
+static int fsm_unit_step(const fsm_problem *p, int operand) {
+    return !fsm_has(p, operand) || p->operand[operand].step == 1;
+}
 
 /* Lanes per column tile: the widest the scratch allows, so that each pass
  * reads long runs of every row (the kernel's prefetches fetch whole runs).
@@ -174,42 +191,63 @@ static size_t fsm_short_rows_per_item(size_t row_bytes) {
     return rows;
 }
 
+static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+/* Per-thread scratch of a plan, carved by the runners (driver.inc.c):
+ *   columns     the lane kernel's work, then per-lane targets and results;
+ *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
+ *               targets and results, and the block's group offsets;
+ *   rows        three row buffers (x, b, y) for strided groups. */
+static size_t fsm_scratch_bytes(const fsm_plan *plan) {
+    const fsm_problem *p = plan->p;
+    size_t isz = fsm_itemsize(p), n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
+    switch (plan->kind) {
+    case FSM_PLAN_COLS:
+        return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) * sizeof(double));
+    case FSM_PLAN_SHORT_ROWS:
+        return 3 * fsm_round_up64(n * L * isz) +
+               fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)) +
+               fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t));
+    case FSM_PLAN_ROWS:
+        return plan->contiguous && !(plan->masked && !fsm_unit_step(p, FSM_MASK)) ? 0 : 3 * fsm_round_up64(n * isz);
+    default:
+        return 0;
+    }
+}
+
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
-    fsm_plan plan = {p, fsm_active_kernels(), FSM_PLAN_ROWS, fsm_batch_count(p), 0, 0, 0, 0, 0, 0, 0};
-    size_t n = (size_t)p->n;
+    fsm_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.p = p;
+    plan.k = fsm_active_kernels();
+    plan.kind = FSM_PLAN_ROWS;
+    plan.plain = p->op < FSM_NUM_PLAIN_OPS && !p->scaled;
+    plan.masked = fsm_has(p, FSM_MASK);
+    plan.drop_masked = plan.masked && p->op < FSM_NUM_PLAIN_OPS;
+    plan.contiguous = fsm_unit_step(p, FSM_X) && fsm_unit_step(p, FSM_Y) && fsm_unit_step(p, FSM_B);
+    plan.batches = fsm_batch_count(p);
+    size_t n = (size_t)p->n, row_bytes = n * fsm_itemsize(p);
     plan.elements = plan.batches * n * (size_t)p->lanes;
     plan.items = plan.batches;
-    int contiguous = p->x_step == 1 && p->y_step == 1;
     if (p->lanes > 1) {
         plan.kind = FSM_PLAN_COLS;
         plan.tile_lanes = fsm_tile_lanes(p, plan.batches, threads);
         plan.tiles = ((size_t)p->lanes + plan.tile_lanes - 1) / plan.tile_lanes;
         plan.items = plan.batches * plan.tiles;
-    } else if (n * fsm_itemsize(p) <= FSM_SHORT_ROW_MAX_BYTES && plan.batches >= FSM_SHORT_ROW_LANES) {
+    } else if (row_bytes <= FSM_SHORT_ROW_MAX_BYTES && plan.batches >= FSM_SHORT_ROW_LANES) {
         plan.kind = FSM_PLAN_SHORT_ROWS;
-        plan.short_rows = fsm_short_rows_per_item(n * fsm_itemsize(p));
+        plan.short_rows = fsm_short_rows_per_item(row_bytes);
         plan.items = (plan.batches + plan.short_rows - 1) / plan.short_rows;
-        plan.buf_elems = n * FSM_SHORT_ROW_LANES;
-    } else if (contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
+    } else if (plan.plain && plan.contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
-        size_t row_bytes = n * fsm_itemsize(p);
-        plan.stream = contiguous && p->op == FSM_OP_LOG_SOFTMAX &&
+        plan.stream = plan.plain && plan.contiguous && !plan.masked && p->op == FSM_OP_LOG_SOFTMAX &&
                       plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
-        plan.buf_elems = contiguous ? 0 : n;
     }
+    plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;
-}
-
-/* Buffer of n elements aligned for any vector store, or NULL when n == 0. */
-static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
-    if (elems == 0) return NULL;
-    size_t bytes = (elems * itemsize + 63) & ~(size_t)63;
-    void *buf = aligned_alloc(64, bytes);
-    if (buf == NULL) *status = FSM_ERR_NOMEM;
-    return buf;
 }
 
 /* --- per-dtype runners --------------------------------------------------- */
@@ -226,6 +264,11 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define RBLOCKS(k) ((k)->rblocks_f32)
 #define FINISH(k) ((k)->finish_f32)
 #define LOG_TOTAL fsm_log_total_f32
+#define FROW_TABLE(k) ((k)->frow_f32)
+#define FLANES_TABLE(k) ((k)->flanes_f32)
+#define TO_LANES(k) ((k)->to_lanes_f32)
+#define FROM_LANES(k) ((k)->from_lanes_f32)
+#define STAGE(k) ((k)->stage_f32)
 #include "driver.inc.c"
 #undef T
 #undef K
@@ -239,6 +282,11 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef RBLOCKS
 #undef FINISH
 #undef LOG_TOTAL
+#undef FROW_TABLE
+#undef FLANES_TABLE
+#undef TO_LANES
+#undef FROM_LANES
+#undef STAGE
 
 #define T double
 #define K(name) name##_f64
@@ -252,6 +300,11 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #define RBLOCKS(k) ((k)->rblocks_f64)
 #define FINISH(k) ((k)->finish_f64)
 #define LOG_TOTAL fsm_log_total_f64
+#define FROW_TABLE(k) ((k)->frow_f64)
+#define FLANES_TABLE(k) ((k)->flanes_f64)
+#define TO_LANES(k) ((k)->to_lanes_f64)
+#define FROM_LANES(k) ((k)->from_lanes_f64)
+#define STAGE(k) ((k)->stage_f64)
 #include "driver.inc.c"
 #undef T
 #undef K
@@ -265,16 +318,21 @@ static void *fsm_alloc_buffer(size_t elems, size_t itemsize, int *status) {
 #undef RBLOCKS
 #undef FINISH
 #undef LOG_TOTAL
+#undef FROW_TABLE
+#undef FLANES_TABLE
+#undef TO_LANES
+#undef FROM_LANES
+#undef STAGE
 
-/* Runs items [begin, end) of the plan on the calling thread. */
+/* Runs items [begin, end) of the plan on the calling thread, with scratch
+ * of its own from the heap. */
 static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
-    int status = FSM_OK;
-    void *buf = fsm_alloc_buffer(plan->buf_elems, fsm_itemsize(plan->p), &status);
-    if (status != FSM_OK) return status;
-    if (plan->p->dtype == FSM_FLOAT32) run_range_f32(plan, begin, end, buf);
-    else run_range_f64(plan, begin, end, buf);
+    void *scratch = NULL;
+    if (plan->scratch_bytes > 0 && (scratch = aligned_alloc(64, plan->scratch_bytes)) == NULL) return FSM_ERR_NOMEM;
+    if (plan->p->dtype == FSM_FLOAT32) run_range_f32(plan, begin, end, scratch);
+    else run_range_f64(plan, begin, end, scratch);
     if (plan->stream) plan->k->stream_fence();
-    free(buf);
+    free(scratch);
     return FSM_OK;
 }
 
@@ -305,8 +363,20 @@ static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 #endif
 }
 
+static int fsm_call_threads(const fsm_problem *p, int max_threads) {
+    return fsm_thread_count(fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes, max_threads);
+}
+
+int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
+    int t = fsm_call_threads(p, max_threads);
+    fsm_plan plan = fsm_make_plan(p, t);
+    if (plan.kind != FSM_PLAN_SPLIT_ROW && (size_t)t > plan.items) t = (int)plan.items;
+    *threads = t;
+    return plan.kind;
+}
+
 int fsm_run(const fsm_problem *p, int max_threads) {
-    int threads = fsm_thread_count(fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes, max_threads);
+    int threads = fsm_call_threads(p, max_threads);
     fsm_plan plan = fsm_make_plan(p, threads);
     if (plan.kind == FSM_PLAN_SPLIT_ROW) return fsm_run_split_rows(&plan, threads);
     if ((size_t)threads > plan.items) threads = (int)plan.items;

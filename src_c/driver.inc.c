@@ -1,118 +1,273 @@
 /*
- * Runners for one dtype, included by driver.c with T, K(name), ROW_FN,
- * COLS_FN, ROWS_TABLE, GROUP_TABLE, COLS_TABLE, SHORT_TABLE, RMAX, RBLOCKS,
- * FINISH and LOG_TOTAL defined.  Each runs a contiguous range of a plan's
- * items on the calling thread (run_split_rows: its share of every row, on
- * every thread of a team).
+ * Runners for one dtype, included by driver.c with T, K(name) and the
+ * kernel-table accessors (ROWS_TABLE, GROUP_TABLE, COLS_TABLE, SHORT_TABLE,
+ * RMAX, RBLOCKS, FINISH, FROW_TABLE, FLANES_TABLE, TO_LANES, FROM_LANES) and
+ * LOG_TOTAL defined.  Each runs a contiguous range of a plan's items on the
+ * calling thread (run_split_rows: its share of every row, on every thread
+ * of a team).
  */
 
-static void K(gather)(const T *x, ptrdiff_t step, size_t n, T *buf) {
-    for (size_t i = 0; i < n; ++i) buf[i] = x[(ptrdiff_t)i * step];
+/* The operands of the group at offsets `off` (NULL where the op has none). */
+typedef struct {
+    const T *x;
+    T *y;
+    const T *b;
+    const uint8_t *mask;
+    int64_t target;
+    double *group_out;
+} K(group);
+
+static inline K(group) K(group_at)(const fsm_problem *p, const ptrdiff_t *off) {
+    const fsm_operand *o = p->operand;
+    K(group) g;
+    g.x = (const T *)o[FSM_X].data + off[FSM_X];
+    g.y = o[FSM_Y].data == NULL ? NULL : (T *)o[FSM_Y].data + off[FSM_Y];
+    g.b = o[FSM_B].data == NULL ? NULL : (const T *)o[FSM_B].data + off[FSM_B];
+    g.mask = o[FSM_MASK].data == NULL ? NULL : (const uint8_t *)o[FSM_MASK].data + off[FSM_MASK];
+    g.target = o[FSM_TARGET].data == NULL ? 0 : ((const int64_t *)o[FSM_TARGET].data)[off[FSM_TARGET]];
+    g.group_out = o[FSM_GROUP_OUT].data == NULL ? NULL : (double *)o[FSM_GROUP_OUT].data + off[FSM_GROUP_OUT];
+    return g;
 }
 
-static void K(scatter)(const T *buf, size_t n, T *y, ptrdiff_t step) {
-    for (size_t i = 0; i < n; ++i) y[(ptrdiff_t)i * step] = buf[i];
+/* The value a masked-out entry is staged as: exp gives exactly 0 for it
+ * (+inf for a negative scale, whose reference point is the minimum). */
+static inline T K(masked_fill)(const fsm_problem *p) {
+    return p->scaled && p->params.scale_hi < 0 ? (T)INFINITY : -(T)INFINITY;
 }
 
-/* Contiguous rows in groups of FSM_ROW_GROUP. */
+/* dst[i] = x[i] (where mask[i], else fill, when there is a mask), n
+ * elements; contiguous ones by the variant's kernel. */
+static void K(stage)(const fsm_kernel_table *k, const T *x, ptrdiff_t x_step, const uint8_t *mask,
+                     ptrdiff_t mask_step, T *dst, ptrdiff_t dst_step, size_t n, T fill) {
+    if (mask == NULL) {
+        for (size_t i = 0; i < n; ++i) dst[(ptrdiff_t)i * dst_step] = x[(ptrdiff_t)i * x_step];
+    } else if (x_step == 1 && dst_step == 1 && mask_step == 1) {
+        STAGE(k)(x, mask, dst, n, fill);
+    } else {
+        for (size_t i = 0; i < n; ++i)
+            dst[(ptrdiff_t)i * dst_step] = mask[(ptrdiff_t)i * mask_step] ? x[(ptrdiff_t)i * x_step] : fill;
+    }
+}
+
+/* A softmax group that came out NaN keeps its NaN only in the entries the
+ * mask keeps: the others are `dropped` (0, or -inf for log_softmax). */
+static void K(drop_masked_if_nan)(const fsm_problem *p, T *y, const uint8_t *mask, size_t n) {
+    if (y[0] == y[0]) return;
+    ptrdiff_t y_step = p->operand[FSM_Y].step, mask_step = p->operand[FSM_MASK].step;
+    T dropped = p->op == FSM_OP_LOG_SOFTMAX ? -(T)INFINITY : (T)0;
+    for (size_t i = 0; i < n; ++i)
+        if (!mask[(ptrdiff_t)i * mask_step]) y[(ptrdiff_t)i * y_step] = dropped;
+}
+
+/* Stages a masked contiguous group into y; the kernel then reads y. */
+static inline void K(stage_in_y)(const fsm_plan *plan, K(group) *g) {
+    if (!plan->masked) return;
+    const fsm_problem *p = plan->p;
+    K(stage)(plan->k, g->x, 1, g->mask, p->operand[FSM_MASK].step, g->y, 1, (size_t)p->n, K(masked_fill)(p));
+    g->x = g->y;
+}
+
+static inline void K(finish_group)(const fsm_plan *plan, const K(group) *g) {
+    if (plan->drop_masked) K(drop_masked_if_nan)(plan->p, g->y, g->mask, (size_t)plan->p->n);
+}
+
+/* --- rows --------------------------------------------------------------- */
+
+/* Contiguous plain rows in groups of FSM_ROW_GROUP. */
 static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
+    K(group) gs[FSM_ROW_GROUP];
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            xs[count] = (const T *)p->x + it.xoff;
-            ys[count] = (T *)p->y + it.yoff;
+            gs[count] = K(group_at)(p, it.off);
+            K(stage_in_y)(plan, &gs[count]);
+            xs[count] = gs[count].x;
+            ys[count] = gs[count].y;
         }
         GROUP_TABLE(plan->k)[p->op](xs, ys, (size_t)p->n, count);
+        for (size_t g = 0; g < count; ++g) K(finish_group)(plan, &gs[g]);
     }
 }
 
-/* One row kernel call per row: contiguous rows directly (streamed when the
- * plan says so; short rows a group at a time), strided rows gathered into
- * buf. */
-static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
+/* One group with the row kernel: a contiguous one where it is, a strided
+ * one gathered into the scratch rows (x; b; y for cross entropy, whose y
+ * may not be x) and scattered back. */
+static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
-    ROW_FN kernel = ROWS_TABLE(plan->k)[p->op];
-    const T *x = (const T *)p->x;
-    T *y = (T *)p->y;
-    size_t n = (size_t)p->n;
-    int contiguous = p->x_step == 1 && p->y_step == 1;
-    if (contiguous && !plan->stream && n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
+    size_t n = (size_t)p->n, row = (fsm_round_up64(n * sizeof(T))) / sizeof(T);
+    T *y = g.y;
+    if (plan->contiguous && fsm_unit_step(p, FSM_MASK)) {
+        K(stage_in_y)(plan, &g);
+    } else {
+        T *bx = scratch, *bb = scratch + row;
+        K(stage)(plan->k, g.x, p->operand[FSM_X].step, g.mask, p->operand[FSM_MASK].step, bx, 1, n, K(masked_fill)(p));
+        if (g.b != NULL) K(stage)(plan->k, g.b, p->operand[FSM_B].step, NULL, 0, bb, 1, n, 0), g.b = bb;
+        g.x = bx;
+        if (y != NULL) g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
+    }
+    if (plan->plain) ROWS_TABLE(plan->k)[p->op](g.x, g.y, n, plan->stream);
+    else FROW_TABLE(plan->k)[p->op](g.x, g.y, g.b, n, &p->params, g.target, g.group_out);
+    if (y != NULL && g.y != y) K(stage)(plan->k, g.y, 1, NULL, 0, y, p->operand[FSM_Y].step, n, 0);
+    g.y = y;
+    K(finish_group)(plan, &g);
+}
+
+static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
+    const fsm_problem *p = plan->p;
+    if (plan->plain && plan->contiguous && !plan->stream && fsm_unit_step(p, FSM_MASK) &&
+        (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
         K(run_row_groups)(plan, begin, end);
         return;
     }
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
-    for (size_t r = begin; r < end; ++r, fsm_iter_next(p, &it)) {
-        if (contiguous) {
-            kernel(x + it.xoff, y + it.yoff, n, plan->stream);
-        } else {
-            K(gather)(x + it.xoff, p->x_step, n, buf);
-            kernel(buf, buf, n, 0);
-            K(scatter)(buf, n, y + it.yoff, p->y_step);
-        }
-    }
+    for (size_t r = begin; r < end; ++r, fsm_iter_next(p, &it)) K(run_one_row)(plan, K(group_at)(p, it.off), scratch);
 }
 
-/* Pointers to `rows` rows from batch entry `first` (where `it` is) into xs
- * and ys, advancing `it` past them.  With one batch dimension the rows are
- * evenly spaced and `it` is left alone: the odometer, which re-reads the
- * problem on every row, took about 8% of a call on rows of 10. */
-static void K(short_block_rows)(const fsm_problem *p, fsm_batch_iter *it, size_t first, size_t rows,
-                                const T **xs, T **ys) {
+/* --- short rows ----------------------------------------------------------- */
+
+/* Offsets of `rows` groups from batch entry `first` (where `it` is) into
+ * offs[operand][row], advancing `it` past them.  With one batch dimension
+ * the groups are evenly spaced and `it` is left alone: the odometer, which
+ * re-reads the problem on every row, took about 8% of a call on rows of 10. */
+static void K(block_offsets)(const fsm_problem *p, fsm_batch_iter *it, size_t first, size_t rows,
+                             ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES]) {
     if (p->nbatch == 1) {
-        ptrdiff_t x_step = p->x_batch_step[0], y_step = p->y_batch_step[0];
-        const T *x = (const T *)p->x + (ptrdiff_t)first * x_step;
-        T *y = (T *)p->y + (ptrdiff_t)first * y_step;
-        for (size_t r = 0; r < rows; ++r) {
-            xs[r] = x + (ptrdiff_t)r * x_step;
-            ys[r] = y + (ptrdiff_t)r * y_step;
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) {
+            ptrdiff_t step = p->operand[k].batch_step[0], base = (ptrdiff_t)first * step;
+            for (size_t r = 0; r < rows; ++r) offs[k][r] = base + (ptrdiff_t)r * step;
         }
         return;
     }
-    for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, it)) {
-        xs[r] = (const T *)p->x + it->xoff;
-        ys[r] = (T *)p->y + it->yoff;
+    for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, it))
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) offs[k][r] = it->off[k];
+}
+
+/* Rows of one operand (x or b) into the lanes of buf: transposed in tiles
+ * when contiguous, element by element otherwise. */
+static void K(gather_lanes)(const fsm_problem *p, const fsm_plan *plan, const T *const *rows, ptrdiff_t step,
+                            size_t count, T *buf) {
+    size_t n = (size_t)p->n;
+    if (step == 1) {
+        TO_LANES(plan->k)(rows, n, count, buf);
+        return;
+    }
+    for (size_t r = 0; r < count; ++r)
+        for (size_t j = 0; j < n; ++j) buf[j * FSM_SHORT_ROW_LANES + r] = rows[r][(ptrdiff_t)j * step];
+}
+
+static void K(scatter_lanes)(const fsm_problem *p, const fsm_plan *plan, const T *buf, T *const *rows,
+                             ptrdiff_t step, size_t count) {
+    size_t n = (size_t)p->n;
+    if (step == 1) {
+        FROM_LANES(plan->k)(buf, n, count, rows);
+        return;
+    }
+    for (size_t r = 0; r < count; ++r)
+        for (size_t j = 0; j < n; ++j) rows[r][(ptrdiff_t)j * step] = buf[j * FSM_SHORT_ROW_LANES + r];
+}
+
+/* Items are blocks of plan->short_rows groups.  Masked groups are staged in
+ * y first.  Plain contiguous rows go to the plain short-row kernel; every
+ * other case is transposed into lane buffers, run by the lane kernel (the
+ * plain column kernel, or the family's) and transposed back. */
+static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
+    const fsm_problem *p = plan->p;
+    const fsm_operand *o = p->operand;
+    const size_t L = FSM_SHORT_ROW_LANES, n = (size_t)p->n;
+    size_t lane_buf = fsm_round_up64(n * L * sizeof(T)) / sizeof(T);
+    T *bx = (T *)scratch, *bb = bx + lane_buf, *by = bb + lane_buf;
+    double *work = (double *)(by + lane_buf);
+    int64_t *targets = (int64_t *)(work + FSM_FAMILY_WORK_DOUBLES(L));
+    double *results = (double *)(targets + L);
+    ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES] =
+        (ptrdiff_t (*)[FSM_SHORT_ROW_LANES])((char *)scratch + 3 * lane_buf * sizeof(T) +
+                                             fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)));
+    const T *xs[FSM_SHORT_ROW_LANES], *bs[FSM_SHORT_ROW_LANES];
+    T *ys[FSM_SHORT_ROW_LANES];
+    K(group) gs[FSM_SHORT_ROW_LANES];
+    ptrdiff_t x_step = o[FSM_X].step;
+    if (plan->masked) x_step = o[FSM_Y].step;
+    fsm_batch_iter it;
+    fsm_iter_seek(p, &it, begin * plan->short_rows);
+    for (size_t item = begin; item < end; ++item) {
+        size_t first = item * plan->short_rows;
+        size_t rows = plan->batches - first < plan->short_rows ? plan->batches - first : plan->short_rows;
+        K(block_offsets)(p, &it, first, rows, offs);
+        for (size_t r = 0; r < rows; ++r) {
+            ptrdiff_t off[FSM_NUM_OPERANDS];
+            for (int k = 0; k < FSM_NUM_OPERANDS; ++k) off[k] = offs[k][r];
+            gs[r] = K(group_at)(p, off);
+            if (plan->masked) {
+                K(stage)(plan->k, gs[r].x, o[FSM_X].step, gs[r].mask, o[FSM_MASK].step, gs[r].y, o[FSM_Y].step, n,
+                         K(masked_fill)(p));
+                gs[r].x = gs[r].y;
+            }
+            xs[r] = gs[r].x, ys[r] = gs[r].y, bs[r] = gs[r].b;
+            targets[r] = gs[r].target;
+        }
+        if (plan->plain && x_step == 1 && o[FSM_Y].step == 1) {
+            SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, bx);
+        } else {
+            K(gather_lanes)(p, plan, xs, x_step, rows, bx);
+            if (o[FSM_B].data != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
+            T *out = p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
+            if (plan->plain)
+                COLS_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, n, rows, work);
+            else
+                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, bb, (ptrdiff_t)L, n, rows,
+                                             &p->params, targets, results, work);
+            if (o[FSM_Y].data != NULL && !(p->op == FSM_OP_LOGSUMEXP))
+                K(scatter_lanes)(p, plan, out, ys, o[FSM_Y].step, rows);
+            if (o[FSM_GROUP_OUT].data != NULL)
+                for (size_t r = 0; r < rows; ++r) *gs[r].group_out = results[r];
+        }
+        for (size_t r = 0; r < rows; ++r) K(finish_group)(plan, &gs[r]);
     }
 }
 
-/* Items are blocks of plan->short_rows rows.  Contiguous rows go to the
- * short-row kernel; strided ones are gathered into buf (row r of the block
- * becomes lane r), run by the column kernel in place, and scattered back. */
-static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, T *buf) {
+/* --- columns ---------------------------------------------------------------- */
+
+/* A tile's masked-out entries staged in y; the kernel then reads y. */
+static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, const uint8_t *mask, size_t lanes) {
     const fsm_problem *p = plan->p;
-    size_t n = (size_t)p->n, L = plan->short_rows;
-    int contiguous = p->x_step == 1 && p->y_step == 1;
-    double work[FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)];
-    const T *xs[FSM_SHORT_ROW_LANES];
-    T *ys[FSM_SHORT_ROW_LANES];
-    fsm_batch_iter it;
-    fsm_iter_seek(p, &it, begin * L);
-    for (size_t item = begin; item < end; ++item) {
-        size_t first = item * L;
-        size_t rows = plan->batches - first < L ? plan->batches - first : L;
-        K(short_block_rows)(p, &it, first, rows, xs, ys);
-        if (contiguous) {
-            SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, buf);
-            continue;
+    const fsm_operand *o = p->operand;
+    T fill = K(masked_fill)(p);
+    ptrdiff_t mask_lane = o[FSM_MASK].lane_step;
+    for (size_t i = 0; i < (size_t)p->n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * o[FSM_X].step;
+        T *yr = y + (ptrdiff_t)i * o[FSM_Y].step;
+        const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
+        if (mask_lane == 1) {
+            STAGE(plan->k)(xr, mr, yr, lanes, fill);
+        } else {
+            for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
         }
-        for (size_t r = 0; r < rows; ++r)
-            for (size_t j = 0; j < n; ++j) buf[j * L + r] = xs[r][(ptrdiff_t)j * p->x_step];
-        COLS_TABLE(plan->k)[p->op](buf, (ptrdiff_t)L, buf, (ptrdiff_t)L, n, rows, work);
-        for (size_t r = 0; r < rows; ++r)
-            for (size_t j = 0; j < n; ++j) ys[r][(ptrdiff_t)j * p->y_step] = buf[j * L + r];
+    }
+}
+
+static void K(drop_tile_if_nan)(const fsm_problem *p, T *y, const uint8_t *mask, size_t lanes) {
+    const fsm_operand *o = p->operand;
+    T dropped = p->op == FSM_OP_LOG_SOFTMAX ? -(T)INFINITY : (T)0;
+    for (size_t j = 0; j < lanes; ++j) {
+        if (y[j] == y[j]) continue;
+        for (size_t i = 0; i < (size_t)p->n; ++i)
+            if (!mask[(ptrdiff_t)i * o[FSM_MASK].step + (ptrdiff_t)j * o[FSM_MASK].lane_step])
+                y[(ptrdiff_t)i * o[FSM_Y].step + (ptrdiff_t)j] = dropped;
     }
 }
 
 /* Items are (batch entry, lane tile) pairs, tile-major within an entry. */
-static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end) {
+static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *work) {
     const fsm_problem *p = plan->p;
-    COLS_FN kernel = COLS_TABLE(plan->k)[p->op];
-    double work[FSM_COLS_WORK_DOUBLES(FSM_LANE_TILE)];
+    const fsm_operand *o = p->operand;
+    int64_t *targets = (int64_t *)(work + FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes));
+    double *results = (double *)(targets + plan->tile_lanes);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin / plan->tiles);
     for (size_t item = begin; item < end; ++item) {
@@ -121,21 +276,44 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end) {
         size_t first = tile * plan->tile_lanes;
         size_t lanes = (size_t)p->lanes - first;
         if (lanes > plan->tile_lanes) lanes = plan->tile_lanes;
-        kernel((const T *)p->x + it.xoff + (ptrdiff_t)first, p->x_step,
-               (T *)p->y + it.yoff + (ptrdiff_t)first, p->y_step, (size_t)p->n, lanes, work);
+        K(group) g = K(group_at)(p, it.off);
+        const T *x = g.x + first;
+        T *y = g.y == NULL ? NULL : g.y + first;
+        ptrdiff_t x_step = o[FSM_X].step;
+        const uint8_t *mask = g.mask == NULL ? NULL : g.mask + (ptrdiff_t)first * o[FSM_MASK].lane_step;
+        if (plan->masked) {
+            K(stage_tile)(plan, x, y, mask, lanes);
+            x = y, x_step = o[FSM_Y].step;
+        }
+        if (plan->plain) {
+            COLS_TABLE(plan->k)[p->op](x, x_step, y, o[FSM_Y].step, (size_t)p->n, lanes, work);
+        } else {
+            const int64_t *t = (const int64_t *)o[FSM_TARGET].data;
+            for (size_t j = 0; t != NULL && j < lanes; ++j)
+                targets[j] = t[it.off[FSM_TARGET] + (ptrdiff_t)(first + j) * o[FSM_TARGET].lane_step];
+            FLANES_TABLE(plan->k)[p->op](x, x_step, y, o[FSM_Y].step, g.b == NULL ? NULL : g.b + first,
+                                         o[FSM_B].step, (size_t)p->n, lanes, &p->params, targets, results, work);
+            double *go = (double *)o[FSM_GROUP_OUT].data;
+            for (size_t j = 0; go != NULL && j < lanes; ++j)
+                go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] = results[j];
+        }
+        if (plan->drop_masked) K(drop_tile_if_nan)(p, y, mask, lanes);
     }
 }
 
-static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *buf) {
+static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     switch (plan->kind) {
-    case FSM_PLAN_COLS: K(run_cols)(plan, begin, end); break;
-    case FSM_PLAN_SHORT_ROWS: K(run_short_rows)(plan, begin, end, (T *)buf); break;
-    default: K(run_rows)(plan, begin, end, (T *)buf); break;
+    case FSM_PLAN_COLS: K(run_cols)(plan, begin, end, (double *)scratch); break;
+    case FSM_PLAN_SHORT_ROWS: K(run_short_rows)(plan, begin, end, scratch); break;
+    default: K(run_rows)(plan, begin, end, (T *)scratch); break;
     }
 }
+
+/* --- split rows --------------------------------------------------------------- */
 
 /* Called by every thread of a team, for contiguous rows: each row is cut
- * at block boundaries into one chunk per thread.  Phase 1: chunk maxima;
+ * at block boundaries into one chunk per thread.  Phase 1: chunk maxima
+ * (a masked chunk is staged in y first, by the thread that owns it);
  * phase 2: per-block sums with the row maximum; one thread folds them in
  * the row kernel's order; phase 3: each chunk is finished.  The arithmetic
  * is the row kernel's, so the result does not depend on the thread count.
@@ -149,11 +327,18 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
     size_t begin = first * FSM_SUM_BLOCK, end = last * FSM_SUM_BLOCK < n ? last * FSM_SUM_BLOCK : n;
     T *sums = (T *)shared, *ties = (T *)(shared + blocks);
     double *chunk_max = shared + 2 * blocks;
+    ptrdiff_t mask_step = p->operand[FSM_MASK].step;
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, 0);
     for (size_t r = 0; r < plan->batches; ++r, fsm_iter_next(p, &it)) {
-        const T *x = (const T *)p->x + it.xoff;
-        T *y = (T *)p->y + it.yoff;
+        K(group) g = K(group_at)(p, it.off);
+        const T *x = g.x;
+        T *y = g.y;
+        if (plan->masked && begin < end) {
+            K(stage)(k, x + begin, 1, g.mask + (ptrdiff_t)begin * mask_step, mask_step, y + begin, 1, end - begin,
+                     K(masked_fill)(p));
+        }
+        if (plan->masked) x = y;
         chunk_max[id] = begin < end ? RMAX(k)(x + begin, end - begin) : -INFINITY;
 #pragma omp barrier
         T m = -(T)INFINITY;
@@ -171,7 +356,11 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
             chunk_max[0] = c; /* broadcast; every thread has read the maxima */
         }
         double c = chunk_max[0];
-        if (begin < end) FINISH(k)[p->op](x + begin, y + begin, end - begin, m, c);
+        if (begin < end) {
+            FINISH(k)[p->op](x + begin, y + begin, end - begin, m, c);
+            if (plan->drop_masked) K(drop_masked_if_nan)(p, y + begin, g.mask + (ptrdiff_t)begin * mask_step,
+                                                         end - begin);
+        }
 #pragma omp barrier
     }
 }

@@ -1,19 +1,24 @@
 /*
  * fastsoftmax C core: what the Cython wrapper calls.
  *
- * A call describes one softmax over an N-d array in canonical form:
- *   - the softmax axis: n elements, x_step / y_step apart;
- *   - optionally `lanes` > 1 neighbouring problems that are contiguous in
- *     both x and y (step 1), processed as SIMD lanes (softmax over a
+ * One problem description for every operation (fsm_problem): the op and its
+ * parameters, and its operands in canonical form --
+ *   - the reduction axis ("the group"): n elements, `step` apart in each
+ *     array operand;
+ *   - optionally `lanes` > 1 neighbouring groups that are contiguous in x,
+ *     y and b (step 1), processed as SIMD lanes (a reduction over a
  *     non-last axis of a C-contiguous array);
  *   - batch dimensions, iterated over, with arbitrary steps.
- * All steps are in elements and may be zero or negative.  x and y are
- * either the same memory with the same steps (in place) or do not overlap.
+ * All steps are in elements of the operand's own type and may be zero or
+ * negative.  Array operands (x, y, b, mask) have one element per element of
+ * x; group operands (target, group_out) one per group, so their `step` is 0.
+ * y is either x itself with the same steps (in place) or overlaps no input.
  */
 #ifndef FASTSOFTMAX_H
 #define FASTSOFTMAX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/kernels.h"
 
@@ -21,17 +26,36 @@
 
 typedef enum { FSM_FLOAT32 = 0, FSM_FLOAT64 = 1 } fsm_dtype;
 
+/* The operands, by index into fsm_problem.operand. */
+enum {
+    FSM_X = 0,         /* input (the gradient for the backward passes), T   */
+    FSM_Y = 1,         /* output of x's shape, T; NULL for logsumexp and a
+                          cross entropy without gradient                    */
+    FSM_B = 2,         /* second input, T: the forward output y of the
+                          backward passes, cross entropy's probabilities    */
+    FSM_MASK = 3,      /* where=, uint8 0/1                                 */
+    FSM_TARGET = 4,    /* cross entropy's class index per group, int64      */
+    FSM_GROUP_OUT = 5, /* one result per group (logsumexp, loss), double    */
+    FSM_NUM_OPERANDS = 6
+};
+
 typedef struct {
-    int op;          /* FSM_OP_SOFTMAX or FSM_OP_LOG_SOFTMAX */
+    const void *data;  /* NULL when the op does not use the operand */
+    ptrdiff_t step;    /* along the group */
+    ptrdiff_t lane_step;
+    ptrdiff_t batch_step[FSM_MAX_BATCH_DIMS];
+} fsm_operand;
+
+typedef struct {
+    int op;          /* FSM_OP_* (kernels.h) */
     fsm_dtype dtype;
-    const void *x;
-    void *y;
-    ptrdiff_t n, x_step, y_step;
-    ptrdiff_t lanes; /* >= 1; when > 1 the lanes are contiguous in x and y */
+    int scaled;      /* softmax / log_softmax of x * scale (params.scale_*) */
+    fsm_params params;
+    ptrdiff_t n;     /* >= 1 */
+    ptrdiff_t lanes; /* >= 1 */
     int nbatch;
     ptrdiff_t batch_shape[FSM_MAX_BATCH_DIMS];
-    ptrdiff_t x_batch_step[FSM_MAX_BATCH_DIMS];
-    ptrdiff_t y_batch_step[FSM_MAX_BATCH_DIMS];
+    fsm_operand operand[FSM_NUM_OPERANDS];
 } fsm_problem;
 
 enum { FSM_OK = 0, FSM_ERR_NOMEM = 1 };
@@ -40,6 +64,11 @@ enum { FSM_OK = 0, FSM_ERR_NOMEM = 1 };
  * threads (0: the OpenMP default).  Does not touch Python; safe to call
  * without the GIL.  Returns FSM_OK or FSM_ERR_NOMEM. */
 int fsm_run(const fsm_problem *p, int max_threads);
+
+/* The plan fsm_run would choose for p with max_threads (FSM_PLAN_*), and the
+ * threads it would start; for tests and introspection. */
+enum { FSM_PLAN_ROWS, FSM_PLAN_SHORT_ROWS, FSM_PLAN_COLS, FSM_PLAN_SPLIT_ROW };
+int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads);
 
 /* --- kernel variants (dispatch.c) --- */
 enum {
@@ -69,9 +98,7 @@ int fsm_default_num_threads(void);
  * max_threads (0: the OpenMP default); 1 for small work. */
 int fsm_thread_count(size_t elements, int max_threads);
 
-/* --- the rest of the family (family.c; problem and kernels: kernels/family.h) ---
- * Runs every row of p with the active kernel variant, rows spread over at
- * most max_threads threads.  Does not touch Python; returns FSM_OK. */
-int fsm_family_run(const fsm_family_problem *p, int max_threads);
+/* Plan thresholds, for tests (driver.c). */
+extern const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread;
 
 #endif

@@ -51,9 +51,23 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "family.h"
+#include <stdint.h>
 
-enum { FSM_OP_SOFTMAX = 0, FSM_OP_LOG_SOFTMAX = 1, FSM_NUM_OPS = 2 };
+#include "../fsm_inline.h"
+
+/* Every operation.  The plain kernels below (row, row-group, column,
+ * short-row, split-row) exist for the first FSM_NUM_PLAIN_OPS: softmax and
+ * log_softmax without scale; the family kernels (end of this file) for all. */
+enum {
+    FSM_OP_SOFTMAX = 0,
+    FSM_OP_LOG_SOFTMAX = 1,
+    FSM_OP_LOGSUMEXP = 2,
+    FSM_OP_SOFTMAX_BACKWARD = 3,
+    FSM_OP_LOG_SOFTMAX_BACKWARD = 4,
+    FSM_OP_CROSS_ENTROPY = 5,
+    FSM_NUM_OPS = 6,
+    FSM_NUM_PLAIN_OPS = 2
+};
 
 /* Scratch needed by a column kernel for `lanes` lanes. */
 #define FSM_COLS_WORK_DOUBLES(lanes) (7 * (size_t)(lanes))
@@ -68,6 +82,17 @@ typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t
 typedef void (*fsm_short_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count, float *buf);
 typedef void (*fsm_short_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
                                  double *buf);
+/* Short-row transposes: rows x[0 .. count) of n contiguous elements into
+ * lanes 0 .. count of buf (element j of row g at buf[j * FSM_SHORT_ROW_LANES
+ * + g]), and back. */
+typedef void (*fsm_to_lanes_f32_fn)(const float *const *x, size_t n, size_t count, float *buf);
+typedef void (*fsm_to_lanes_f64_fn)(const double *const *x, size_t n, size_t count, double *buf);
+typedef void (*fsm_from_lanes_f32_fn)(const float *buf, size_t n, size_t count, float *const *y);
+typedef void (*fsm_from_lanes_f64_fn)(const double *buf, size_t n, size_t count, double *const *y);
+/* y[i] = mask[i] ? x[i] : fill for i < n (the staging of a masked group;
+ * y == x allowed). */
+typedef void (*fsm_stage_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float fill);
+typedef void (*fsm_stage_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n, double fill);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
@@ -101,25 +126,89 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
     *sum = s;
 }
 
+/* --- family kernels: every op, scaled softmaxes included ---------------------
+ *
+ *   op                    x        b         y (n per group)          group_out
+ *   SOFTMAX               x        -         softmax(x * scale)       -
+ *   LOG_SOFTMAX           x        -         log_softmax(x * scale)   -
+ *   LOGSUMEXP             x        -         -                        logsumexp(x)
+ *   SOFTMAX_BACKWARD      grad     y         y * (grad - sum(grad*y)) -
+ *   LOG_SOFTMAX_BACKWARD  grad     y         grad - exp(y) * sum(grad) -
+ *   CROSS_ENTROPY         logits   probs or  d loss / d logits, or    loss
+ *                                  NULL      NULL (no gradient)
+ *
+ * scale = scale_hi + scale_lo (a double-double: 1/T or ln b; 1 for the ops
+ * other than the softmaxes), 2^-60 <= |scale| <= 2^60; exp_step_hi +
+ * exp_step_lo = ln 2 / scale (a double-double).  For scale < 0 the
+ * reference point is the group minimum, so that (x - m) * scale <= 0.
+ * Special values as for the plain kernels: a NaN, or +inf of x * scale,
+ * makes a group NaN (logsumexp: NaN, else +inf for a +inf; -inf for a group
+ * all -inf).  Masks never reach a kernel: the driver writes y = mask ? x :
+ * -inf * sign(scale) first and runs the kernel on y in place.
+ *
+ * cross entropy: the class index target (0 <= t < n, checked by the caller)
+ * when b is NULL, else the probabilities in b; the target distribution is
+ * q = (1 - smoothing) * target + smoothing / n.  The loss of a group is
+ * sum(q * (log(sum(exp(x))) - x)) over the entries with q != 0, each term
+ * >= 0 (no cancellation); the gradient is (softmax(x) - q) * grad_scale.
+ * y may be x or b (in place) except for CROSS_ENTROPY, whose y overlaps
+ * neither (it holds the exps while x and b are still read).
+ *
+ * Row kernels  fsm_<op>_frow_<dtype>_<variant>(x, y, b, n, params, target, group_out)
+ *   one contiguous group of n >= 1 elements; writes y[0..n) (when the op
+ *   has y) and *group_out (when it has one).
+ * Lane kernels  fsm_<op>_flanes_<dtype>_<variant>(x, x_step, y, y_step, b, b_step,
+ *                                                 n, lanes, params, target, group_out, work)
+ *   `lanes` groups side by side as in the column kernels; target[j] and
+ *   group_out[j] for lane j (contiguous); work: FSM_FAMILY_WORK_DOUBLES(lanes)
+ *   doubles of scratch. */
+typedef struct {
+    double scale_hi, scale_lo;       /* the softmaxes' scale; 1, 0 otherwise */
+    double exp_step_hi, exp_step_lo; /* ln 2 / scale */
+    double smoothing, grad_scale;    /* cross entropy */
+} fsm_params;
+
+#define FSM_FAMILY_WORK_DOUBLES(lanes) (8 * (size_t)(lanes))
+
+typedef void (*fsm_frow_f32_fn)(const float *x, float *y, const float *b, size_t n, const fsm_params *prm,
+                                int64_t target, double *group_out);
+typedef void (*fsm_frow_f64_fn)(const double *x, double *y, const double *b, size_t n, const fsm_params *prm,
+                                int64_t target, double *group_out);
+typedef void (*fsm_flanes_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step, const float *b,
+                                  ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
+                                  const int64_t *target, double *group_out, double *work);
+typedef void (*fsm_flanes_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
+                                  const double *b, ptrdiff_t b_step, size_t n, size_t lanes,
+                                  const fsm_params *prm, const int64_t *target, double *group_out,
+                                  double *work);
+
 typedef struct {
     const char *name;
-    fsm_row_f32_fn row_f32[FSM_NUM_OPS];
-    fsm_row_f64_fn row_f64[FSM_NUM_OPS];
-    fsm_rows_f32_fn rows_f32[FSM_NUM_OPS];
-    fsm_rows_f64_fn rows_f64[FSM_NUM_OPS];
-    fsm_cols_f32_fn cols_f32[FSM_NUM_OPS];
-    fsm_cols_f64_fn cols_f64[FSM_NUM_OPS];
-    fsm_short_f32_fn short_f32[FSM_NUM_OPS];
-    fsm_short_f64_fn short_f64[FSM_NUM_OPS];
+    fsm_row_f32_fn row_f32[FSM_NUM_PLAIN_OPS];
+    fsm_row_f64_fn row_f64[FSM_NUM_PLAIN_OPS];
+    fsm_rows_f32_fn rows_f32[FSM_NUM_PLAIN_OPS];
+    fsm_rows_f64_fn rows_f64[FSM_NUM_PLAIN_OPS];
+    fsm_cols_f32_fn cols_f32[FSM_NUM_PLAIN_OPS];
+    fsm_cols_f64_fn cols_f64[FSM_NUM_PLAIN_OPS];
+    fsm_short_f32_fn short_f32[FSM_NUM_PLAIN_OPS];
+    fsm_short_f64_fn short_f64[FSM_NUM_PLAIN_OPS];
+    fsm_to_lanes_f32_fn to_lanes_f32;
+    fsm_to_lanes_f64_fn to_lanes_f64;
+    fsm_from_lanes_f32_fn from_lanes_f32;
+    fsm_from_lanes_f64_fn from_lanes_f64;
+    fsm_stage_f32_fn stage_f32;
+    fsm_stage_f64_fn stage_f64;
     fsm_rmax_f32_fn rmax_f32;
     fsm_rmax_f64_fn rmax_f64;
-    fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_OPS];
-    fsm_rblocks_f64_fn rblocks_f64[FSM_NUM_OPS];
-    fsm_finish_f32_fn finish_f32[FSM_NUM_OPS];
-    fsm_finish_f64_fn finish_f64[FSM_NUM_OPS];
+    fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_PLAIN_OPS];
+    fsm_rblocks_f64_fn rblocks_f64[FSM_NUM_PLAIN_OPS];
+    fsm_finish_f32_fn finish_f32[FSM_NUM_PLAIN_OPS];
+    fsm_finish_f64_fn finish_f64[FSM_NUM_PLAIN_OPS];
     void (*stream_fence)(void); /* orders this thread's non-temporal stores */
-    fsm_family_row_fn family_f32[FSM_FAM_NUM_OPS]; /* family.h */
-    fsm_family_row_fn family_f64[FSM_FAM_NUM_OPS];
+    fsm_frow_f32_fn frow_f32[FSM_NUM_OPS];
+    fsm_frow_f64_fn frow_f64[FSM_NUM_OPS];
+    fsm_flanes_f32_fn flanes_f32[FSM_NUM_OPS];
+    fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
 } fsm_kernel_table;
 
 /* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */

@@ -14,6 +14,12 @@
  */
 #define SHORT_LANES FSM_SHORT_ROW_LANES
 
+#ifndef FSM_FINISH_QUOTIENT
+#define FSM_FINISH_QUOTIENT 0
+#define FSM_FINISH_SUB 1
+#define FSM_FINISH_COPY 2
+#endif
+
 #if TILE > 1
 /* One TILE-element vector; the `_u` type reads and writes the T arrays
  * themselves: at any T boundary, and allowed to alias T (as the compilers'
@@ -72,11 +78,13 @@ static FSM_ALWAYS_INLINE void K(tile_to_lanes)(const T *const *x, size_t c, T *b
 }
 
 /* The last pass of the column kernel on one vector of lanes, in the same
- * operations as K(quotient) (softmax: a = total, b = 1 / total) and
- * K(sub_shifted) (log_softmax: a = max, b = log(sum)), so that the results
- * are bit-identical to that pass. */
-static FSM_ALWAYS_INLINE K(tile_vec) K(finish_vec)(K(tile_vec) v, K(tile_vec) a, K(tile_vec) b, int log) {
-    if (log) return (v - a) - b;
+ * operations as K(quotient) (FSM_FINISH_QUOTIENT, softmax: a = total, b =
+ * 1 / total) and K(sub_shifted) (FSM_FINISH_SUB, log_softmax: a = max, b =
+ * log(sum)), so that the results are bit-identical to that pass; or v
+ * itself (FSM_FINISH_COPY: a plain transpose back). */
+static FSM_ALWAYS_INLINE K(tile_vec) K(finish_vec)(K(tile_vec) v, K(tile_vec) a, K(tile_vec) b, int finish) {
+    if (finish == FSM_FINISH_COPY) return v;
+    if (finish == FSM_FINISH_SUB) return (v - a) - b;
     K(tile_vec) q = v * b;
 #if FSM_HAS_FMA
     if (sizeof(T) == sizeof(double)) return q + (v - q * a) * b;
@@ -87,12 +95,13 @@ static FSM_ALWAYS_INLINE K(tile_vec) K(finish_vec)(K(tile_vec) v, K(tile_vec) a,
 /* Lanes 0 .. TILE of buf, finished (finish_vec with the lanes' a and b),
  * into columns c .. c + TILE of rows y[0 .. TILE). */
 static FSM_ALWAYS_INLINE void K(tile_to_rows)(const T *buf, size_t c, T *const *y, const T *a, const T *b,
-                                              int log) {
+                                              int finish) {
     K(tile_vec) v[TILE];
-    K(tile_vec) av = *(const K(tile_vec_u) *)a, bv = *(const K(tile_vec_u) *)b;
+    K(tile_vec) av = {0}, bv = {0};
+    if (finish != FSM_FINISH_COPY) av = *(const K(tile_vec_u) *)a, bv = *(const K(tile_vec_u) *)b;
 #pragma GCC unroll 8
     for (int j = 0; j < TILE; ++j)
-        v[j] = K(finish_vec)(*(const K(tile_vec_u) *)(buf + (c + (size_t)j) * SHORT_LANES), av, bv, log);
+        v[j] = K(finish_vec)(*(const K(tile_vec_u) *)(buf + (c + (size_t)j) * SHORT_LANES), av, bv, finish);
     K(transpose_tile)(v);
 #pragma GCC unroll 8
     for (int i = 0; i < TILE; ++i) *(K(tile_vec_u) *)(y[i] + c) = v[i];
@@ -121,22 +130,30 @@ static void K(rows_to_lanes)(const T *const *x, size_t n, size_t count, T *buf) 
 /* Finishes the lanes in buf into the rows: y[g][j] = the column kernel's
  * last pass on buf[j * SHORT_LANES + g], from the lane's a[g] and b[g]
  * (see finish_vec). */
-static void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y, const T *a, const T *b,
-                             int log) {
+static FSM_ALWAYS_INLINE void K(lanes_to_rows)(const T *buf, size_t n, size_t count, T *const *y, const T *a,
+                                               const T *b, int finish) {
     size_t tiled = K(tiled_rows)(n, count);
 #if TILE > 1
     for (size_t g = 0; g < tiled; g += TILE) {
         size_t c = 0;
-        for (; c + TILE <= n; c += TILE) K(tile_to_rows)(buf + g, c, y + g, a + g, b + g, log);
-        if (c < n) K(tile_to_rows)(buf + g, n - TILE, y + g, a + g, b + g, log);
+        const T *ag = finish == FSM_FINISH_COPY ? NULL : a + g, *bg = finish == FSM_FINISH_COPY ? NULL : b + g;
+        for (; c + TILE <= n; c += TILE) K(tile_to_rows)(buf + g, c, y + g, ag, bg, finish);
+        if (c < n) K(tile_to_rows)(buf + g, n - TILE, y + g, ag, bg, finish);
     }
 #endif
     for (size_t g = tiled; g < count; ++g) {
         for (size_t j = 0; j < n; ++j) {
             T v = buf[j * SHORT_LANES + g];
-            y[g][j] = log ? K(sub_shifted)(v, a[g], b[g]) : K(quotient)(v, a[g], b[g]);
+            y[g][j] = finish == FSM_FINISH_COPY ? v
+                      : finish == FSM_FINISH_SUB ? K(sub_shifted)(v, a[g], b[g])
+                                                 : K(quotient)(v, a[g], b[g]);
         }
     }
+}
+
+/* The lanes in buf transposed back into the rows y[0 .. count), as they are. */
+static void K(lanes_to_rows_copy)(const T *buf, size_t n, size_t count, T *const *y) {
+    K(lanes_to_rows)(buf, n, count, y, NULL, NULL, FSM_FINISH_COPY);
 }
 
 /* The column kernels' passes on the transposed rows, the last one fused
@@ -148,7 +165,7 @@ static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_exp_store_sum)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, m, block, sum, comp, 0);
     for (size_t g = 0; g < count; ++g) inv[g] = INVERSE_TOTAL(sum[g]), total[g] = (T)sum[g];
-    K(lanes_to_rows)(buf, n, count, y, total, inv, 0);
+    K(lanes_to_rows)(buf, n, count, y, total, inv, FSM_FINISH_QUOTIENT);
 }
 
 static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
@@ -157,7 +174,7 @@ static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, 
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_log_sum_exp_minus_max)(buf, SHORT_LANES, n, count, m, lse, work, 0);
-    K(lanes_to_rows)(buf, n, count, y, m, lse, 1);
+    K(lanes_to_rows)(buf, n, count, y, m, lse, FSM_FINISH_SUB);
 }
 
 #undef SHORT_LANES

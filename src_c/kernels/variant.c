@@ -32,17 +32,6 @@
 #define FSM_HAS_FMA 0
 #endif
 
-/* c + a * b in double, rounded the same way wherever it is inlined: one FMA
- * where the variant has it.  Left to -ffp-contract=fast, whether a * b + c
- * is fused is decided per loop, so two copies of one sum could differ. */
-static inline double fsm_mul_add(double a, double b, double c) {
-#if FSM_HAS_FMA
-    return fma(a, b, c);
-#else
-    return a * b + c;
-#endif
-}
-
 /* Independent partial sums within a sum block (FSM_SUM_BLOCK, kernels.h). */
 #define FSM_SUM_CHAINS 16
 /* acc[0] += the other FSM_SUM_CHAINS - 1 partial sums, pairwise (halves
@@ -121,7 +110,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define INVERSE_TOTAL fsm_inverse_total_f32
 #define LOG_TOTAL fsm_log_total_f32
 #define STREAM_VECTOR fsm_stream_f32
-#define SCALED_EXP_HILO fsm_scaled_exp_hilo_f32
 #define EXP_ROUND_PRODUCT fsm_exp_round_product_f32
 #define LOG2E 0x1.71547652b82fep0
 #define EXP_JOIN fsm_exp_join_f32
@@ -136,6 +124,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "softmax_cols.inc.c"
 #include "short_rows.inc.c"
 #include "family_rows.inc.c"
+#include "family_cols.inc.c"
 #undef T
 #undef K
 #undef TILE
@@ -143,7 +132,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
-#undef SCALED_EXP_HILO
 #undef EXP_ROUND_PRODUCT
 #undef LOG2E
 #undef EXP_JOIN
@@ -161,7 +149,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define INVERSE_TOTAL fsm_inverse_total_f64
 #define LOG_TOTAL fsm_log_total_f64
 #define STREAM_VECTOR fsm_stream_f64
-#define SCALED_EXP_HILO fsm_scaled_exp_hilo_f64
 #define EXP_ROUND_PRODUCT fsm_exp_round_product_f64
 #define LOG2E 0x1.71547652b82fep0
 #define EXP_JOIN fsm_exp_join_f64
@@ -176,6 +163,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "softmax_cols.inc.c"
 #include "short_rows.inc.c"
 #include "family_rows.inc.c"
+#include "family_cols.inc.c"
 #undef T
 #undef K
 #undef TILE
@@ -183,7 +171,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
-#undef SCALED_EXP_HILO
 #undef EXP_ROUND_PRODUCT
 #undef LOG2E
 #undef EXP_JOIN
@@ -204,6 +191,12 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .cols_f64 = {KF64(softmax_cols), KF64(log_softmax_cols)},
     .short_f32 = {KF32(softmax_short_rows), KF32(log_softmax_short_rows)},
     .short_f64 = {KF64(softmax_short_rows), KF64(log_softmax_short_rows)},
+    .to_lanes_f32 = KF32(rows_to_lanes),
+    .to_lanes_f64 = KF64(rows_to_lanes),
+    .from_lanes_f32 = KF32(lanes_to_rows_copy),
+    .from_lanes_f64 = KF64(lanes_to_rows_copy),
+    .stage_f32 = KF32(stage_masked),
+    .stage_f64 = KF64(stage_masked),
     .rmax_f32 = KF32(rmax),
     .rmax_f64 = KF64(rmax),
     .rblocks_f32 = {KF32(softmax_rblocks), KF32(log_softmax_rblocks)},
@@ -211,9 +204,11 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .finish_f32 = {KF32(softmax_finish), KF32(log_softmax_finish)},
     .finish_f64 = {KF64(softmax_finish), KF64(log_softmax_finish)},
     .stream_fence = fsm_stream_fence,
-#define FSM_FAMILY_FNS(KT)                                                                   \
-    {KT(scaled_softmax_family), KT(scaled_log_softmax_family), KT(logsumexp_family),         \
-     KT(softmax_backward_family), KT(log_softmax_backward_family), KT(cross_entropy_family)}
-    .family_f32 = FSM_FAMILY_FNS(KF32),
-    .family_f64 = FSM_FAMILY_FNS(KF64),
+#define FSM_FAMILY_FNS(KT, kind)                                                                 \
+    {KT(softmax_##kind), KT(log_softmax_##kind), KT(logsumexp_##kind), KT(softmax_backward_##kind), \
+     KT(log_softmax_backward_##kind), KT(cross_entropy_##kind)}
+    .frow_f32 = FSM_FAMILY_FNS(KF32, frow),
+    .frow_f64 = FSM_FAMILY_FNS(KF64, frow),
+    .flanes_f32 = FSM_FAMILY_FNS(KF32, flanes),
+    .flanes_f64 = FSM_FAMILY_FNS(KF64, flanes),
 };

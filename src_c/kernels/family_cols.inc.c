@@ -1,0 +1,243 @@
+/*
+ * Family lane kernels (contracts: kernels.h): `lanes` groups side by side,
+ * lane j reading x[i * x_step + j], as the plain column kernels; they serve
+ * the column plan directly and the short-row plan on transposed blocks.
+ * Instantiated per dtype by variant.c after family_rows.inc.c, whose
+ * primitives (fam_exp, scaling_of, cross_entropy_loss) they reuse, so a
+ * group gives the same arithmetic whether it runs as a row or a lane, up to
+ * the order of the sums.  Per-lane sums are taken in blocks of
+ * FSM_COLS_SUM_BLOCK rows in T and added in double with compensation.
+ * work holds 8 slots of `lanes` doubles (a slot may hold T values).
+ */
+
+#define SLOT(k) (work + (size_t)(k) * lanes)
+
+/* m[j] = sign * max(sign * x) over lane j: the maximum, or for sign < 0 the
+ * minimum; NaN passed over. */
+static void K(flanes_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, T sign, T *m) {
+    if (sign > 0) {
+        K(cols_max)(x, x_step, n, lanes, m, 1);
+        return;
+    }
+    for (size_t j = 0; j < lanes; ++j) m[j] = (T)INFINITY;
+    for (size_t i = 0; i < n; ++i) {
+        const T *row = x + (ptrdiff_t)i * x_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) m[j] = row[j] < m[j] ? row[j] : m[j];
+    }
+}
+
+/* Per lane: rest[j] = the sum of the scaled exps (of x != m[j] when
+ * split_ties, whose count goes to ties[j]), with exps or z stored in y as
+ * `store` says.  block, block_ties: scratch lanes in T; comp: in double. */
+static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, size_t n,
+                                             size_t lanes, const T *m, const K(scaling) *sc, int scaled,
+                                             int store, int split_ties, T *block, T *block_ties,
+                                             double *rest, double *comp, double *ties) {
+    for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+        T *yr = y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T xi = xr[j], z;
+            T e = K(fam_exp)(xi, m[j], sc, scaled, store == FSM_STORE_Z, &z);
+            if (store == FSM_STORE_EXP) yr[j] = e;
+            if (store == FSM_STORE_Z) yr[j] = z;
+            T tie = split_ties && xi == m[j] ? (T)1 : (T)0;
+            block[j] += e * ((T)1 - tie);
+            block_ties[j] += tie;
+        }
+        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
+            for (size_t j = 0; j < lanes; ++j) {
+                fsm_neumaier_add(&rest[j], &comp[j], block[j]);
+                ties[j] += block_ties[j];
+                block[j] = 0, block_ties[j] = 0;
+            }
+        }
+    }
+    for (size_t j = 0; j < lanes; ++j) rest[j] += comp[j];
+}
+
+#ifndef FSM_LANE_SUM_DEFINED
+#define FSM_LANE_SUM_DEFINED
+enum { FSM_LANE_SUM = 0, FSM_LANE_DOT = 1 };
+#endif
+
+/* Per lane: total[j] = sum of a (kind SUM) or of a * b (DOT) over lane j. */
+static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t b_step, size_t n, size_t lanes,
+                             int kind, T *block, double *total, double *comp) {
+    for (size_t j = 0; j < lanes; ++j) block[j] = 0, total[j] = 0, comp[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *ar = a + (ptrdiff_t)i * a_step, *br = b + (ptrdiff_t)i * b_step;
+        if (kind == FSM_LANE_DOT) {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) block[j] += ar[j] * br[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) block[j] += ar[j];
+        }
+        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n)
+            for (size_t j = 0; j < lanes; ++j) fsm_neumaier_add(&total[j], &comp[j], block[j]), block[j] = 0;
+    }
+    for (size_t j = 0; j < lanes; ++j) total[j] = isfinite(total[j]) ? total[j] + comp[j] : total[j];
+}
+
+static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                                                            size_t n, size_t lanes, const fsm_params *prm,
+                                                            double *work, int log) {
+    K(scaling) sc = K(scaling_of)(prm);
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2), *a = (T *)SLOT(6), *c = (T *)SLOT(7);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
+    K(flanes_max)(x, x_step, n, lanes, sc.s_hi < 0 ? (T)-1 : (T)1, m);
+    K(flanes_sums)(x, x_step, y, y_step, n, lanes, m, &sc, 1, log ? FSM_STORE_Z : FSM_STORE_EXP, log, block,
+                   block_ties, rest, comp, ties);
+    for (size_t j = 0; j < lanes; ++j) {
+        if (log) c[j] = LOG_TOTAL(rest[j], ties[j], m[j]);
+        else a[j] = (T)rest[j], c[j] = INVERSE_TOTAL(rest[j]);
+    }
+    for (size_t i = 0; i < n; ++i) {
+        T *yr = y + (ptrdiff_t)i * y_step;
+        if (log) {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) yr[j] -= c[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) yr[j] = K(quotient)(yr[j], a[j], c[j]);
+        }
+    }
+}
+
+static void K(softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b, ptrdiff_t b_step,
+                              size_t n, size_t lanes, const fsm_params *prm, const int64_t *target,
+                              double *group_out, double *work) {
+    (void)b, (void)b_step, (void)target, (void)group_out;
+    K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 0);
+}
+
+static void K(log_softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,
+                                  ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
+                                  const int64_t *target, double *group_out, double *work) {
+    (void)b, (void)b_step, (void)target, (void)group_out;
+    K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 1);
+}
+
+static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,
+                                ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
+                                const int64_t *target, double *group_out, double *work) {
+    (void)y, (void)y_step, (void)b, (void)b_step, (void)prm, (void)target;
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
+                   ties);
+    for (size_t j = 0; j < lanes; ++j)
+        group_out[j] = isfinite(m[j]) ? (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j])
+                                      : K(lse_of_non_finite)(x + j, x_step, n, m[j]);
+}
+
+static void K(softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
+                                       ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
+                                       const int64_t *target, double *group_out, double *work) {
+    (void)prm, (void)target, (void)group_out;
+    T *block = (T *)SLOT(0), *dot = (T *)SLOT(3);
+    double *total = SLOT(1), *comp = SLOT(2);
+    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, FSM_LANE_DOT, block, total, comp);
+    for (size_t j = 0; j < lanes; ++j) dot[j] = (T)total[j];
+    for (size_t i = 0; i < n; ++i) {
+        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
+        T *o = out + (ptrdiff_t)i * out_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) o[j] = yr[j] * (gr[j] - dot[j]);
+    }
+}
+
+static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
+                                           ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
+                                           const int64_t *target, double *group_out, double *work) {
+    (void)prm, (void)target, (void)group_out;
+    T *block = (T *)SLOT(0), *sum = (T *)SLOT(3);
+    double *total = SLOT(1), *comp = SLOT(2);
+    K(flanes_reduce)(g, g_step, NULL, 0, n, lanes, FSM_LANE_SUM, block, total, comp);
+    for (size_t j = 0; j < lanes; ++j) sum[j] = (T)total[j];
+    for (size_t i = 0; i < n; ++i) {
+        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
+        T *o = out + (ptrdiff_t)i * out_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * sum[j];
+    }
+}
+
+/* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
+ * in double; with a gradient, grad from the stored exps as in
+ * cross_entropy_probs_pass. */
+static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, T *grad,
+                                          ptrdiff_t grad_step, size_t n, size_t lanes, const T *m,
+                                          const double *total, const fsm_params *prm, double *q_sum,
+                                          double *q_gap) {
+    T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing);
+    T uniform = (T)(prm->smoothing / (double)n);
+    for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step, *qr = q + (ptrdiff_t)i * q_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            double qi = (double)qr[j];
+            q_sum[j] += qi;
+            q_gap[j] = fma(qi, qi != 0 ? (double)m[j] - (double)xr[j] : 0.0, q_gap[j]);
+        }
+        if (grad == NULL) continue;
+        T *gr = grad + (ptrdiff_t)i * grad_step;
+        for (size_t j = 0; j < lanes; ++j)
+            gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]), keep * qr[j] + uniform,
+                                          scale);
+    }
+}
+
+/* Index targets: grad from the stored exps, the target's entry with the
+ * target's weight. */
+static void K(cross_entropy_index_flanes)(T *grad, ptrdiff_t grad_step, size_t n, size_t lanes,
+                                          const int64_t *target, const double *total, const fsm_params *prm) {
+    T scale = (T)prm->grad_scale, uniform = (T)(prm->smoothing / (double)n);
+    T hit = (T)((double)uniform + (1.0 - prm->smoothing));
+    for (size_t i = 0; i < n; ++i) {
+        T *gr = grad + (ptrdiff_t)i * grad_step;
+        for (size_t j = 0; j < lanes; ++j)
+            gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]),
+                                          (size_t)target[j] == i ? hit : uniform, scale);
+    }
+}
+
+static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdiff_t grad_step, const T *q,
+                                    ptrdiff_t q_step, size_t n, size_t lanes, const fsm_params *prm,
+                                    const int64_t *target, double *group_out, double *work) {
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *total = SLOT(6), *c = SLOT(7);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(flanes_sums)(x, x_step, grad, grad_step, n, lanes, m, NULL, 0, grad == NULL ? FSM_STORE_NOTHING : FSM_STORE_EXP,
+                   1, block, block_ties, rest, comp, ties);
+    for (size_t j = 0; j < lanes; ++j) {
+        total[j] = rest[j] + ties[j] * EXP_SCALE;
+        c[j] = (double)LOG_TOTAL(rest[j], ties[j], m[j]);
+    }
+    /* rest, comp and ties are free from here on */
+    double *q_sum = rest, *q_gap = ties, *mean_gap = comp;
+    if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, total, prm,
+                                                 q_sum, q_gap);
+    else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, total, prm);
+    for (size_t j = 0; j < lanes; ++j) mean_gap[j] = 0;
+    if (prm->smoothing > 0) {
+        double w = 1.0 / (double)n;
+        for (size_t i = 0; i < n; ++i) {
+            const T *xr = x + (ptrdiff_t)i * x_step;
+            for (size_t j = 0; j < lanes; ++j) mean_gap[j] += w * ((double)m[j] - (double)xr[j]);
+        }
+    }
+    for (size_t j = 0; j < lanes; ++j) {
+        T x_target = q == NULL ? x[(ptrdiff_t)target[j] * x_step + (ptrdiff_t)j] : (T)0;
+        group_out[j] = K(cross_entropy_loss)(prm, q == NULL, x_target, m[j], c[j], q == NULL ? 0 : q_sum[j],
+                                             q == NULL ? 0 : q_gap[j], mean_gap[j]);
+    }
+}
+
+#undef SLOT
