@@ -107,9 +107,12 @@ def _smallest(limits):
 
 
 def _v2_limit(mount, cgroup_path):
-    return _smallest(parse_cpu_max(text) for text in
-                     (_read(os.path.join(d, "cpu.max")) for d in _levels(mount, cgroup_path))
-                     if text is not None)
+    limits = []
+    for d in _levels(mount, cgroup_path):
+        text = _read(os.path.join(d, "cpu.max"))
+        if text is not None:
+            limits.append(parse_cpu_max(text))
+    return _smallest(limits)
 
 
 def _v1_limit(mount, cgroup_path):
