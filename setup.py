@@ -162,7 +162,7 @@ def c_sources(*names):
 
 extension = Extension(
     "fastsoftmax._core",
-    sources=["fastsoftmax/_core.pyx"] + c_sources("driver.c", "dispatch.c"),
+    sources=["fastsoftmax/_core.pyx"] + c_sources("driver.c", "dispatch.c", "threads.c"),
     include_dirs=[SRC, np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     depends=["setup.py"] + c_sources(

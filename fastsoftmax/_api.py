@@ -35,8 +35,9 @@ _COMMON_PARAMETERS = """
         It may be `x` itself (in-place).
     num_threads : int, optional
         Upper bound on the threads this call may use.  None uses the OpenMP
-        default (``OMP_NUM_THREADS``, threadpoolctl limits).  Small inputs
-        always run on the calling thread.
+        default (``OMP_NUM_THREADS``, threadpoolctl limits).  Never more
+        than the CPUs the process may use (affinity mask, cgroup CPU quota),
+        whatever the number.  Small inputs always run on the calling thread.
     temperature : float, optional
         Computes the {name} of ``x / temperature`` (finite, > 0), inside the
         kernel: ``x - max`` and the division are carried exactly, so the
@@ -356,8 +357,12 @@ def get_config() -> dict:
         "openmp": _core.openmp_enabled(),
         "default_num_threads": _core.default_num_threads(),
         "num_threads": get_num_threads(),
+        "num_threads_source": _core._num_threads_source(),
         "num_threads_cap": _core._thread_cap_setting(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "usable_cpus": _core.usable_cpus(),
+        "cpu_affinity": _core._cpu_limits()[0],
+        "cgroup_cpu_limit": _core._cpu_limits()[1],
     }
 
 
@@ -388,7 +393,8 @@ def set_num_threads(num_threads) -> None:
     Notes
     -----
     The setting is process-wide.  A call that passes ``num_threads=n`` uses
-    up to `n` threads whatever this setting is.  In a child process started
+    up to `n` threads whatever this setting is (and never more than the CPUs
+    the process may use).  In a child process started
     by ``fork()`` every call runs on the calling thread (GNU libgomp cannot
     start threads there once the parent has used them).
 
@@ -410,8 +416,10 @@ def get_num_threads() -> int:
     -------
     int
         The OpenMP default of the calling thread (``omp_get_max_threads()``,
-        which reflects ``OMP_NUM_THREADS`` and threadpoolctl limits), capped by
-        `set_num_threads`; 1 without OpenMP or in a forked child.  Small
-        inputs use fewer threads than this.
+        which reflects ``OMP_NUM_THREADS`` and threadpoolctl limits), at most
+        the CPUs the process may use (its affinity mask and cgroup CPU quota,
+        read at import), capped by `set_num_threads`; 1 without OpenMP or in
+        a forked child.  Small inputs use fewer threads than this.
+        ``get_config()["num_threads_source"]`` says which of these sets it.
     """
     return _core.get_num_threads()

@@ -18,6 +18,7 @@ from ._validation import (
     broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range, normalize_axes,
     prepare_input,
 )
+from . import _threads
 
 cnp.import_array()
 
@@ -76,6 +77,10 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_openmp_enabled()
     int fsm_default_num_threads()
     const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread
+    int fsm_omp_max_threads()
+    void fsm_set_usable_cpus(int cpus)
+    int fsm_usable_cpus()
+    int fsm_limit_threads(int requested)
 
 KERNEL_ENV_VAR = "FASTSOFTMAX_KERNEL"
 
@@ -137,7 +142,9 @@ def openmp_enabled():
 
 
 def default_num_threads():
-    """Threads a call may use when num_threads is None (the OpenMP default)."""
+    """Threads a call may use when num_threads is None, before the
+    set_num_threads cap: the OpenMP default of the calling thread, at most
+    the usable CPUs."""
     return fsm_default_num_threads()
 
 
@@ -145,6 +152,31 @@ def default_num_threads():
 
 cdef int _thread_cap = 0  # set_num_threads(); 0: none
 cdef bint _forked_child = False
+
+# The CPUs the process may use cap every call (src_c/threads.c); measured
+# once, as OpenMP runtimes read their settings once, at load.
+_usable = _threads.usable_cpus()  # (cpus, source, affinity count, cgroup limit)
+_omp_threads_at_import = fsm_omp_max_threads()
+_omp_env_at_import = _threads.omp_num_threads_from_env()
+fsm_set_usable_cpus(_usable[0])
+
+
+def usable_cpus():
+    """CPUs the process may use: its affinity mask and cgroup CPU quota."""
+    return fsm_usable_cpus()
+
+
+def _cpu_limits():
+    """(CPUs in the affinity mask, cgroup quota in CPUs or None), at import."""
+    return _usable[2], _usable[3]
+
+
+def _num_threads_source():
+    """What sets get_num_threads() (see _threads.num_threads_source)."""
+    return _threads.num_threads_source(
+        openmp=bool(fsm_openmp_enabled()), forked=_forked_child, cap=_thread_cap_setting(),
+        omp_now=fsm_omp_max_threads(), omp_at_import=_omp_threads_at_import,
+        omp_env=_omp_env_at_import, usable=fsm_usable_cpus(), usable_source=_usable[1])
 
 
 def _after_fork_in_child():
@@ -179,7 +211,7 @@ cdef int _threads_for_call(int threads) noexcept:
     if _forked_child or not fsm_openmp_enabled():
         return 1
     if threads > 0:
-        return threads
+        return fsm_limit_threads(threads)
     threads = fsm_default_num_threads()
     return _thread_cap if 0 < _thread_cap < threads else threads
 

@@ -71,29 +71,8 @@
  * cache lines, which then go out in pieces (float64 rows of 28, 16M
  * elements: 13-15x the time of np.copyto streamed, 4.3x not). */
 #define FSM_STREAM_MIN_ROW_BYTES 1024
-/* Fewest elements per thread that make a parallel region pay for itself:
- * measured on 2 cores, a second thread is worth ~1.5x from 8192 elements a
- * thread (about 10 us of float32 work) and little below 2048. */
-#define FSM_MIN_ELEMENTS_PER_THREAD 8192
-
 const size_t fsm_short_row_max_bytes = FSM_SHORT_ROW_MAX_BYTES;
 const size_t fsm_min_elements_per_thread = FSM_MIN_ELEMENTS_PER_THREAD;
-
-int fsm_openmp_enabled(void) {
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-int fsm_default_num_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 static int fsm_thread_id(void) {
 #ifdef _OPENMP
@@ -334,15 +313,6 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
     if (plan->stream) plan->k->stream_fence();
     free(scratch);
     return FSM_OK;
-}
-
-/* Threads worth starting for this much work (the plan may cap it further). */
-int fsm_thread_count(size_t elements, int max_threads) {
-    if (!fsm_openmp_enabled()) return 1;
-    int threads = max_threads > 0 ? max_threads : fsm_default_num_threads();
-    size_t by_work = elements / FSM_MIN_ELEMENTS_PER_THREAD;
-    if ((size_t)threads > by_work) threads = by_work > 0 ? (int)by_work : 1;
-    return threads;
 }
 
 static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
