@@ -39,7 +39,9 @@ def _shifted(arr, axes, scaling=None, mask=None):
     shifted = arr - sign * np.max(sign * kept, axis=axes, keepdims=True)
     if scaling is not None:
         kind, value = scaling
-        shifted = shifted / value if kind == "temperature" else shifted * np.log(arr.dtype.type(value))
+        # ln(base) of the base as given (a double), rounded once to the dtype
+        log_base = np.log(np.longdouble(value)).astype(arr.dtype)
+        shifted = shifted / value if kind == "temperature" else shifted * log_base
     e = np.exp(shifted)
     return shifted, (e if mask is None else np.where(mask, e, 0))
 

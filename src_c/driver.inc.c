@@ -215,15 +215,17 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
             SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, bx);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
-            if (o[FSM_B].data != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
-            T *out = p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
+            const T *b = NULL;
+            if (o[FSM_B].data != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb), b = bb;
+            /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
+            T *out = o[FSM_Y].data == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL
+                     : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
             if (plan->plain)
                 COLS_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, n, rows, work);
             else
-                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, bb, (ptrdiff_t)L, n, rows,
+                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, b, (ptrdiff_t)L, n, rows,
                                              &p->params, targets, results, work);
-            if (o[FSM_Y].data != NULL && !(p->op == FSM_OP_LOGSUMEXP))
-                K(scatter_lanes)(p, plan, out, ys, o[FSM_Y].step, rows);
+            if (out != NULL) K(scatter_lanes)(p, plan, out, ys, o[FSM_Y].step, rows);
             if (o[FSM_GROUP_OUT].data != NULL)
                 for (size_t r = 0; r < rows; ++r) *gs[r].group_out = results[r];
         }

@@ -158,7 +158,8 @@ def allowed_error(name, ext, dtype):
     (tests/util.py measures it so)."""
     e = eps(dtype)
     if name == "softmax":
-        return SOFTMAX_EPS * e * np.abs(ext) + 0.5 * float(np.finfo(dtype).smallest_subnormal)
+        # in long double: half the smallest float64 subnormal is 0 in float64
+        return SOFTMAX_EPS * e * np.abs(ext) + np.longdouble(np.finfo(dtype).smallest_subnormal) / 2
     return LOG_SOFTMAX_EPS * e * np.where(np.abs(ext) > 1e-3, np.abs(ext), 1.0)
 
 
@@ -288,6 +289,18 @@ def masks(draw, shape):
     return rng.random(mshape) < draw(st.sampled_from([0.0, 0.3, 0.9, 1.0]))
 
 
+def scalings(dtype):
+    """No scale, or a temperature or base from anywhere in its accepted range
+    for `dtype`'s computation (float32 for float16, float64 for integers)."""
+    log2_range = 100 if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize <= 4 else 1000
+    return st.one_of(
+        st.sampled_from([{}, {"temperature": 0.5}, {"temperature": 7.0},
+                         {"base": 2.0}, {"base": 0.5}, {"base": 10.0}]),
+        st.floats(-log2_range, log2_range).map(lambda k: {"temperature": 2.0**k}),
+        st.floats(1e-300, 1e300).filter(lambda b: b != 1.0).map(lambda b: {"base": b}),
+    )
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                   HealthCheck.data_too_large])
@@ -296,8 +309,7 @@ def test_scaled_and_masked_agree_with_reference(name, variant, data):
     dtype = data.draw(st.sampled_from([np.float16, np.float32, np.float64, np.int32]))
     x = np.asarray(data.draw(layouts(dtype)))
     axis = data.draw(axes(x.ndim))
-    kwargs = data.draw(st.sampled_from([{}, {"temperature": 0.5}, {"temperature": 7.0},
-                                        {"base": 2.0}, {"base": 0.5}, {"base": 10.0}]))
+    kwargs = dict(data.draw(scalings(dtype)))
     where = data.draw(masks(x.shape))
     if where is not None:
         kwargs["where"] = where

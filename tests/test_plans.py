@@ -5,10 +5,12 @@ rows split across threads, and output streamed with non-temporal stores
 import numpy as np
 import pytest
 
+from fastsoftmax import _core
 from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_unmodified, fast
 
-SHORT_ROW_MAX_BYTES = 252      # FSM_SHORT_ROW_MAX_BYTES
-SPLIT_MIN_ELEMENTS = 2 * 8192  # rows at least this long are split across threads
+_THRESHOLDS = _core._plan_thresholds()
+SHORT_ROW_MAX_BYTES = _THRESHOLDS["short_row_max_bytes"]
+SPLIT_MIN_ELEMENTS = 2 * _THRESHOLDS["min_elements_per_thread"]  # rows this long are split across threads
 STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed ...
 STREAM_MIN_ROW_BYTES = 1024    # ... when their rows are at least this long
 ROW_GROUP = 8                  # FSM_ROW_GROUP: rows run together ...
