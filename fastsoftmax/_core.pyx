@@ -515,7 +515,7 @@ def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
     if out is None or not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
-    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like) or o.shape != like.shape:
+    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like) or not cnp.PyArray_SAMESHAPE(o, like):
         return False
     for a in inputs:
         if a is not None and _may_overlap(o, <cnp.ndarray>a) and not (in_place and _same_memory(o, a)):
@@ -545,10 +545,11 @@ def _new_output(cnp.ndarray like, dtype=None):
 
 
 def _deliver(y, out, shape, result_dtype):
-    """The result computed in y: into out (when y is a temporary), or y as
-    the result dtype and shape."""
+    """The result computed in y: into out (unless y is out itself, or a
+    view of it reshaped), or y as the result dtype and shape."""
     if out is not None:
-        if y is not out:
+        if not (y is out or (cnp.PyArray_DATA(<cnp.ndarray>y) == cnp.PyArray_DATA(<cnp.ndarray>out)
+                             and y.size == out.size)):
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
         return out
     return y.reshape(shape).astype(result_dtype, copy=False)

@@ -176,7 +176,7 @@ static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; 
  *   columns     the lane kernel's work, then per-lane targets and results;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, and the block's group offsets;
- *   rows        three row buffers (x, b, y) for strided groups. */
+ *   rows        three row buffers (x, b, y) for strided or masked groups. */
 static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     const fsm_problem *p = plan->p;
     size_t isz = fsm_itemsize(p), n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
@@ -188,7 +188,7 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)) +
                fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t));
     case FSM_PLAN_ROWS:
-        return plan->contiguous && !(plan->masked && !fsm_unit_step(p, FSM_MASK)) ? 0 : 3 * fsm_round_up64(n * isz);
+        return plan->contiguous && !plan->masked ? 0 : 3 * fsm_round_up64(n * isz);
     default:
         return 0;
     }
