@@ -170,7 +170,7 @@ CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--rounds", type=_timing.positive_int, default=5,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds (default 5)")
     parser.add_argument("--budget", type=float, default=0.1,
                         help="seconds per call per round (default 0.1)")

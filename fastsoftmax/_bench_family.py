@@ -9,9 +9,7 @@ its target.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-import time
 from functools import partial
 from types import SimpleNamespace
 from typing import Callable, NamedTuple, Optional
@@ -21,7 +19,7 @@ import numpy as np
 import fastsoftmax as fsm
 
 from . import _timing
-from ._timing import DTYPES, Candidate, fmt_ratio, fmt_time, progress
+from ._timing import DTYPES, Candidate, fmt_ratio, fmt_time
 
 __all__ = ["FUNCTIONS", "GRID", "QUICK_GRID", "candidates", "make_inputs", "main"]
 
@@ -50,12 +48,16 @@ def _normalize(op, masked=False, **options):
     return call
 
 
-FUNCTIONS = [
-    Function("softmax", _normalize("softmax"), "softmax"),
-    Function(f"softmax temperature={TEMPERATURE}",
-             _normalize("softmax", temperature=TEMPERATURE), "softmax", 1.10),
-    Function(f"softmax base={BASE}", _normalize("softmax", base=BASE), "softmax", 1.10),
-    Function("softmax where=mask", _normalize("softmax", masked=True), "softmax", 1.25),
+def _variants(op):
+    """Plain ``op`` (a baseline) and its temperature=, base= and where= forms."""
+    return [Function(op, _normalize(op), op),
+            Function(f"{op} temperature={TEMPERATURE}", _normalize(op, temperature=TEMPERATURE),
+                     op, 1.10),
+            Function(f"{op} base={BASE}", _normalize(op, base=BASE), op, 1.10),
+            Function(f"{op} where=mask", _normalize(op, masked=True), op, 1.25)]
+
+
+FUNCTIONS = _variants("softmax") + [
     Function("logsumexp", lambda d, t: partial(fsm.logsumexp, d.x, d.axis, out=d.reduced_out,
                                                num_threads=t), "softmax", 1.0),
     Function("softmax_backward", lambda d, t: partial(
@@ -63,13 +65,7 @@ FUNCTIONS = [
     Function("log_softmax_backward", lambda d, t: partial(
         fsm.log_softmax_backward, d.grad, d.log_y, d.axis, out=d.out, num_threads=t),
         "softmax", 1.3),
-    Function("log_softmax", _normalize("log_softmax"), "log_softmax"),
-    Function(f"log_softmax temperature={TEMPERATURE}",
-             _normalize("log_softmax", temperature=TEMPERATURE), "log_softmax", 1.10),
-    Function(f"log_softmax base={BASE}", _normalize("log_softmax", base=BASE), "log_softmax",
-             1.10),
-    Function("log_softmax where=mask", _normalize("log_softmax", masked=True), "log_softmax",
-             1.25),
+] + _variants("log_softmax") + [
     Function("cross_entropy index", lambda d, t: partial(
         fsm.cross_entropy, d.x, d.index, d.axis, num_threads=t), "log_softmax", 1.0),
     Function("cross_entropy index +grad", lambda d, t: partial(
@@ -104,43 +100,31 @@ def _plan(args):
     return QUICK_GRID if args.quick else GRID
 
 
-def _rows(dtype, shape, axis, threads, times, background):
-    rows = []
-    for t in threads:
-        for f in FUNCTIONS:
-            s, base = times.get((f.name, t)), times.get((f.base, t))
-            one, base_one = times.get((f.name, 1)), times.get((f.base, 1))
-            over_base = s / base if s and base and f.name != f.base else None
-            rows.append({
-                "dtype": dtype, "shape": list(shape), "axis": axis, "threads": t,
-                "function": f.name, "s": s, "base": f.base, "over_base": over_base,
-                "target": f.target, "background_cpus": background,
-                "passes": None if f.target is None or over_base is None
-                else over_base <= f.target,
-                "one_thread_over_this": one / s if t != 1 and one and s else None,
-                "base_one_thread_over_this": base_one / base if t != 1 and base_one and base
-                else None})
-    return rows
+def _row(dtype, shape, axis, t, f, times, background):
+    """One table row (``cells``) and its figures."""
+    s, base = times.get((f.name, t)), times.get((f.base, t))
+    one, base_one = times.get((f.name, 1)), times.get((f.base, 1))
+    over_base = s / base if s and base and f.name != f.base else None
+    passes = None if f.target is None or over_base is None else over_base <= f.target
+    speedups = [t != 1 and a and b and a / b for a, b in ((one, s), (base_one, base))]
+    cells = [dtype, str(shape), str(axis), str(t), f.name, fmt_time(s),
+             f"{over_base:.2f}x {f.base}" if over_base else "",
+             f"<= {f.target:.2f} {'' if passes is None else 'PASS' if passes else 'MISS'}"
+             if f.target else ""] + [fmt_ratio(v, "") for v in speedups]
+    return {"dtype": dtype, "shape": list(shape), "axis": axis, "threads": t, "function": f.name,
+            "s": s, "base": f.base, "over_base": over_base, "target": f.target,
+            "passes": passes, "one_thread_over_this": speedups[0] or None,
+            "base_one_thread_over_this": speedups[1] or None, "background_cpus": background,
+            "cells": cells + [_timing.busy_note(background)]}
 
 
 def _table(rows, threads):
     head = ["dtype", "shape", "axis", "thr", "function", "time", "over base", "target",
             "1thr/this", "base 1thr/this", "notes"]
-    body = []
-    for r in rows:
-        verdict = "" if r["passes"] is None else ("PASS" if r["passes"] else "MISS")
-        body.append([
-            r["dtype"], str(tuple(r["shape"])), str(r["axis"]), str(r["threads"]), r["function"],
-            fmt_time(r["s"]),
-            f"{r['over_base']:.2f}x {r['base']}" if r["over_base"] else "",
-            f"<= {r['target']:.2f} {verdict}" if r["target"] else "",
-            fmt_ratio(r["one_thread_over_this"], ""),
-            fmt_ratio(r["base_one_thread_over_this"], ""),
-            f"busy:{r['background_cpus']:.1f}cpu"
-            if (r["background_cpus"] or 0) >= _timing.BUSY_WARN_CPUS else ""])
-    groups = [(r["dtype"], tuple(r["shape"]), r["axis"], r["threads"]) for r in rows]
+    body = [r["cells"] for r in rows]
     if len(threads) == 1:  # no speed-up columns
         head, body = head[:8] + head[10:], [b[:8] + b[10:] for b in body]
+    groups = [(r["dtype"], tuple(r["shape"]), r["axis"], r["threads"]) for r in rows]
     return head, body, {0, 1, 4, 6, 7, len(head) - 1}, groups
 
 
@@ -171,33 +155,28 @@ def build_parser():
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    threads = args.threads or [1]
+    args = _timing.parse_args(build_parser(), argv)
     dtypes = args.dtype or (["float32"] if args.quick else list(DTYPES))
-    budget, rounds = _timing.timing_plan(args.quick, args.rounds)
+
+    def measure_one(array, failures):
+        dtype, shape, axis = array["dtype"], array["shape"], array["axis"]
+        d = make_inputs(DTYPES[dtype], shape, axis)
+        times, facts = _timing.run(candidates(d, args.threads), args.budget, args.rounds,
+                                   failures, f"{dtype} {shape} axis {axis}")
+        return [_row(dtype, shape, axis, t, f, times, facts["background_cpus"])
+                for t in args.threads for f in FUNCTIONS], facts
+
+    plan = [{"dtype": name, "shape": shape, "axis": axis}
+            for name in dtypes for shape, axis in _plan(args)]
+    rows, arrays, failures, background = _timing.measure_plan(plan, measure_one)
     meta = _timing.machine()
-    failures, rows, arrays = {}, [], []
-    t_start, run_meter = time.perf_counter(), _timing.LoadMeter()
-    plan = [(name, shape, axis) for name in dtypes for shape, axis in _plan(args)]
-    for i, (name, shape, axis) in enumerate(plan, 1):
-        progress(f"[{i}/{len(plan)}] {name} {shape} axis {axis} ...")
-        d = make_inputs(DTYPES[name], shape, axis)
-        times, facts = _timing.run(candidates(d, threads), budget, rounds, failures,
-                                   f"{name} {shape} axis {axis}")
-        rows += _rows(name, shape, axis, threads, times, facts["background_cpus"])
-        arrays.append(dict(facts, dtype=name, shape=shape, axis=axis))
-        del d
-    run_background = run_meter.others()
-    progress(f"measured in {time.perf_counter() - t_start:.1f} s")
-    command = f"{PROG} {shlex.join(argv)}".rstrip()
-    fields = _timing.describe(meta, command) + [(
-        "method", f"interleaved rounds ({rounds} x {budget} s per candidate, order rotating, "
-        "30 ms pause); time = MINIMUM per-call time; over base = time / the baseline's time "
-        "at the same thread count; 1thr/this: speed-up over 1 thread")]
-    notes = _targets_summary(rows) + [_timing.background_note(run_background, meta) or ""]
-    doc = {"command": command, "machine": meta, "budget_s": budget, "rounds": rounds,
-           "temperature": TEMPERATURE, "base": BASE, "mask_true_fraction": MASK_TRUE,
-           "background_cpus": run_background, "rows": rows, "arrays": arrays}
-    _timing.report(args, "fastsoftmax family benchmark", fields, _table(rows, threads), notes,
-                   failures, doc)
+    fields = _timing.describe(meta, args, "over base = time / the baseline's at the same "
+                              "thread count; 1thr/this = speed-up over 1 thread")
+    notes = _targets_summary(rows) + [_timing.background_note(background, meta)]
+    doc = {"command": args.command, "machine": meta, "budget_s": args.budget,
+           "rounds": args.rounds, "temperature": TEMPERATURE, "base": BASE,
+           "mask_true_fraction": MASK_TRUE, "background_cpus": background, "rows": rows,
+           "arrays": arrays}
+    _timing.report(args, "fastsoftmax family benchmark", fields, _table(rows, args.threads),
+                   notes, failures, doc)
     return 0

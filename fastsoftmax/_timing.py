@@ -15,7 +15,7 @@ import json
 import math
 import os
 import platform
-import statistics
+import shlex
 import sys
 import time
 
@@ -31,19 +31,13 @@ MAX_CALLS_PER_SAMPLE = 100000
 MAX_SAMPLES_PER_ROUND = 200
 SLOW_ROUND_S = 5.0  # an array whose round takes longer gets only 3 rounds
 BUSY_WARN_CPUS = 0.2  # rows measured while others used this many CPUs get a note
+METHOD = "interleaved rounds, order rotating, 30 ms pause before each candidate"
 
 
 def make_input(dtype, shape, seed=SEED):
-    """Seeded standard normal ``x`` and a zero-filled output of its shape
-    (zeros: the output's pages are touched before timing)."""
+    """Seeded standard normal ``x`` and a zero-filled (pages touched) output."""
     x = np.random.default_rng(seed).standard_normal(shape, dtype=dtype)
     return x, np.zeros_like(x)
-
-
-def timing_plan(quick, rounds=None):
-    """(seconds per candidate per round, rounds)."""
-    budget, default_rounds = (0.04, 3) if quick else (0.1, 5)
-    return budget, rounds or default_rounds
 
 
 class Candidate:
@@ -55,19 +49,9 @@ class Candidate:
         self.n, self.rounds, self.status = 1, [], "ok"
 
     @property
-    def label(self):
-        return " ".join(str(k) for k in self.key if k is not None)
-
-    @property
     def best(self):
-        samples = [s for r in self.rounds for s in r]
-        return min(samples) if samples and self.status == "ok" else None
-
-    def record(self):
         minima = [min(r) for r in self.rounds if r]
-        return {"key": list(self.key), "status": self.status, "calls_per_sample": self.n,
-                "min_s": self.best, "rounds_s": self.rounds,
-                "median_of_round_minima_s": statistics.median(minima) if minima else None}
+        return min(minima) if minima and self.status == "ok" else None
 
 
 def time_calls(fn, n):
@@ -101,19 +85,15 @@ def warm_up(cands, failures, where="", check=None):
     """Call each candidate once and choose its calls per sample; one whose
     result ``check(candidate, result)`` rejects is marked wrong, not timed."""
     for c in cands:
-        if c.status != "ok":
-            continue
+        label = " ".join(str(k) for k in c.key if k is not None) + f" {where}"
         try:
             _turn(c)
-            result = c.fn()
-            if check is not None and not check(c, result):
-                c.status = "wrong"
-                failures[f"{c.label} {where}"] = "result disagrees with the reference; not timed"
-                continue
-            c.n = calls_per_sample(c.fn)
+            if check is not None and not check(c, c.fn()):
+                c.status, failures[label] = "wrong", "disagrees with the reference; not timed"
+            else:
+                c.n = calls_per_sample(c.fn)
         except Exception as exc:  # noqa: BLE001 - a failing candidate is reported, not fatal
-            c.status = "error"
-            failures[f"{c.label} {where}"] = short_error(exc)
+            c.status, failures[label] = "error", short_error(exc)
 
 
 def measure(cands, budget, rounds):
@@ -139,151 +119,149 @@ def measure(cands, budget, rounds):
 def run(cands, budget, rounds, failures, where="", check=None):
     """Warm up and measure one array's candidates, then release their calls.
     Returns ``({key: minimum seconds or None}, facts about the run)``."""
-    t0, meter = time.perf_counter(), LoadMeter()
+    t0, others = time.perf_counter(), load_meter()
     warm_up(cands, failures, where, check)
     done = measure(cands, budget, rounds)
+    records = [{"key": c.key, "status": c.status, "calls_per_sample": c.n, "min_s": c.best,
+                "round_minima_s": [min(r) for r in c.rounds]} for c in cands]
     for c in cands:
-        c.fn = c.prepare = None
-        c.keep = ()
+        c.fn, c.prepare, c.keep = None, None, ()
     facts = {"rounds": done, "seconds": time.perf_counter() - t0,
-             "background_cpus": meter.others(), "candidates": [c.record() for c in cands]}
+             "background_cpus": others(), "candidates": records}
     return {c.key: c.best for c in cands}, facts
 
 
-class LoadMeter:
-    """CPUs used by other processes since start, from /proc/stat (all CPUs'
-    busy time) minus this process's own CPU time; None without /proc/stat."""
+def load_meter():
+    """A function giving the CPUs other processes used since this call: all
+    CPUs' busy time from /proc/stat minus this process's own; None without it."""
+    busy0, own0, wall0 = _cpu_busy(), _own_cpu(), time.perf_counter()
 
-    def __init__(self):
-        try:
-            self._hz = os.sysconf("SC_CLK_TCK")
-        except (AttributeError, ValueError, OSError):
-            self._hz = 100
-        t = os.times()
-        self._busy0, self._self0, self._wall0 = self._busy(), t.user + t.system, time.perf_counter()
-
-    def _busy(self):
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                values = [int(v) for v in f.readline().split()[1:9]]
-        except (OSError, ValueError):
+    def others():
+        busy, wall = _cpu_busy(), time.perf_counter() - wall0
+        if busy is None or busy0 is None or wall <= 0:
             return None
-        return (sum(values) - values[3] - values[4]) / self._hz  # all but idle and iowait
-
-    def others(self):
-        busy, wall = self._busy(), time.perf_counter() - self._wall0
-        if busy is None or self._busy0 is None or wall <= 0:
-            return None
-        t = os.times()
-        return max(0.0, (busy - self._busy0 - (t.user + t.system - self._self0)) / wall)
+        return max(0.0, (busy - busy0 - (_own_cpu() - own0)) / wall)
+    return others
 
 
-# --------------------------------------------------------------------------- #
-# Machine, arguments, output
-# --------------------------------------------------------------------------- #
+def _own_cpu():
+    t = os.times()
+    return t.user + t.system
 
 
-def cpu_model():
+def _cpu_busy():
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle, iowait
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def machine():
+    cpu = platform.processor() or platform.machine() or "unknown CPU"
     try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
-    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count() or 1, "usable_cpus": usable,
-            "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "fastsoftmax": fastsoftmax.get_config(),
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpu = next((line.partition(":")[2].strip() for line in f
+                        if line.partition(":")[0].strip() in ("model name", "Model")), cpu)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count() or 1,
+            "usable_cpus": usable or os.cpu_count() or 1, "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "fastsoftmax": fastsoftmax.get_config(),
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                                                "GOMP_SPINCOUNT", "FASTSOFTMAX_KERNEL")
-                    if k in os.environ}}
+            "env": {k: v for k, v in os.environ.items() if k in (
+                "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "FASTSOFTMAX_KERNEL")}}
 
 
-def describe(meta, command, peer_versions=None):
-    """The run's facts as (field, text) pairs: command, date, machine, software, peers."""
+def describe(meta, args, method, peer_versions=None):
+    """The run's facts as (field, text) pairs: command, date, machine, software,
+    peers, method (the timing's, then ``method``)."""
     cfg = meta["fastsoftmax"]
-    fields = [
-        ("command", command),
-        ("date", meta["date"]),
-        ("machine", f"{meta['cpu']}, {meta['logical_cpus']} logical CPUs "
-                    f"({meta['usable_cpus']} usable); {meta['platform']}"),
-        ("software", f"Python {meta['python']}, NumPy {meta['numpy']}, fastsoftmax "
-                     f"{cfg['version']} (kernel {cfg['kernel_variant']}, OpenMP "
-                     f"{'on' if cfg['openmp'] else 'off'})"),
-    ]
+    fields = [("command", args.command), ("date", meta["date"]),
+              ("machine", f"{meta['cpu']}, {meta['logical_cpus']} logical CPUs "
+                          f"({meta['usable_cpus']} usable); {meta['platform']}"),
+              ("software", f"Python {meta['python']}, NumPy {meta['numpy']}, fastsoftmax "
+                           f"{cfg['version']} (kernel {cfg['kernel_variant']}, OpenMP "
+                           f"{'on' if cfg['openmp'] else 'off'})")]
     if meta["env"]:
         fields.append(("env", " ".join(f"{k}={v}" for k, v in meta["env"].items())))
     if peer_versions is not None:
-        fields.append(("peers", ", ".join(f"{n} {v}" for n, v in peer_versions.items())
-                       or "none found"))
-    return fields
+        fields.append(("peers", ", ".join(f"{n} {v}" for n, v in peer_versions.items())))
+    return fields + [("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
+                                f"time = MINIMUM per-call time; {method}")]
 
 
-def parse_list(text, kind=str, allowed=None):
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"empty list: {text!r}")
-    if allowed is not None and any(i not in allowed for i in items):
-        raise argparse.ArgumentTypeError(f"{text!r}: each must be one of {', '.join(allowed)}")
-    try:
-        return list(dict.fromkeys(kind(i) for i in items))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of {kind.__name__}: {text!r}") from None
-
-
-def threads_arg(text):
-    values = parse_list(text, int)
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"thread counts must be >= 1: {text!r}")
-    return sorted(values)
+def list_arg(kind=int, allowed=None):
+    """An argparse type: a comma-separated list of whole numbers >= 1, or of
+    words from ``allowed``; repeats dropped."""
+    def parse(text):
+        try:
+            values = list(dict.fromkeys(kind(t.strip()) for t in text.split(",") if t.strip()))
+        except ValueError:
+            values = []
+        if not values or any(v not in allowed if allowed else v < 1 for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                             + (", ".join(allowed) if allowed else "numbers >= 1"))
+        return values
+    return parse
 
 
 def shapes_arg(text):
     """``"4096x1000,1000x4096:0"``: (shape, axes) pairs; ``:0`` also measures axis 0."""
     specs = []
-    for item in parse_list(text):
-        body, _, suffix = item.partition(":")
-        try:
-            shape = tuple(int(d) for d in body.lower().split("x"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a shape like 4096x1000: {item!r}") from None
-        if suffix not in ("", "0") or any(d < 1 for d in shape) or (suffix and len(shape) < 2):
+    for item in text.split(","):
+        body, _, suffix = item.strip().partition(":")
+        extents = body.lower().split("x")
+        shape = tuple(int(d) for d in extents) if all(d.isdigit() for d in extents) else ()
+        if not shape or min(shape) < 1 or suffix not in ("", "0") or (suffix and len(shape) < 2):
             raise argparse.ArgumentTypeError(
-                f"{item!r}: extents >= 1; the only suffix is ':0' (axis 0 too, 2-d and up)")
+                f"{item!r}: want a shape like 4096x1000, ':0' (axis 0 too) on 2-d and up")
         specs.append((shape, (-1, 0) if suffix else (-1,)))
     return specs
 
 
-def positive_int(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a whole number >= 1: {text!r}")
-    return int(text)
-
-
 def add_common_arguments(p, quick_help):
     p.add_argument("--quick", action="store_true", help=quick_help)
-    p.add_argument("--threads", type=threads_arg, default=None, metavar="T1,T2",
+    p.add_argument("--threads", type=list_arg(), metavar="T1,T2",
                    help="thread counts for fastsoftmax and the threaded peers (default 1)")
-    p.add_argument("--dtype", type=lambda s: parse_list(s, str, tuple(DTYPES)), default=None,
-                   metavar="float32,float64", help="dtypes (default both)")
-    p.add_argument("--shapes", type=shapes_arg, default=None, metavar="AxB,...",
+    p.add_argument("--dtype", type=list_arg(str, DTYPES), metavar="float32,float64",
+                   help="dtypes (default both)")
+    p.add_argument("--shapes", type=shapes_arg, metavar="AxB,...",
                    help="replace the shape grid, e.g. '4096x1000,64x32000'; "
                    "a ':0' suffix ('1000x4096:0') also measures axis 0")
-    p.add_argument("--rounds", type=positive_int, default=None, metavar="N",
+    p.add_argument("--rounds", type=lambda s: list_arg()(s)[0], metavar="N",
                    help="interleaved rounds (default 5, --quick 3)")
     p.add_argument("--json", metavar="PATH", help="write every raw measurement to PATH")
     p.add_argument("--markdown", metavar="PATH",
-                   help="write the table, the machine, the versions and the command to PATH")
+                   help="write the table with the machine, versions, command and date to PATH")
+
+
+def parse_args(parser, argv):
+    """The arguments, with 1 thread by default, the seconds per candidate per
+    round (``budget``), the rounds and the ``command`` as typed."""
+    args = parser.parse_args(argv)
+    args.threads = sorted(args.threads or [1])
+    args.budget, args.rounds = (0.04, args.rounds or 3) if args.quick else (0.1, args.rounds or 5)
+    args.command = f"{parser.prog} {shlex.join(argv)}".rstrip()
+    return args
+
+
+def measure_plan(plan, measure_one):
+    """``measure_one(item, failures) -> (rows, facts)`` for each item (a dict) of
+    ``plan``; returns the rows, the items with their facts, the failures and the
+    CPUs other processes used meanwhile."""
+    failures, rows, arrays = {}, [], []
+    t0, others = time.perf_counter(), load_meter()
+    for i, item in enumerate(plan, 1):
+        progress(f"[{i}/{len(plan)}] " + " ".join(f"{k} {v}" for k, v in item.items()) + " ...")
+        new_rows, facts = measure_one(item, failures)
+        rows += new_rows
+        arrays.append(dict(item, **facts))
+    progress(f"measured in {time.perf_counter() - t0:.1f} s")
+    return rows, arrays, failures, others()
 
 
 def progress(text):
@@ -292,21 +270,33 @@ def progress(text):
 
 
 def fmt_time(seconds):
-    if not seconds:
-        return "n/a"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
+        if seconds and (seconds >= scale or unit == "ns"):
             v = seconds / scale
             return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
+    return "n/a"
 
 
 def fmt_ratio(value, missing="n/a"):
     return f"{value:.2f}" if value else missing
 
 
+def busy_note(background):
+    return f"busy:{background:.1f}cpu" if (background or 0) >= BUSY_WARN_CPUS else ""
+
+
+def background_note(run_background, meta):
+    if run_background is None:
+        return ""
+    return (f"background load: other processes used {run_background:.2f} of "
+            f"{meta['logical_cpus']} CPUs on average during the run"
+            + (" (figures less reliable, multi-threaded ones most)"
+               if run_background >= BUSY_WARN_CPUS else ""))
+
+
 def text_table(head, body, left, groups):
-    """A plain-text table: columns padded to their widest cell, those in
-    ``left`` left-aligned, a blank line where ``groups`` changes."""
+    """Columns padded to their widest cell, those in ``left`` left-aligned,
+    a blank line where ``groups`` changes."""
     widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
 
     def line(cells):
@@ -315,48 +305,28 @@ def text_table(head, body, left, groups):
 
     out = [line(head), line(["-" * w for w in widths])]
     for i, cells in enumerate(body):
-        if i and groups[i] != groups[i - 1]:
-            out.append("")
-        out.append(line(cells))
+        out += [""] * (0 < i and groups[i] != groups[i - 1]) + [line(cells)]
     return out
 
 
-def markdown_table(head, body, left):
+def markdown_lines(title, fields, head, body, left, notes):
     rule = [":--" if i in left else "--:" for i in range(len(head))]
-    return ["| " + " | ".join(cells) + " |" for cells in [head, rule] + body]
-
-
-def background_note(run_background, meta):
-    if run_background is None:
-        return None
-    return (f"background load: other processes used {run_background:.2f} of "
-            f"{meta['logical_cpus']} CPUs on average during the run"
-            + (" (figures less reliable, multi-threaded ones most)"
-               if run_background >= BUSY_WARN_CPUS else ""))
+    return ([f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command" else text)
+                                  for name, text in fields] + [""]
+            + ["| " + " | ".join(cells) + " |" for cells in [head, rule] + body] + [""] + notes)
 
 
 def report(args, title, fields, table, notes, failures, doc):
     """Print the header, ``table`` = (head, body, left, groups) and the notes;
     write ``--markdown`` and ``--json`` where asked."""
     head, body, left, groups = table
-    print(title)
-    for name, text in fields:
-        print(f"{name + ':':<10}{text}")
-    print()
-    print("\n".join(text_table(head, body, left, groups)))
-    print()
-    print("\n".join(notes))
-    failed = [f"  {what}: {why}" for what, why in failures.items()]
-    if failed:
-        print("\nnot measured / failed:\n" + "\n".join(failed))
+    notes = [n for n in notes if n] + [f"not measured / failed: {what}: {why}"
+                                       for what, why in failures.items()]
+    print("\n".join([title] + [f"{name + ':':<10}{text}" for name, text in fields] + [""]
+                    + text_table(head, body, left, groups) + [""] + notes))
     if args.markdown:
-        lines = [f"# {title}", ""] + [f"- **{name}**: `{text}`" if name == "command" else
-                                      f"- **{name}**: {text}" for name, text in fields]
-        lines += [""] + markdown_table(head, body, left) + [""] + notes
-        if failed:
-            lines += ["", "Not measured / failed:", ""] + [f"- {f.strip()}" for f in failed]
         with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("\n".join(markdown_lines(title, fields, head, body, left, notes)) + "\n")
         print(f"markdown: {args.markdown}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
