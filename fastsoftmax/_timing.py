@@ -26,6 +26,7 @@ import fastsoftmax
 SEED = 20240601
 DTYPES = {"float32": np.float32, "float64": np.float64}
 QUIESCE_S = 0.03
+BUDGET_S, QUICK_BUDGET_S = 0.1, 0.04  # seconds of samples per candidate per round
 SAMPLE_TARGET_S = 1e-3
 MAX_CALLS_PER_SAMPLE = 100000
 MAX_SAMPLES_PER_ROUND = 200
@@ -244,7 +245,8 @@ def parse_args(parser, argv):
     round (``budget``), the rounds and the ``command`` as typed."""
     args = parser.parse_args(argv)
     args.threads = sorted(args.threads or [1])
-    args.budget, args.rounds = (0.04, args.rounds or 3) if args.quick else (0.1, args.rounds or 5)
+    args.budget = QUICK_BUDGET_S if args.quick else BUDGET_S
+    args.rounds = args.rounds or (3 if args.quick else 5)
     args.command = f"{parser.prog} {shlex.join(argv)}".rstrip()
     return args
 
