@@ -51,8 +51,7 @@ class Candidate:
 
     @property
     def best(self):
-        minima = [min(r) for r in self.rounds if r]
-        return min(minima) if minima and self.status == "ok" else None
+        return min(map(min, self.rounds)) if self.rounds and self.status == "ok" else None
 
 
 def time_calls(fn, n):
@@ -68,7 +67,7 @@ def calls_per_sample(fn):
     if one >= SAMPLE_TARGET_S:
         return 1
     n = min(MAX_CALLS_PER_SAMPLE, math.ceil(SAMPLE_TARGET_S / max(one, 1e-8)))
-    per_call = time_calls(fn, n)
+    per_call = time_calls(fn, n)  # a better estimate from n calls
     return max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(SAMPLE_TARGET_S / max(per_call, 1e-9))))
 
 
@@ -100,21 +99,18 @@ def warm_up(cands, failures, where="", check=None):
 def measure(cands, budget, rounds):
     """Interleaved rounds; returns how many were done."""
     active = [c for c in cands if c.status == "ok"]
-    done = 0
-    for r in range(rounds):
-        t_round = time.perf_counter()
-        k = r % len(active) if active else 0
+    for done in range(1, rounds + 1):
+        t_round, k = time.perf_counter(), (done - 1) % max(1, len(active))
         for c in active[k:] + active[:k]:
             _turn(c)
-            samples, t0 = [], time.perf_counter()
+            t0, samples = time.perf_counter(), []
             while not samples or (time.perf_counter() - t0 < budget
                                   and len(samples) < MAX_SAMPLES_PER_ROUND):
                 samples.append(time_calls(c.fn, c.n))
             c.rounds.append(samples)
-        done += 1
         if done >= 3 and time.perf_counter() - t_round > SLOW_ROUND_S:
             break
-    return done
+    return done if rounds else 0
 
 
 def run(cands, budget, rounds, failures, where="", check=None):
@@ -123,13 +119,13 @@ def run(cands, budget, rounds, failures, where="", check=None):
     t0, others = time.perf_counter(), load_meter()
     warm_up(cands, failures, where, check)
     done = measure(cands, budget, rounds)
-    records = [{"key": c.key, "status": c.status, "calls_per_sample": c.n, "min_s": c.best,
-                "round_minima_s": [min(r) for r in c.rounds]} for c in cands]
     for c in cands:
         c.fn, c.prepare, c.keep = None, None, ()
-    facts = {"rounds": done, "seconds": time.perf_counter() - t0,
-             "background_cpus": others(), "candidates": records}
-    return {c.key: c.best for c in cands}, facts
+    records = [{"key": c.key, "status": c.status, "calls_per_sample": c.n, "min_s": c.best,
+                "round_minima_s": [min(r) for r in c.rounds]} for c in cands]
+    return {c.key: c.best for c in cands}, {
+        "rounds": done, "seconds": time.perf_counter() - t0, "background_cpus": others(),
+        "candidates": records}
 
 
 def load_meter():
@@ -179,20 +175,20 @@ def machine():
 
 def describe(meta, args, method, peer_versions=None):
     """The run's facts as (field, text) pairs: command, date, machine, software,
-    peers, method (the timing's, then ``method``)."""
+    (env,) (peers,) method: the timing's, then ``method``."""
     cfg = meta["fastsoftmax"]
     fields = [("command", args.command), ("date", meta["date"]),
               ("machine", f"{meta['cpu']}, {meta['logical_cpus']} logical CPUs "
                           f"({meta['usable_cpus']} usable); {meta['platform']}"),
               ("software", f"Python {meta['python']}, NumPy {meta['numpy']}, fastsoftmax "
                            f"{cfg['version']} (kernel {cfg['kernel_variant']}, OpenMP "
-                           f"{'on' if cfg['openmp'] else 'off'})")]
-    if meta["env"]:
-        fields.append(("env", " ".join(f"{k}={v}" for k, v in meta["env"].items())))
-    if peer_versions is not None:
-        fields.append(("peers", ", ".join(f"{n} {v}" for n, v in peer_versions.items())))
-    return fields + [("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
-                                f"time = MINIMUM per-call time; {method}")]
+                           f"{'on' if cfg['openmp'] else 'off'})"),
+              ("env", " ".join(f"{k}={v}" for k, v in meta["env"].items())),
+              ("peers", ", ".join(f"{n} {v}" for n, v in (peer_versions or {}).items())),
+              ("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
+                         f"time = MINIMUM per-call time; {method}")]
+    return [(name, text) for name, text in fields
+            if text or (name == "peers" and peer_versions is not None)]
 
 
 def list_arg(kind=int, allowed=None):
@@ -296,39 +292,37 @@ def background_note(run_background, meta):
                if run_background >= BUSY_WARN_CPUS else ""))
 
 
-def text_table(head, body, left, groups):
-    """Columns padded to their widest cell, those in ``left`` left-aligned,
-    a blank line where ``groups`` changes."""
+def table_lines(head, body, left, groups, markdown=False):
+    """Columns padded to their widest cell, those in ``left`` left-aligned; plain
+    text has a blank line where ``groups`` changes, Markdown a pipe table."""
     widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
 
     def line(cells):
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        text = (" | " if markdown else "  ").join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return f"| {text} |" if markdown else text.rstrip()
 
-    out = [line(head), line(["-" * w for w in widths])]
+    rule = [(":" + "-" * (w - 1) if i in left else "-" * (w - 1) + ":") if markdown else "-" * w
+            for i, w in enumerate(widths)]
+    out = [line(head), line(rule)]
     for i, cells in enumerate(body):
-        out += [""] * (0 < i and groups[i] != groups[i - 1]) + [line(cells)]
+        out += [""] * (not markdown and 0 < i and groups[i] != groups[i - 1]) + [line(cells)]
     return out
-
-
-def markdown_lines(title, fields, head, body, left, notes):
-    rule = [":--" if i in left else "--:" for i in range(len(head))]
-    return ([f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command" else text)
-                                  for name, text in fields] + [""]
-            + ["| " + " | ".join(cells) + " |" for cells in [head, rule] + body] + [""] + notes)
 
 
 def report(args, title, fields, table, notes, failures, doc):
     """Print the header, ``table`` = (head, body, left, groups) and the notes;
     write ``--markdown`` and ``--json`` where asked."""
-    head, body, left, groups = table
     notes = [n for n in notes if n] + [f"not measured / failed: {what}: {why}"
                                        for what, why in failures.items()]
     print("\n".join([title] + [f"{name + ':':<10}{text}" for name, text in fields] + [""]
-                    + text_table(head, body, left, groups) + [""] + notes))
+                    + table_lines(*table) + [""] + notes))
     if args.markdown:
+        lines = [f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command"
+                                                           else text) for name, text in fields]
         with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write("\n".join(markdown_lines(title, fields, head, body, left, notes)) + "\n")
+            f.write("\n".join(lines + [""] + table_lines(*table, markdown=True) + [""]
+                              + [f"{n}  " for n in notes]) + "\n")
         print(f"markdown: {args.markdown}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
