@@ -132,14 +132,13 @@ def _targets_summary(rows):
     lines = []
     for key in dict.fromkeys((r["dtype"], r["threads"]) for r in rows):
         checked = [r for r in rows if (r["dtype"], r["threads"]) == key and r["target"]]
-        missed = {}
-        for r in checked:
-            if r["passes"] is False:
-                missed.setdefault(r["function"], []).append(r["over_base"])
         lines.append(f"targets {key[0]}, {key[1]} thread(s): "
                      f"{sum(r['passes'] is True for r in checked)} of {len(checked)} pass")
-        lines += [f"  MISS {name}: {len(v)} array(s), worst {max(v):.2f}x"
-                  for name, v in missed.items()]
+        for f in FUNCTIONS:
+            missed = [r["over_base"] for r in checked if r["function"] == f.name
+                      and r["passes"] is False]
+            if missed:
+                lines.append(f"  MISS {f.name}: {len(missed)} array(s), worst {max(missed):.2f}x")
     return lines
 
 
