@@ -274,7 +274,8 @@ def build_parser():
     p.add_argument("--peers", action="store_true",
                    help="also time scipy, torch and onnxruntime, those that import")
     p.add_argument("--op", type=_timing.list_arg(str, OPS),
-                   metavar="softmax,log_softmax", help="operations (default both; --quick: softmax)")
+                   metavar="softmax,log_softmax",
+                   help="operations (default both; --quick: softmax)")
     p.add_argument("--plot", metavar="PATH",
                    help="also run a row-length sweep and plot it to a PNG (needs matplotlib)")
     return p
