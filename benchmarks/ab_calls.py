@@ -9,7 +9,9 @@ shared machine; alternating runs show which differences hold):
         /path/to/venv-b/bin/python benchmarks/ab_calls.py rows
     done
 
-Cases (each prints the minimum per-call time over --calls calls, 1 thread):
+Cases (1 thread unless said; every line's calls are timed together in
+interleaved rounds by fastsoftmax._timing, the method of ``fastsoftmax bench``,
+and each prints its minimum per-call time and its ratio to the call named):
 
     rows     softmax / log_softmax, f32 and f64, (16384, 128), (4096, 1000),
              (24576, 512), preallocated out
@@ -32,94 +34,109 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from functools import partial
 
 import numpy as np
 
 import fastsoftmax
-from fastsoftmax import _core, reference
-from timing import best_seconds  # benchmarks/timing.py, beside this script
+from fastsoftmax import _core, _timing, reference
 
 DTYPES = (np.float32, np.float64)
 
 
-def best_ms(fn, calls):
-    return best_seconds(fn, calls) * 1e3
+def compare(title, calls, budget, rounds):
+    """Time ``calls``, (label, fn, label of the call to compare with or None),
+    in the same interleaved rounds, and print one line."""
+    cands = [_timing.Candidate((label,), fn) for label, fn, _ in calls]
+    failures = {}
+    times, _ = _timing.run(cands, budget, rounds, failures, title)
+    parts = []
+    for label, _, base in calls:
+        s, b = times[(label,)], times.get((base,))
+        ratio = f" ({s / b:.2f} x {base})" if s and b else ""
+        parts.append(f"{label} {s * 1e3:.3f} ms{ratio}" if s else f"{label} failed")
+    print(f"{title}: " + ", ".join(parts))
+    for what, why in failures.items():
+        print(f"  {what}: {why}")
 
 
-def case_rows(rng, calls):
+def case_rows(rng, timing):
     for dtype in DTYPES:
         for shape in [(16384, 128), (4096, 1000), (24576, 512)]:
             x = rng.standard_normal(shape).astype(dtype)
             y = np.empty_like(x)
-            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
-            lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
-            print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.3f} ms, log_softmax {lsm:.3f} ms")
+            compare(f"{np.dtype(dtype).name} {shape}", [
+                ("softmax", partial(fastsoftmax.softmax, x, out=y, num_threads=1), None),
+                ("log_softmax", partial(fastsoftmax.log_softmax, x, out=y, num_threads=1),
+                 "softmax")], *timing)
 
 
-def case_short(rng, calls):
+def case_short(rng, timing):
     for dtype in DTYPES:
         for shape in [(1000000, 10), (200000, 24)]:
             x = rng.standard_normal(shape).astype(dtype)
             y = np.empty_like(x)
-            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
-            lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
-            copy = best_ms(lambda: np.copyto(y, x), calls)
-            print(f"{np.dtype(dtype).name} {shape}: softmax {sm:.2f} ms ({sm / copy:.2f} x copy), "
-                  f"log_softmax {lsm:.2f} ms ({lsm / copy:.2f} x copy), np.copyto {copy:.2f} ms")
+            compare(f"{np.dtype(dtype).name} {shape}", [
+                ("np.copyto", partial(np.copyto, y, x), None),
+                ("softmax", partial(fastsoftmax.softmax, x, out=y, num_threads=1), "np.copyto"),
+                ("log_softmax", partial(fastsoftmax.log_softmax, x, out=y, num_threads=1),
+                 "np.copyto")], *timing)
 
 
-def case_cols(rng, calls):
+def case_cols(rng, timing):
     for dtype in DTYPES:
         for shape in [(1000, 4096), (32000, 64)]:
             x = rng.standard_normal(shape).astype(dtype)
             y = np.empty_like(x)
             xt = np.ascontiguousarray(x.T)
             yt = np.empty_like(xt)
-            times = []
+            calls = []
             for op in (fastsoftmax.softmax, fastsoftmax.log_softmax):
-                axis0 = best_ms(lambda: op(x, axis=0, out=y, num_threads=1), calls)
-                rows = best_ms(lambda: op(xt, axis=-1, out=yt, num_threads=1), calls)
-                times.append(f"{op.__name__} axis 0 {axis0:.2f} ms ({axis0 / rows:.2f} x axis -1)")
-            print(f"{np.dtype(dtype).name} {shape}: " + ", ".join(times))
+                rows = f"{op.__name__} axis -1 of x.T"
+                calls += [(rows, partial(op, xt, axis=-1, out=yt, num_threads=1), None),
+                          (f"{op.__name__} axis 0", partial(op, x, axis=0, out=y, num_threads=1),
+                           rows)]
+            compare(f"{np.dtype(dtype).name} {shape}", calls, *timing)
 
 
-def case_long(rng, calls):
+def case_long(rng, timing):
     for dtype in DTYPES:
         x = rng.standard_normal((1, 10_000_000)).astype(dtype)
         y = np.empty_like(x)
         lse_out = np.empty(1, dtype)
-        copy = best_ms(lambda: np.copyto(y, x), calls)
-        parts = []
-        for threads in (1, 2):
-            sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=threads), calls)
-            lse = best_ms(lambda: fastsoftmax.logsumexp(x, out=lse_out, num_threads=threads), calls)
-            parts.append(f"{threads} thr: softmax {sm:.2f} ms ({sm / copy:.2f} x copy), "
-                         f"logsumexp {lse:.2f} ms ({lse / sm:.2f} x softmax)")
-        print(f"{np.dtype(dtype).name} (1, 10^7): " + "; ".join(parts) + f"; np.copyto {copy:.2f} ms")
+        calls = [("np.copyto", partial(np.copyto, y, x), None)]
+        for t in (1, 2):
+            calls += [(f"softmax {t} thr", partial(fastsoftmax.softmax, x, out=y, num_threads=t),
+                       "np.copyto"),
+                      (f"logsumexp {t} thr", partial(fastsoftmax.logsumexp, x, out=lse_out,
+                                                     num_threads=t), f"softmax {t} thr")]
+        compare(f"{np.dtype(dtype).name} (1, 10^7)", calls, *timing)
 
 
-def case_family(rng, calls):
+def case_family(rng, timing):
     shape = (4096, 1000)
     for dtype in DTYPES:
         x = rng.standard_normal(shape).astype(dtype)
         y = np.empty_like(x)
         q = reference.softmax(rng.standard_normal(shape)).astype(dtype)
         mask = rng.random(shape) < 0.9
-        sm = best_ms(lambda: fastsoftmax.softmax(x, out=y, num_threads=1), calls)
-        lsm = best_ms(lambda: fastsoftmax.log_softmax(x, out=y, num_threads=1), calls)
-        ce_grad = best_ms(lambda: fastsoftmax.cross_entropy(x, q, return_grad=True, grad_out=y,
-                                                            num_threads=1), calls)
-        ce = best_ms(lambda: fastsoftmax.cross_entropy(x, q, num_threads=1), calls)
-        where = best_ms(lambda: fastsoftmax.softmax(x, out=y, where=mask, num_threads=1), calls)
-        hot = best_ms(lambda: fastsoftmax.softmax(x, out=y, temperature=0.7, num_threads=1), calls)
-        print(f"{np.dtype(dtype).name} {shape}: cross_entropy(probs, +grad) {ce_grad:.2f} ms "
-              f"= {ce_grad / lsm:.2f} x log_softmax ({lsm:.2f} ms), without grad {ce:.2f} ms; "
-              f"softmax where= {where:.2f} ms = {where / sm:.2f} x softmax ({sm:.2f} ms); "
-              f"temperature=0.7 {hot:.2f} ms = {hot / sm:.2f} x softmax")
+        one = dict(num_threads=1)
+        compare(f"{np.dtype(dtype).name} {shape}", [
+            ("softmax", partial(fastsoftmax.softmax, x, out=y, **one), None),
+            ("log_softmax", partial(fastsoftmax.log_softmax, x, out=y, **one), None),
+            ("cross_entropy(probs, +grad)", partial(fastsoftmax.cross_entropy, x, q,
+                                                    return_grad=True, grad_out=y, **one),
+             "log_softmax"),
+            ("cross_entropy(probs)", partial(fastsoftmax.cross_entropy, x, q, **one),
+             "log_softmax"),
+            ("softmax where=", partial(fastsoftmax.softmax, x, out=y, where=mask, **one),
+             "softmax"),
+            ("softmax temperature=0.7", partial(fastsoftmax.softmax, x, out=y, temperature=0.7,
+                                                **one), "softmax")], *timing)
 
 
-def case_hash(rng, calls):
-    del calls
+def case_hash(rng, timing):
+    del timing
     digest = hashlib.sha256()
     original = _core.active_variant()
     try:
@@ -153,11 +170,12 @@ CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--calls", type=int, default=150, help="calls per measurement (default 150)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds (default 5)")
+    parser.add_argument("--budget", type=float, default=0.1,
+                        help="seconds per call per round (default 0.1)")
     args = parser.parse_args(argv)
-    if args.calls < 1:
-        parser.error("--calls must be >= 1")
-    CASES[args.case](np.random.default_rng(0), args.calls)
+    CASES[args.case](np.random.default_rng(0), (args.budget, args.rounds))
 
 
 if __name__ == "__main__":

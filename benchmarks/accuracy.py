@@ -118,7 +118,7 @@ def implementations():
             return reference.cross_entropy(x, q, reduction="none")
         return getattr(reference, op)(x)
     impls.append(("numpy", run_numpy))
-    peers, _, _ = _bench._load_peers()
+    peers, _, _ = _bench.load_peers()
     if "scipy" in peers:
         impls.append(("scipy", lambda op, x, q=None: None if op == "cross_entropy"
                       else getattr(peers["scipy"], op)(x, axis=-1)))
@@ -137,7 +137,7 @@ def implementations():
         def run_ort(op, x, q=None):
             if op == "cross_entropy":
                 return None
-            sess = _bench._ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
+            sess = _bench.ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
             return sess.run(None, {"x": x})[0]
         impls.append(("onnxruntime", run_ort))
     return impls
@@ -242,7 +242,7 @@ def main(argv=None):
     print()
     print(f"fastsoftmax {cfg['version']} (variants {', '.join(_core.variants_supported())}; "
           f"default {cfg['kernel_variant']}), numpy {np.__version__}"
-          + "".join(f", {name} {version}" for name, version in _bench._load_peers()[1].items()
+          + "".join(f", {name} {version}" for name, version in _bench.load_peers()[1].items()
                     if name in names)
           + f"; {platform.machine()}, python {platform.python_version()}.")
     print()

@@ -1,31 +1,22 @@
-"""Fixtures for the pytest-benchmark suite (``pytest benchmarks``).
-
-Inputs are seeded standard normal arrays, made once per (dtype, shape) and
-shared by every benchmark of that array, with a preallocated output.
-"""
+"""Fixtures for the pytest-benchmark suite (``pytest benchmarks``): the arrays
+and candidates of ``fastsoftmax bench`` / ``--family``, made once per array."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-SEED = 20240601
-
 
 @pytest.fixture(scope="session")
-def make_arrays():
-    """``make_arrays(dtype, shape) -> (x, y)``: cached input and output arrays."""
+def cached():
+    """``cached(make, *key)``: ``make(*key)``, made once per session."""
     cache = {}
 
-    def make(dtype, shape):
-        key = (np.dtype(dtype).str, tuple(shape))
+    def get(make, *key):
         if key not in cache:
-            x = np.random.default_rng(SEED).standard_normal(shape, dtype=dtype)
-            y = np.empty_like(x)
-            y.fill(0)  # touch the pages outside the timing
-            cache[key] = (x, y)
+            cache[key] = make(*key)
         return cache[key]
 
-    return make
+    return get
 
 
 def pytest_report_header(config):

@@ -21,9 +21,9 @@ commands:
            with --peers, SciPy, PyTorch and ONNX Runtime
            (fastsoftmax bench --help for its options)
   bench --family
-           benchmark the softmax family (temperature=, where=, logsumexp,
-           backward passes, cross_entropy) against NumPy compositions
-           (fastsoftmax bench --family --help for its options)
+           benchmark the softmax family (temperature=, base=, where=,
+           logsumexp, backward passes, cross_entropy) against plain softmax /
+           log_softmax (fastsoftmax bench --family --help for its options)
 """
 
 
