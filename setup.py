@@ -5,8 +5,13 @@ each with its own flags, and linked into one extension that picks a variant
 at import (src_c/dispatch.c).  Nothing is compiled for the build machine's
 own CPU: no -march=native, no global ISA flags, no -ffast-math.
 
-OpenMP is found by compiling, linking and running a small program; without
-it the build succeeds single-threaded, with a warning.
+OpenMP is found by compiling, linking and running a small program, with the
+flags of the compiler at hand (GCC and LLVM clang: -fopenmp; Apple clang:
+-Xpreprocessor -fopenmp and Homebrew's libomp; MSVC: /openmp); without it
+the build succeeds single-threaded, with a warning.
+
+The extension is built without debug information (-g0, after Python's own
+-g), unless FASTSOFTMAX_SANITIZE is set or build_ext runs with --debug.
 
 Environment:
   FASTSOFTMAX_DISABLE_OPENMP=1   build without OpenMP even when available.
@@ -92,42 +97,75 @@ def sanitizer_flags():
     return flags
 
 
-def openmp_flags(compiler):
-    """Compile, link and run a small OpenMP program; return the flags or []."""
-    if os.environ.get("FASTSOFTMAX_DISABLE_OPENMP", "") not in ("", "0"):
-        return []
-    flags = ["-fopenmp"]
-    tmp = tempfile.mkdtemp()
+def homebrew_prefix(formula):
+    """Homebrew's prefix of `formula` (e.g. libomp), or None."""
     try:
-        src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write(OPENMP_PROBE)
-        objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-        exe = os.path.join(tmp, "probe")
-        compiler.link_executable(objs, exe, extra_postargs=flags)
-        out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
-        if out.returncode == 0 and out.stdout.strip() == "1":
-            return flags
-    except Exception as exc:  # noqa: BLE001 - any failure means "no OpenMP"
-        warnings.warn(f"OpenMP probe failed: {exc}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        out = subprocess.run(["brew", "--prefix", formula], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    prefix = out.stdout.strip()
+    return prefix if out.returncode == 0 and os.path.isdir(prefix) else None
+
+
+def openmp_candidates(compiler):
+    """(compile flags, link flags) to try in turn, for this compiler."""
+    if compiler.compiler_type == "msvc":
+        # OpenMP 2.0 (enough for the driver's pragmas) in vcomp140.dll; the
+        # linker needs no flag (the objects name vcomp's import library).
+        return [(["/openmp"], [])]
+    candidates = [(["-fopenmp"], ["-fopenmp"])]  # GCC, LLVM clang
+    if sys.platform == "darwin":
+        # Apple clang has no -fopenmp driver flag and no OpenMP runtime: the
+        # preprocessor flag and LLVM's libomp (brew install libomp).
+        prefix = homebrew_prefix("libomp")
+        inc, lib = ([f"-I{prefix}/include"], [f"-L{prefix}/lib"]) if prefix else ([], [])
+        candidates.append((["-Xpreprocessor", "-fopenmp"] + inc, lib + ["-lomp"]))
+    return candidates
+
+
+def openmp_flags(compiler):
+    """Compile, link and run a small OpenMP program with each candidate's
+    flags; return the first (compile flags, link flags) that works, or ([], [])."""
+    if os.environ.get("FASTSOFTMAX_DISABLE_OPENMP", "") not in ("", "0"):
+        return [], []
+    for cflags, ldflags in openmp_candidates(compiler):
+        tmp = tempfile.mkdtemp()
+        try:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write(OPENMP_PROBE)
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+            exe = os.path.join(tmp, "probe")
+            compiler.link_executable(objs, exe, extra_postargs=ldflags)
+            exe += compiler.exe_extension or ""
+            out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+            if out.returncode == 0 and out.stdout.strip() == "1":
+                return cflags, ldflags
+        except Exception as exc:  # noqa: BLE001 - any failure means "not these flags"
+            warnings.warn(f"OpenMP probe with {' '.join(cflags)} failed: {exc}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     warnings.warn(
         "fastsoftmax is being built WITHOUT OpenMP: every call will run on one thread "
         "(fastsoftmax.show_config() reports this)."
     )
-    return []
+    return [], []
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
-        omp = openmp_flags(self.compiler)
+        omp, omp_link = openmp_flags(self.compiler)
         self.sanitize = sanitizer_flags()
-        self.force = self.force or self.flags_changed(omp + self.sanitize)
+        # -g0 after Python's own -g: no debug information (it was 5 MB of the
+        # 6.6 MB extension), unless sanitizing (reports want -g) or asked for
+        # (build_ext --debug).
+        self.nodebug = [] if self.sanitize or self.debug else ["-g0"]
+        self.force = self.force or self.flags_changed(omp + omp_link + self.sanitize + self.nodebug)
         for ext in self.extensions:
             ext.extra_objects.extend(self.compile_variants(ext))
-            ext.extra_compile_args.extend(COMMON_FLAGS + omp + self.sanitize)
-            ext.extra_link_args.extend(omp + self.sanitize)
+            ext.extra_compile_args.extend(COMMON_FLAGS + omp + self.sanitize + self.nodebug)
+            ext.extra_link_args.extend(omp_link + self.sanitize)
         super().build_extensions()
 
     def flags_changed(self, flags):
@@ -150,7 +188,7 @@ class BuildExt(build_ext):
                 output_dir=os.path.join(self.build_temp, "variant_" + name),
                 macros=[("FSM_VARIANT", name)],
                 include_dirs=[SRC],
-                extra_postargs=COMMON_FLAGS + KERNEL_FLAGS + flags + self.sanitize,
+                extra_postargs=COMMON_FLAGS + KERNEL_FLAGS + flags + self.sanitize + self.nodebug,
                 depends=ext.depends,
             )
         return objects

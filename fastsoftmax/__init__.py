@@ -10,13 +10,19 @@ import os as _os
 try:
     from . import _core  # noqa: F401  (the compiled extension; everything needs it)
 except ImportError:
+    from importlib.machinery import EXTENSION_SUFFIXES as _SUFFIXES
+
     _here = _os.path.dirname(_os.path.abspath(__file__))
-    if _os.path.exists(_os.path.join(_here, _os.pardir, "setup.py")):
+    # An extension that is there but fails to load (an editable install's,
+    # after a C edit without a rebuild, say) keeps its own error.
+    _built = any(_os.path.exists(_os.path.join(_here, "_core" + s)) for s in _SUFFIXES)
+    if not _built and _os.path.exists(_os.path.join(_here, _os.pardir, "setup.py")):
         raise ImportError(
             f"fastsoftmax is being imported from its source folder ({_here}), which has no "
-            "compiled extension. Build and install it (pip install .), then run Python from "
-            "another directory, or use the `fastsoftmax` command, which never imports the "
-            "source folder. For development, `pip install -e .` builds the extension in place."
+            "compiled extension for this Python. Build and install it (pip install .), then run "
+            "Python from another directory, or use the `fastsoftmax` command, which never "
+            "imports the source folder. For development, `pip install -e .` builds the "
+            "extension in place."
         ) from None
     raise
 

@@ -30,9 +30,23 @@ else:
     settings.load_profile(os.environ.get("FASTSOFTMAX_HYPOTHESIS_PROFILE", "ci"))
 
 VARIANTS = _core.variants_supported()
+# The variant this CPU runs (the best it supports, or FASTSOFTMAX_KERNEL's):
+# the tests of the other variants are marked slow, so the fast subset
+# (pytest -m "not slow") runs every variant-parametrized test once, with the
+# kernels in use here. The whole suite (CI) runs them all.
+DEFAULT_VARIANT = _core.active_variant()
 
 
-@pytest.fixture(params=VARIANTS)
+def pytest_report_header(config):
+    """Which fastsoftmax the tests import: an installed package (pip install
+    ., a wheel) or an in-place build (pip install -e .)."""
+    import fastsoftmax
+    return [f"fastsoftmax {fastsoftmax.__version__} from {os.path.dirname(fastsoftmax.__file__)}",
+            f"extension {_core.__file__}, kernel variant {DEFAULT_VARIANT}"]
+
+
+@pytest.fixture(params=[pytest.param(v, marks=() if v == DEFAULT_VARIANT else pytest.mark.slow)
+                        for v in VARIANTS])
 def variant(request):
     """Run the test with kernel variant `request.param` active, then restore
     the variant that was active before."""

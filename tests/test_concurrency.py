@@ -108,6 +108,7 @@ def _time_calls(n_threads, x, out, calls):
     return time.perf_counter() - start
 
 
+@pytest.mark.slow  # over a second here
 @needs_two_cpus
 def test_gil_released_two_threads_take_less_than_twice_one():
     """Two threads of in-cache softmaxes (about 15 ms each) take well under

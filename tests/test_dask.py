@@ -98,6 +98,7 @@ def test_numpy_input_and_bad_arguments():
         fdask.softmax(da.from_array(x.astype(complex), chunks=5))
 
 
+@pytest.mark.slow  # over a second here
 def test_local_cluster_two_worker_processes():
     distributed = pytest.importorskip("distributed")
     x = np.random.default_rng(3).standard_normal((800, 900)).astype(np.float32)

@@ -117,6 +117,7 @@ def process_digest(tmp_path, variant, omp_threads):
     return proc.stdout.strip()
 
 
+@pytest.mark.slow  # over a second here
 def test_bit_identical_across_processes_and_omp_num_threads(tmp_path, variant):
     digests = {process_digest(tmp_path, variant, threads) for threads in (1, 2, 4)}
     digests.add(process_digest(tmp_path, variant, 2))

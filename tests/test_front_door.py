@@ -34,6 +34,7 @@ def test_console_script_runs_from_the_repo_root():
     assert "kernel_variant" in proc.stdout
 
 
+@pytest.mark.slow  # over a second here
 def test_console_script_quick_bench_from_the_repo_root():
     script = console_script()
     if script is None:

@@ -70,6 +70,7 @@ def run_calls(calls, rounds):
                     raise AssertionError(f"{fn.__name__}{args} did not raise {error}")
 
 
+@pytest.mark.slow  # over a second here
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_rss_does_not_grow_over_100000_calls():
     if asan_loaded():

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 pytest.importorskip("mypy")
+pytestmark = pytest.mark.slow  # mypy takes 2-3 s a test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
