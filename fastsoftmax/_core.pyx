@@ -280,16 +280,12 @@ cdef void _sort_and_merge(_dims *d) noexcept nogil:
 
 
 cdef bint _lanes_fit(const Py_ssize_t *group_steps, const Py_ssize_t *dim_steps, const bint *present) noexcept nogil:
-    """The dim can be SIMD lanes: unit steps in x, y and b, which are not
-    already unit steps along the group."""
-    cdef int k
-    cdef bint strided_group = False
-    for k in range(FSM_MASK):  # FSM_X, FSM_Y, FSM_B
-        if present[k]:
-            if dim_steps[k] != 1:
-                return False
-            strided_group = strided_group or group_steps[k] != 1
-    return strided_group
+    """The dim can be SIMD lanes: unit steps in the inputs x and b, which
+    are not unit steps along the group.  The output does not steer the plan
+    (the driver tiles a y of another layout through scratch), so that its
+    layout never changes the result."""
+    return (dim_steps[FSM_X] == 1 and group_steps[FSM_X] != 1
+            and (not present[FSM_B] or dim_steps[FSM_B] == 1))
 
 
 cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray b, cnp.ndarray mask,

@@ -112,7 +112,7 @@ def _normalise(block, c_hi, c_lo, masked, log, axes, num_threads, dtype):
     return y.astype(dtype, copy=False)
 
 
-def _softmax_family(log, x, axis, num_threads):
+def _softmax_or_log_softmax(log, x, axis, num_threads):
     check_num_threads(num_threads)
     x = _as_dask(x)
     name = "log_softmax" if log else "softmax"
@@ -162,7 +162,7 @@ def softmax(x, axis=-1, *, num_threads=None):
     >>> float(fastsoftmax.dask.softmax(x, axis=1).sum().compute())  # doctest: +SKIP
     1000.0
     """
-    return _softmax_family(False, x, axis, num_threads)
+    return _softmax_or_log_softmax(False, x, axis, num_threads)
 
 
 def log_softmax(x, axis=-1, *, num_threads=None):
@@ -182,7 +182,7 @@ def log_softmax(x, axis=-1, *, num_threads=None):
     dask.array.Array
         Same shape and chunks as `x`; dtype as `fastsoftmax.log_softmax`.
     """
-    return _softmax_family(True, x, axis, num_threads)
+    return _softmax_or_log_softmax(True, x, axis, num_threads)
 
 
 def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):

@@ -46,7 +46,7 @@ def _shifted(arr, axes, scaling=None, mask=None):
     return shifted, (e if mask is None else np.where(mask, e, 0))
 
 
-def _softmax_family(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
+def _softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
     check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)
@@ -83,12 +83,12 @@ def _log_softmax(arr, axes, scaling, mask):
 
 def softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference softmax; see `fastsoftmax.softmax`."""
-    return _softmax_family(_softmax, x, axis, out, num_threads, temperature, base, where)
+    return _softmax_or_log_softmax(_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
 def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference log_softmax; see `fastsoftmax.log_softmax`."""
-    return _softmax_family(_log_softmax, x, axis, out, num_threads, temperature, base, where)
+    return _softmax_or_log_softmax(_log_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
 def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):

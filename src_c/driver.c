@@ -41,6 +41,9 @@
 
 /* Most lanes per column-kernel call. */
 #define FSM_LANE_TILE 256
+/* Largest scratch tile for the lanes of a y that is not contiguous along
+ * them (an out= in another memory order than x). */
+#define FSM_SCRATCH_TILE_BYTES ((size_t)256 << 10)
 /* Rows of at most this many bytes (63 float32 or 31 float64 elements) run
  * through the column kernel, many at a time: below it a row kernel call,
  * whose tail past the last whole vector is scalar, costs more per element
@@ -161,7 +164,19 @@ static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) 
         share = (share + 15) & ~(size_t)15; /* whole vectors */
         tile = share < tile ? share : tile;
     }
+    if (fsm_has(p, FSM_Y) && p->operand[FSM_Y].lane_step != 1) {
+        /* y is computed in a scratch tile and scattered: at most
+         * FSM_SCRATCH_TILE_BYTES of it (each lane's result does not depend
+         * on the tile's width) */
+        size_t by_scratch = FSM_SCRATCH_TILE_BYTES / ((size_t)p->n * fsm_itemsize(p));
+        tile = by_scratch < 1 ? 1 : by_scratch < tile ? by_scratch : tile;
+    }
     return tile;
+}
+
+/* Lanes whose y has no unit lane step are computed in a scratch tile. */
+static int fsm_cols_through_scratch(const fsm_problem *p) {
+    return fsm_has(p, FSM_Y) && p->operand[FSM_Y].lane_step != 1;
 }
 
 static size_t fsm_short_rows_per_item(size_t row_bytes) {
@@ -173,7 +188,8 @@ static size_t fsm_short_rows_per_item(size_t row_bytes) {
 static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 /* Per-thread scratch of a plan, carved by the runners (driver.inc.c):
- *   columns     the lane kernel's work, then per-lane targets and results;
+ *   columns     the lane kernel's work, per-lane targets and results, and a
+ *               tile of y when y is not contiguous along the lanes;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, and the block's group offsets;
  *   rows        three row buffers (x, b, y) for strided or masked groups. */
@@ -182,7 +198,8 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     size_t isz = fsm_itemsize(p), n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
     switch (plan->kind) {
     case FSM_PLAN_COLS:
-        return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) * sizeof(double));
+        return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) * sizeof(double)) +
+               (fsm_cols_through_scratch(p) ? fsm_round_up64(n * plan->tile_lanes * isz) : 0);
     case FSM_PLAN_SHORT_ROWS:
         return 3 * fsm_round_up64(n * L * isz) +
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)) +

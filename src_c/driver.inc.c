@@ -230,14 +230,15 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
 /* --- columns ---------------------------------------------------------------- */
 
 /* A tile's masked-out entries staged in y; the kernel then reads y. */
-static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, const uint8_t *mask, size_t lanes) {
+static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_step, const uint8_t *mask,
+                          size_t lanes) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
     T fill = K(masked_fill)(p);
     ptrdiff_t mask_lane = o[FSM_MASK].lane_step;
     for (size_t i = 0; i < (size_t)p->n; ++i) {
         const T *xr = x + (ptrdiff_t)i * o[FSM_X].step;
-        T *yr = y + (ptrdiff_t)i * o[FSM_Y].step;
+        T *yr = y + (ptrdiff_t)i * y_step;
         const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
         if (mask_lane == 1) {
             STAGE(plan->k)(xr, mr, yr, lanes, fill);
@@ -247,23 +248,38 @@ static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, const uint8_t 
     }
 }
 
-static void K(drop_tile_if_nan)(const fsm_problem *p, T *y, const uint8_t *mask, size_t lanes) {
+static void K(drop_tile_if_nan)(const fsm_problem *p, T *y, ptrdiff_t y_step, const uint8_t *mask, size_t lanes) {
     const fsm_operand *o = p->operand;
     T dropped = p->op == FSM_OP_LOG_SOFTMAX ? -(T)INFINITY : (T)0;
     for (size_t j = 0; j < lanes; ++j) {
         if (y[j] == y[j]) continue;
         for (size_t i = 0; i < (size_t)p->n; ++i)
             if (!mask[(ptrdiff_t)i * o[FSM_MASK].step + (ptrdiff_t)j * o[FSM_MASK].lane_step])
-                y[(ptrdiff_t)i * o[FSM_Y].step + (ptrdiff_t)j] = dropped;
+                y[(ptrdiff_t)i * y_step + (ptrdiff_t)j] = dropped;
     }
 }
 
-/* Items are (batch entry, lane tile) pairs, tile-major within an entry. */
+/* y[i * y_step + j * lane_step] = tile[i * lanes + j]. */
+static void K(scatter_tile)(const T *tile, size_t n, size_t lanes, T *y, ptrdiff_t y_step, ptrdiff_t lane_step) {
+    for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j < lanes; ++j)
+            y[(ptrdiff_t)i * y_step + (ptrdiff_t)j * lane_step] = tile[i * lanes + j];
+}
+
+/* Items are (batch entry, lane tile) pairs, tile-major within an entry.
+ * The plan depends on x alone: a y that is not contiguous along the lanes
+ * is computed in a scratch tile and scattered, so that its layout does not
+ * change the result. */
 static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *work) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
+    size_t n = (size_t)p->n;
     int64_t *targets = (int64_t *)(work + FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes));
     double *results = (double *)(targets + plan->tile_lanes);
+    T *scratch_tile = (T *)((char *)work +
+                            fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) *
+                                           sizeof(double)));
+    int through_scratch = fsm_cols_through_scratch(p);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin / plan->tiles);
     for (size_t item = begin; item < end; ++item) {
@@ -274,26 +290,29 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
         if (lanes > plan->tile_lanes) lanes = plan->tile_lanes;
         K(group) g = K(group_at)(p, it.off);
         const T *x = g.x + first;
-        T *y = g.y == NULL ? NULL : g.y + first;
-        ptrdiff_t x_step = o[FSM_X].step;
+        T *y_dst = g.y == NULL ? NULL : g.y + (ptrdiff_t)first * o[FSM_Y].lane_step;
+        T *y = through_scratch ? scratch_tile : y_dst;
+        ptrdiff_t x_step = o[FSM_X].step, y_step = through_scratch ? (ptrdiff_t)lanes : o[FSM_Y].step;
         const uint8_t *mask = g.mask == NULL ? NULL : g.mask + (ptrdiff_t)first * o[FSM_MASK].lane_step;
         if (plan->masked) {
-            K(stage_tile)(plan, x, y, mask, lanes);
-            x = y, x_step = o[FSM_Y].step;
+            K(stage_tile)(plan, x, y, y_step, mask, lanes);
+            x = y, x_step = y_step;
         }
         if (plan->plain) {
-            COLS_TABLE(plan->k)[p->op](x, x_step, y, o[FSM_Y].step, (size_t)p->n, lanes, work);
+            COLS_TABLE(plan->k)[p->op](x, x_step, y, y_step, n, lanes, work);
         } else {
             const int64_t *t = (const int64_t *)o[FSM_TARGET].data;
             for (size_t j = 0; t != NULL && j < lanes; ++j)
                 targets[j] = t[it.off[FSM_TARGET] + (ptrdiff_t)(first + j) * o[FSM_TARGET].lane_step];
-            FLANES_TABLE(plan->k)[p->op](x, x_step, y, o[FSM_Y].step, g.b == NULL ? NULL : g.b + first,
-                                         o[FSM_B].step, (size_t)p->n, lanes, &p->params, targets, results, work);
+            FLANES_TABLE(plan->k)[p->op](x, x_step, y, y_step, g.b == NULL ? NULL : g.b + first, o[FSM_B].step, n,
+                                         lanes, &p->params, targets, results, work);
             double *go = (double *)o[FSM_GROUP_OUT].data;
             for (size_t j = 0; go != NULL && j < lanes; ++j)
                 go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] = results[j];
         }
-        if (plan->drop_masked) K(drop_tile_if_nan)(p, y, mask, lanes);
+        if (plan->drop_masked) K(drop_tile_if_nan)(p, y, y_step, mask, lanes);
+        if (through_scratch && y_dst != NULL)
+            K(scatter_tile)(y, n, lanes, y_dst, o[FSM_Y].step, o[FSM_Y].lane_step);
     }
 }
 
