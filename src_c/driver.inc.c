@@ -126,21 +126,60 @@ static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scrat
 
 /* --- short rows ----------------------------------------------------------- */
 
-/* Offsets of `rows` groups from batch entry `first` (where `it` is) into
- * offs[operand][row], advancing `it` past them.  With one batch dimension
- * the groups are evenly spaced and `it` is left alone: the odometer, which
- * re-reads the problem on every row, took about 8% of a call on rows of 10. */
-static void K(block_offsets)(const fsm_problem *p, fsm_batch_iter *it, size_t first, size_t rows,
-                             ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES]) {
-    if (p->nbatch == 1) {
-        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) {
-            ptrdiff_t step = p->operand[k].batch_step[0], base = (ptrdiff_t)first * step;
-            for (size_t r = 0; r < rows; ++r) offs[k][r] = base + (ptrdiff_t)r * step;
-        }
-        return;
-    }
+/* Where the groups of a short-row block lie: with one batch dimension
+ * evenly spaced from the block's first (offsets computed, `it` left alone:
+ * the odometer, which re-reads the problem on every row, took about 8% of a
+ * call on rows of 10); otherwise listed in offs[operand][row] for the
+ * operands the op has, advancing `it` past them. */
+typedef struct {
+    int evenly;
+    size_t first;
+    ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES];
+} K(block);
+
+static void K(block_locate)(const fsm_problem *p, fsm_batch_iter *it, size_t first, size_t rows, K(block) *blk) {
+    blk->evenly = p->nbatch == 1;
+    blk->first = first;
+    if (blk->evenly) return;
     for (size_t r = 0; r < rows; ++r, fsm_iter_next(p, it))
-        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) offs[k][r] = it->off[k];
+        for (int k = 0; k < FSM_NUM_OPERANDS; ++k) blk->offs[k][r] = it->off[k];
+}
+
+static inline ptrdiff_t K(block_offset)(const fsm_problem *p, const K(block) *blk, int operand, size_t r) {
+    return blk->evenly ? (ptrdiff_t)(blk->first + r) * p->operand[operand].batch_step[0] : blk->offs[operand][r];
+}
+
+/* ptrs[r] = base + the offset of group r of the block in `operand`. */
+static void K(block_rows)(const fsm_problem *p, const K(block) *blk, int operand, const T *base, size_t rows,
+                          const T **ptrs) {
+    if (blk->evenly) {
+        ptrdiff_t step = p->operand[operand].batch_step[0];
+        const T *start = base + (ptrdiff_t)blk->first * step;
+        for (size_t r = 0; r < rows; ++r) ptrs[r] = start + (ptrdiff_t)r * step;
+    } else {
+        for (size_t r = 0; r < rows; ++r) ptrs[r] = base + blk->offs[operand][r];
+    }
+}
+
+/* The block's masked groups staged as contiguous rows in buf (xs then
+ * point there): in one call when x and the mask are contiguous across the
+ * block's rows, as in a C-ordered array (a call per row of 10 cost more
+ * than the rows). */
+static void K(stage_block)(const fsm_plan *plan, const K(block) *blk, const T **xs, const uint8_t *mask,
+                           size_t rows, T *buf) {
+    const fsm_problem *p = plan->p;
+    const fsm_operand *o = p->operand;
+    ptrdiff_t n = p->n;
+    T fill = K(masked_fill)(p);
+    if (blk->evenly && o[FSM_X].step == 1 && o[FSM_MASK].step == 1 && o[FSM_X].batch_step[0] == n &&
+        o[FSM_MASK].batch_step[0] == n) {
+        STAGE(plan->k)(xs[0], mask + K(block_offset)(p, blk, FSM_MASK, 0), buf, rows * (size_t)n, fill);
+    } else {
+        for (size_t r = 0; r < rows; ++r)
+            K(stage)(plan->k, xs[r], o[FSM_X].step, mask + K(block_offset)(p, blk, FSM_MASK, r), o[FSM_MASK].step,
+                     buf + r * (size_t)n, 1, (size_t)n, fill);
+    }
+    for (size_t r = 0; r < rows; ++r) xs[r] = buf + r * (size_t)n;
 }
 
 /* Rows of one operand (x or b) into the lanes of buf: transposed in tiles
@@ -168,9 +207,10 @@ static void K(scatter_lanes)(const fsm_problem *p, const fsm_plan *plan, const T
 }
 
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
- * as contiguous rows in the scratch first.  Plain contiguous rows go to the plain short-row kernel; every
- * other case is transposed into lane buffers, run by the lane kernel (the
- * plain column kernel, or the family's) and transposed back. */
+ * as contiguous rows in the scratch first.  Plain contiguous rows go to the
+ * plain short-row kernel; every other case is transposed into lane
+ * buffers, run by the lane kernel (the plain column kernel, or the
+ * family's) and transposed back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
@@ -185,45 +225,44 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
                                              fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)));
     const T *xs[FSM_SHORT_ROW_LANES], *bs[FSM_SHORT_ROW_LANES];
     T *ys[FSM_SHORT_ROW_LANES];
-    K(group) gs[FSM_SHORT_ROW_LANES];
+    const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;
+    T *y = (T *)o[FSM_Y].data;
+    const int64_t *target = (const int64_t *)o[FSM_TARGET].data;
+    double *group_out = (double *)o[FSM_GROUP_OUT].data;
+    const uint8_t *mask = (const uint8_t *)o[FSM_MASK].data;
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
+    /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
+    T *lane_out = y == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
+    K(block) blk;
+    blk.offs = offs;
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin * plan->short_rows);
     for (size_t item = begin; item < end; ++item) {
         size_t first = item * plan->short_rows;
         size_t rows = plan->batches - first < plan->short_rows ? plan->batches - first : plan->short_rows;
-        K(block_offsets)(p, &it, first, rows, offs);
-        for (size_t r = 0; r < rows; ++r) {
-            ptrdiff_t off[FSM_NUM_OPERANDS];
-            for (int k = 0; k < FSM_NUM_OPERANDS; ++k) off[k] = offs[k][r];
-            gs[r] = K(group_at)(p, off);
-            if (plan->masked) { /* staged as rows in by (cross entropy, which needs it, has no mask) */
-                K(stage)(plan->k, gs[r].x, o[FSM_X].step, gs[r].mask, o[FSM_MASK].step, by + r * n, 1, n,
-                         K(masked_fill)(p));
-                gs[r].x = by + r * n;
-            }
-            xs[r] = gs[r].x, ys[r] = gs[r].y, bs[r] = gs[r].b;
-            targets[r] = gs[r].target;
-        }
+        K(block_locate)(p, &it, first, rows, &blk);
+        K(block_rows)(p, &blk, FSM_X, x, rows, xs);
+        if (y != NULL) K(block_rows)(p, &blk, FSM_Y, y, rows, (const T **)ys);
+        if (b != NULL) K(block_rows)(p, &blk, FSM_B, b, rows, bs);
+        for (size_t r = 0; target != NULL && r < rows; ++r) targets[r] = target[K(block_offset)(p, &blk, FSM_TARGET, r)];
+        if (plan->masked) /* staged as rows in by (cross entropy, which needs by, has no mask) */
+            K(stage_block)(plan, &blk, xs, mask, rows, by);
         if (plan->plain && x_step == 1 && o[FSM_Y].step == 1) {
             SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, bx);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
-            const T *b = NULL;
-            if (o[FSM_B].data != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb), b = bb;
-            /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
-            T *out = o[FSM_Y].data == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL
-                     : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
+            if (b != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
             if (plan->plain)
-                COLS_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, n, rows, work);
+                COLS_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, n, rows, work);
             else
-                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, out, (ptrdiff_t)L, b, (ptrdiff_t)L, n, rows,
-                                             &p->params, targets, results, work);
-            if (out != NULL) K(scatter_lanes)(p, plan, out, ys, o[FSM_Y].step, rows);
-            if (o[FSM_GROUP_OUT].data != NULL)
-                for (size_t r = 0; r < rows; ++r) *gs[r].group_out = results[r];
+                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, b == NULL ? NULL : bb,
+                                             (ptrdiff_t)L, n, rows, &p->params, targets, results, work);
+            if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
+            for (size_t r = 0; group_out != NULL && r < rows; ++r)
+                group_out[K(block_offset)(p, &blk, FSM_GROUP_OUT, r)] = results[r];
         }
-        for (size_t r = 0; r < rows; ++r) K(finish_group)(plan, &gs[r]);
+        for (size_t r = 0; plan->drop_masked && r < rows; ++r)
+            K(drop_masked_if_nan)(p, ys[r], mask + K(block_offset)(p, &blk, FSM_MASK, r), n);
     }
 }
 

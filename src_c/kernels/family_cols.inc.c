@@ -131,9 +131,10 @@ static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
     K(cols_max)(x, x_step, n, lanes, m, 1);
     K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
                    ties);
-    for (size_t j = 0; j < lanes; ++j)
-        group_out[j] = isfinite(m[j]) ? (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j])
-                                      : K(lse_of_non_finite)(x + j, x_step, n, m[j]);
+#pragma omp simd
+    for (size_t j = 0; j < lanes; ++j) group_out[j] = (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j]);
+    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+        if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
 }
 
 static void K(softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
