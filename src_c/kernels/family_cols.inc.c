@@ -137,36 +137,40 @@ static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
         if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
 }
 
+/* The backward passes: per lane s = sum(grad * y) (softmax) or sum(grad)
+ * (log_softmax), then out = y * (grad - s) or grad - exp(y) * s. */
+static FSM_ALWAYS_INLINE void K(backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step,
+                                                 const T *y, ptrdiff_t y_step, size_t n, size_t lanes, double *work,
+                                                 int log) {
+    T *block = (T *)SLOT(0), *s = (T *)SLOT(3);
+    double *total = SLOT(1), *comp = SLOT(2);
+    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, log ? FSM_LANE_SUM : FSM_LANE_DOT, block, total, comp);
+    for (size_t j = 0; j < lanes; ++j) s[j] = (T)total[j];
+    for (size_t i = 0; i < n; ++i) {
+        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
+        T *o = out + (ptrdiff_t)i * out_step;
+        if (log) {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * s[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) o[j] = yr[j] * (gr[j] - s[j]);
+        }
+    }
+}
+
 static void K(softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
                                        ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
                                        const int64_t *target, double *group_out, double *work) {
     (void)prm, (void)target, (void)group_out;
-    T *block = (T *)SLOT(0), *dot = (T *)SLOT(3);
-    double *total = SLOT(1), *comp = SLOT(2);
-    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, FSM_LANE_DOT, block, total, comp);
-    for (size_t j = 0; j < lanes; ++j) dot[j] = (T)total[j];
-    for (size_t i = 0; i < n; ++i) {
-        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
-        T *o = out + (ptrdiff_t)i * out_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) o[j] = yr[j] * (gr[j] - dot[j]);
-    }
+    K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 0);
 }
 
 static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
                                            ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
                                            const int64_t *target, double *group_out, double *work) {
     (void)prm, (void)target, (void)group_out;
-    T *block = (T *)SLOT(0), *sum = (T *)SLOT(3);
-    double *total = SLOT(1), *comp = SLOT(2);
-    K(flanes_reduce)(g, g_step, NULL, 0, n, lanes, FSM_LANE_SUM, block, total, comp);
-    for (size_t j = 0; j < lanes; ++j) sum[j] = (T)total[j];
-    for (size_t i = 0; i < n; ++i) {
-        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
-        T *o = out + (ptrdiff_t)i * out_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * sum[j];
-    }
+    K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 1);
 }
 
 /* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
