@@ -27,35 +27,70 @@ static void K(flanes_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, 
     }
 }
 
+/* The lanes' block sums into their compensated totals, and the blocks
+ * cleared. */
+static void K(flanes_fold)(size_t lanes, T *block, T *block_ties, double *rest, double *comp, double *ties) {
+    for (size_t j = 0; j < lanes; ++j) {
+        fsm_neumaier_add(&rest[j], &comp[j], block[j]);
+        ties[j] += block_ties[j];
+        block[j] = 0, block_ties[j] = 0;
+    }
+}
+
+/* One term of flanes_sums: the scaled exp of x (stored as `store` says),
+ * and in *tie whether it is a tie (x == m, counted apart). */
+static FSM_ALWAYS_INLINE T K(flanes_term)(T x, T m, T *y, const K(scaling) *sc, int scaled, int store,
+                                          int split_ties, T *tie) {
+    T z, e = K(fam_exp)(x, m, sc, scaled, store == FSM_STORE_Z, &z);
+    if (store == FSM_STORE_EXP) *y = e;
+    if (store == FSM_STORE_Z) *y = z;
+    *tie = split_ties && x == m ? (T)1 : (T)0;
+    return e * ((T)1 - *tie);
+}
+
 /* Per lane: rest[j] = the sum of the scaled exps (of x != m[j] when
  * split_ties, whose count goes to ties[j]), with exps or z stored in y as
- * `store` says.  block, block_ties: scratch lanes in T; comp: in double. */
+ * `store` says.  Four rows a step, as the plain column kernels (block[j]
+ * lives in memory, and one row a step waited on storing and reloading it);
+ * blocks of FSM_COLS_SUM_BLOCK rows go into the compensated total.  block,
+ * block_ties: scratch lanes in T; comp: in double. */
 static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, size_t n,
                                              size_t lanes, const T *m, const K(scaling) *sc, int scaled,
                                              int store, int split_ties, T *block, T *block_ties,
                                              double *rest, double *comp, double *ties) {
+    _Static_assert(FSM_COLS_SUM_BLOCK % 4 == 0, "blocks of whole steps");
+    T sink = 0; /* y for the terms that store nothing */
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const T *xr = x + (ptrdiff_t)i * x_step;
-        T *yr = y + (ptrdiff_t)i * y_step;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T *x0 = x + (ptrdiff_t)i * x_step;
+        T *y0 = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T xi = xr[j], z;
-            T e = K(fam_exp)(xi, m[j], sc, scaled, store == FSM_STORE_Z, &z);
-            if (store == FSM_STORE_EXP) yr[j] = e;
-            if (store == FSM_STORE_Z) yr[j] = z;
-            T tie = split_ties && xi == m[j] ? (T)1 : (T)0;
-            block[j] += e * ((T)1 - tie);
-            block_ties[j] += tie;
+            T t0, t1, t2, t3;
+            T *y_j = store == FSM_STORE_NOTHING ? &sink : y0 + j;
+            ptrdiff_t ys = store == FSM_STORE_NOTHING ? 0 : y_step;
+            T e0 = K(flanes_term)(x0[j], m[j], y_j, sc, scaled, store, split_ties, &t0);
+            T e1 = K(flanes_term)(x0[x_step + j], m[j], y_j + ys, sc, scaled, store, split_ties, &t1);
+            T e2 = K(flanes_term)(x0[2 * x_step + j], m[j], y_j + 2 * ys, sc, scaled, store, split_ties, &t2);
+            T e3 = K(flanes_term)(x0[3 * x_step + j], m[j], y_j + 3 * ys, sc, scaled, store, split_ties, &t3);
+            block[j] += (e0 + e1) + (e2 + e3);
+            block_ties[j] += (t0 + t1) + (t2 + t3);
         }
-        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
-            for (size_t j = 0; j < lanes; ++j) {
-                fsm_neumaier_add(&rest[j], &comp[j], block[j]);
-                ties[j] += block_ties[j];
-                block[j] = 0, block_ties[j] = 0;
-            }
+        if ((i + 4) % FSM_COLS_SUM_BLOCK == 0) K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
+    }
+    for (; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+        T *yr = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T t;
+            block[j] += K(flanes_term)(xr[j], m[j], store == FSM_STORE_NOTHING ? &sink : yr + j, sc, scaled, store,
+                                       split_ties, &t);
+            block_ties[j] += t;
         }
     }
+    K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
     for (size_t j = 0; j < lanes; ++j) rest[j] += comp[j];
 }
 
