@@ -209,28 +209,34 @@ static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out,
 }
 
 /* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
- * in double; with a gradient, grad from the stored exps as in
- * cross_entropy_probs_pass. */
+ * in double with compensation (q_comp, gap_comp: scratch lanes; summed
+ * plainly, one term after another, the loss of a group of 16 lost half an
+ * eps against the row kernel's pairwise chains); with a gradient, grad from
+ * the stored exps as in cross_entropy_probs_pass. */
 static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, T *grad,
                                           ptrdiff_t grad_step, size_t n, size_t lanes, const T *m,
                                           const double *total, const fsm_params *prm, double *q_sum,
-                                          double *q_gap) {
+                                          double *q_gap, double *q_comp, double *gap_comp) {
     T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing);
     T uniform = (T)(prm->smoothing / (double)n);
-    for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0;
+    for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0, q_comp[j] = 0, gap_comp[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step, *qr = q + (ptrdiff_t)i * q_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             double qi = (double)qr[j];
-            q_sum[j] += qi;
-            q_gap[j] = fma(qi, qi != 0 ? (double)m[j] - (double)xr[j] : 0.0, q_gap[j]);
+            fsm_neumaier_add(&q_sum[j], &q_comp[j], qi);
+            fsm_neumaier_add(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
         }
         if (grad == NULL) continue;
         T *gr = grad + (ptrdiff_t)i * grad_step;
         for (size_t j = 0; j < lanes; ++j)
             gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]), keep * qr[j] + uniform,
                                           scale);
+    }
+    for (size_t j = 0; j < lanes; ++j) {
+        q_sum[j] = isfinite(q_sum[j]) ? q_sum[j] + q_comp[j] : q_sum[j];
+        q_gap[j] = isfinite(q_gap[j]) ? q_gap[j] + gap_comp[j] : q_gap[j];
     }
 }
 
@@ -263,7 +269,7 @@ static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdi
     /* rest, comp and ties are free from here on */
     double *q_sum = rest, *q_gap = ties, *mean_gap = comp;
     if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, total, prm,
-                                                 q_sum, q_gap);
+                                                 q_sum, q_gap, SLOT(1), SLOT(2)); /* block's slots are free */
     else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, total, prm);
     for (size_t j = 0; j < lanes; ++j) mean_gap[j] = 0;
     if (prm->smoothing > 0) {

@@ -138,7 +138,9 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  *                                  NULL      NULL (no gradient)
  *
  * scale = scale_hi + scale_lo (a double-double: 1/T or ln b; 1 for the ops
- * other than the softmaxes), 2^-60 <= |scale| <= 2^60; exp_step_hi +
+ * other than the softmaxes), with scale and ln 2 / scale normal numbers of
+ * T with room to spare (2^-100 <= |scale| <= 2^100 for float, 2^-1000 ..
+ * 2^1000 for double: the callers' temperature range); exp_step_hi +
  * exp_step_lo = ln 2 / scale (a double-double).  For scale < 0 the
  * reference point is the group minimum, so that (x - m) * scale <= 0.
  * Special values as for the plain kernels: a NaN, or +inf of x * scale,
