@@ -11,7 +11,7 @@
  *   stream_fence() before y is read by another thread.  log_softmax only:
  *   softmax ignores it, as its exps are written to y in cache and scaled
  *   there (staging them in a buffer to stream the quotients measured
- *   25-30% slower at 2 threads in float64, level at 1; README).
+ *   25-30% slower at 2 threads in float64, level at 1).
  *   Writes y[0..n) and nothing else; reads only x[0..n); no allocation.
  *
  * Row-group kernels  fsm_<op>_rows_<dtype>_<variant>(x, y, n, count)
