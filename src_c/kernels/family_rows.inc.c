@@ -169,9 +169,122 @@ static double K(lse_of_non_finite)(const T *x, ptrdiff_t step, size_t n, T m) {
     return (double)m;
 }
 
+/* The sum of FSM_SUM_CHAINS partial sums in T, folded in double. */
+static inline void K(fold_chains_f64)(const T *acc, double *total) {
+    double wide[FSM_SUM_CHAINS];
+    for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) wide[j] = (double)acc[j];
+    FSM_FOLD_CHAINS(wide);
+    *total = wide[0];
+}
+
+/* --- weighted logsumexp: log|sum(b * exp(x))| and its sign ---------------
+ * An entry with b == 0 takes no part, whatever its x (NaN and +inf
+ * included), as in SciPy.  m is the maximum of the other entries; the terms
+ * are b * exp(x - m) * 2^B, those with x == m kept apart as their weights
+ * (ties), so that a total close to the maximum's weight keeps its accuracy
+ * (the log is log|ties| + log1p(rest / ties)). */
+
+/* The maximum of x over the entries with b != 0 (-inf when there is none);
+ * NaN entries passed over. */
+static T K(rmax_weighted)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n) {
+    T m = -(T)INFINITY;
+    for (size_t i = 0; i < n; ++i) {
+        T v = b[(ptrdiff_t)i * b_step] != 0 ? x[(ptrdiff_t)i * x_step] : -(T)INFINITY;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* One weighted term: b * exp(x - m) * 2^B into *rest, or b into *ties
+ * when x == m; nothing when b == 0. */
+static FSM_ALWAYS_INLINE void K(weighted_term)(T xi, T bi, T m, T *rest, T *ties) {
+    T e = SCALED_EXP(xi, m);
+    *rest += bi != 0 && xi != m ? bi * e : (T)0;
+    *ties += xi == m ? bi : (T)0;
+}
+
+/* The rest of entries [start, end) in double: for a float block whose
+ * weighted terms overflowed float (b near FLT_MAX). */
+static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t start,
+                                   size_t end, T m) {
+    double rest = 0.0;
+    for (size_t i = start; i < end; ++i) {
+        T xi = x[(ptrdiff_t)i * x_step], bi = b[(ptrdiff_t)i * b_step];
+        if (bi != 0 && xi != m) rest += (double)bi * (double)SCALED_EXP(xi, m);
+    }
+    return rest;
+}
+
+/* From m (finite), rest (scaled by 2^B) and the weight of the ties:
+ * log|total| + m, and the sign of the total (0 for a zero total, whose log
+ * is -inf; NaN for a NaN total). */
+static double K(signed_log_total)(double rest, double ties, T m, double *sign) {
+    double r = rest * EXP_UNSCALE, total = ties + r;
+    if (total != total) {
+        *sign = NAN;
+        return NAN;
+    }
+    *sign = (double)((total > 0) - (total < 0));
+    if (ties == 0) return (double)m + log(fabs(r));
+    double q = r / ties; /* |1 + q| = 1 + q, or 1 + (-2 - q) when 1 + q < 0 */
+    return (double)m + log(fabs(ties)) + log1p(q < -1 ? -2 - q : q);
+}
+
+/* A group whose weighted maximum m is not finite: NaN when a weighted entry
+ * is NaN or its weight is; else -inf with sign 0 for m = -inf, and for
+ * m = +inf the log (+inf) and sign of the sum of the weighted +inf terms
+ * (NaN when they have both signs). */
+static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                            T m, double *sign) {
+    double infinite_terms = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        double xi = (double)x[(ptrdiff_t)i * x_step], bi = (double)b[(ptrdiff_t)i * b_step];
+        if (bi == 0) continue;
+        if (xi != xi || bi != bi) infinite_terms = NAN;
+        else if (xi == INFINITY) infinite_terms += bi > 0 ? INFINITY : -INFINITY;
+    }
+    if (m < 0 && infinite_terms == 0) {
+        *sign = 0.0;
+        return -INFINITY;
+    }
+    *sign = infinite_terms != infinite_terms ? NAN : infinite_terms > 0 ? 1.0 : -1.0;
+    return infinite_terms != infinite_terms ? NAN : INFINITY;
+}
+
+/* Weighted logsumexp of one contiguous group (b contiguous too). */
+static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+    T m = K(rmax_weighted)(x, 1, b, 1, n);
+    if (!isfinite(m)) {
+        *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
+        return;
+    }
+    double rest = 0.0, comp = 0.0, ties = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n), i = start;
+        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
+        }
+        for (size_t j = 0; i + j < end; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
+        double block_rest, block_ties;
+        K(fold_chains_f64)(acc, &block_rest);
+        K(fold_chains_f64)(tie_acc, &block_ties);
+        if (sizeof(T) == sizeof(float) && !isfinite(block_rest)) block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        fsm_neumaier_add(&rest, &comp, block_rest);
+        ties += block_ties;
+    }
+    *result = K(signed_log_total)(isfinite(rest) ? rest + comp : rest, ties, m, sign);
+}
+
+/* Contract: kernels.h; with weights b, also the sign in group_out[1]. */
 static void K(logsumexp_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
                               double *group_out) {
-    (void)y, (void)b, (void)prm, (void)target;
+    (void)y, (void)prm, (void)target;
+    if (b != NULL) {
+        K(weighted_logsumexp_row)(x, b, n, &group_out[0], &group_out[1]);
+        return;
+    }
     T m = K(rmax)(x, n);
     if (!isfinite(m)) {
         *group_out = K(lse_of_non_finite)(x, 1, n, m);
@@ -249,14 +362,6 @@ static void K(cross_entropy_probs_block_f64)(const T *q, const T *x, size_t star
     FSM_FOLD_CHAINS(g_acc);
     *s_block = s_acc[0];
     *g_block = g_acc[0];
-}
-
-/* The sum of FSM_SUM_CHAINS partial sums in T, folded in double. */
-static inline void K(fold_chains_f64)(const T *acc, double *total) {
-    double wide[FSM_SUM_CHAINS];
-    for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) wide[j] = (double)acc[j];
-    FSM_FOLD_CHAINS(wide);
-    *total = wide[0];
 }
 
 /* The gradient (softmax(x) - target) * scale from a scaled exp e, the
