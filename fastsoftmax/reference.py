@@ -105,9 +105,13 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None
     if out is not None:
         check_out(out, shape, value_dtype)
     flat = arr.reshape(1) if arr.ndim == 0 else arr
-    weights = np.ones_like(flat) if w is None else w.reshape(flat.shape)
-    if mask is not None:  # a masked-out entry weighs nothing
-        weights = np.where(mask.reshape(flat.shape), weights, 0)
+    weights = None if w is None else w.reshape(flat.shape)
+    if mask is not None:  # a masked-out entry takes no part
+        mask = mask.reshape(flat.shape)
+        if weights is None:
+            flat = np.where(mask, flat, -np.inf)
+        else:
+            weights = np.where(mask, weights, 0)
     with np.errstate(all="ignore"):
         total, m = _weighted_total(flat, weights, axes)
         if np.iscomplexobj(total):
@@ -125,20 +129,28 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None
     return scalar_if_0d(result), scalar_if_0d(sign.reshape(shape).astype(result_dtype))
 
 
+def _weighted_sum(x, w, axes):
+    """sum(w * exp(x)) over `axes`, kept as length 1 (w None: no weights);
+    an entry with w == 0 takes no part whatever its x."""
+    terms = np.exp(x) if w is None else np.where(w != 0, w * np.exp(x), 0)
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
 def _weighted_total(x, w, axes):
     """(total, m): sum(w * exp(x - m)) over `axes` (kept as length 1) and
     the shift m, the largest real part among the entries with w != 0 where
-    it is finite, else 0.  An entry with w == 0 takes no part whatever its
-    x; with a +inf among them, the total is the sum of the weighted +inf
-    terms alone (finite terms are negligible), NaN with both signs."""
-    taking_part = w != 0
+    it is finite, else 0 (w None: no weights).  With a +inf among the real
+    entries taking part, the total is the sum of the weighted +inf terms
+    alone (finite terms are negligible), NaN with both signs."""
+    taking_part = True if w is None else w != 0
     kept = np.where(taking_part, x.real, -np.inf)
     m = np.max(kept, axis=axes, keepdims=True) if x.size else np.full(
         reduced_shape(x.shape, axes, True), -np.inf, x.real.dtype)
     m_finite = np.where(np.isfinite(m), m, 0).astype(m.dtype)
-    total = np.sum(np.where(taking_part, w * np.exp(x - m_finite), 0), axis=axes, keepdims=True)
+    total = _weighted_sum(x - m_finite, w, axes)
     if np.iscomplexobj(x):
         return total, m_finite
+    w = np.ones_like(x) if w is None else w
     infinite_terms = np.where(taking_part & (x == np.inf), np.sign(w) * np.inf,
                               np.where(taking_part & np.isnan(w), np.nan, 0))
     total = np.where(m == np.inf, np.sum(infinite_terms, axis=axes, keepdims=True), total)
@@ -150,7 +162,7 @@ def _complex_log(total, m, x, w, axes, return_sign):
     (imaginary part in (-pi, pi]), or with return_sign the log of |total|
     and the phase; where that is not finite, log(sum(w * exp(x))) directly,
     as SciPy does."""
-    direct = np.sum(np.where(w != 0, w * np.exp(x), 0), axis=axes, keepdims=True)
+    direct = _weighted_sum(x, w, axes)
     if return_sign:
         magnitude = m + np.log(np.abs(total))
         finite = np.isfinite(magnitude)
