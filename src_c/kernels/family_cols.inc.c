@@ -154,13 +154,11 @@ static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *
         }
     }
     double *sign = group_out + lanes;
-    for (size_t j = 0; j < lanes; ++j) {
-        if (isfinite(m[j]))
-            group_out[j] = K(signed_log_total)(isfinite(rest[j]) ? rest[j] + comp[j] : rest[j], ties[j], m[j],
-                                               &sign[j]);
-        else
-            group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
-    }
+#pragma omp simd
+    for (size_t j = 0; j < lanes; ++j)
+        group_out[j] = K(signed_log_total)(isfinite(rest[j]) ? rest[j] + comp[j] : rest[j], ties[j], m[j], &sign[j]);
+    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+        if (!isfinite(m[j])) group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
 }
 
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,

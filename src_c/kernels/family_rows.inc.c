@@ -185,11 +185,21 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
  * (the log is log|ties| + log1p(rest / ties)). */
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
- * NaN entries passed over. */
-static T K(rmax_weighted)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n) {
-    T m = -(T)INFINITY;
-    for (size_t i = 0; i < n; ++i) {
-        T v = b[(ptrdiff_t)i * b_step] != 0 ? x[(ptrdiff_t)i * x_step] : -(T)INFINITY;
+ * NaN entries passed over.  In chains, as rmax_signed. */
+static T K(rmax_weighted)(const T *x, const T *b, size_t n) {
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
+            T v = b[i + j] != 0 ? x[i + j] : -(T)INFINITY;
+            acc[j] = v > acc[j] ? v : acc[j];
+        }
+    }
+    T m = K(fold_maxima)(acc);
+    for (; i < n; ++i) {
+        T v = b[i] != 0 ? x[i] : -(T)INFINITY;
         m = v > m ? v : m;
     }
     return m;
@@ -198,9 +208,10 @@ static T K(rmax_weighted)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_
 /* One weighted term: b * exp(x - m) * 2^B into *rest, or b into *ties
  * when x == m; nothing when b == 0. */
 static FSM_ALWAYS_INLINE void K(weighted_term)(T xi, T bi, T m, T *rest, T *ties) {
-    T e = SCALED_EXP(xi, m);
-    *rest += bi != 0 && xi != m ? bi * e : (T)0;
-    *ties += xi == m ? bi : (T)0;
+    T tie = xi == m ? (T)1 : (T)0;
+    T e = bi != 0 ? SCALED_EXP(xi, m) : (T)0; /* x may be +inf or NaN where b == 0 */
+    *rest += bi * e * ((T)1 - tie);
+    *ties += bi * tie;
 }
 
 /* The rest of entries [start, end) in double: for a float block whose
@@ -215,19 +226,32 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
     return rest;
 }
 
+/* log(v) for v > 0, straight-line so that it vectorises: v = 2^k mant with
+ * mant in [1, 2), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is exact),
+ * about 1 ulp; subnormal v scaled up first; +inf gives +inf. */
+static FSM_ALWAYS_INLINE double K(log_positive)(double v) {
+    int tiny = v < 0x1p-1000;
+    double scaled = tiny ? v * 0x1p200 : v;
+    uint64_t bits = fsm_f64_bits(scaled);
+    double k = fsm_f64_from_bits((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0) - (tiny ? 200.0 : 0.0);
+    double mant = fsm_f64_from_bits((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    double r = k * 0x1.62e42fee00000p-1 + (fsm_log1p_f64(mant - 1.0) + k * 0x1.a39ef35793c76p-33);
+    return v < INFINITY ? r : v;
+}
+
 /* From m (finite), rest (scaled by 2^B) and the weight of the ties:
- * log|total| + m, and the sign of the total (0 for a zero total, whose log
- * is -inf; NaN for a NaN total). */
-static double K(signed_log_total)(double rest, double ties, T m, double *sign) {
+ * log|total| + m as log|ties| + log1p(rest / ties), so that a total close
+ * to the ties' weight keeps its accuracy (|1 + q| = 1 + (-2 - q) when
+ * 1 + q < 0), and the sign of the total (0 for a zero total, whose log is
+ * -inf; NaN for a NaN total).  Straight-line: the lane kernel takes it
+ * once per lane in a SIMD loop. */
+static FSM_ALWAYS_INLINE double K(signed_log_total)(double rest, double ties, T m, double *sign) {
     double r = rest * EXP_UNSCALE, total = ties + r;
-    if (total != total) {
-        *sign = NAN;
-        return NAN;
-    }
-    *sign = (double)((total > 0) - (total < 0));
-    if (ties == 0) return (double)m + log(fabs(r));
-    double q = r / ties; /* |1 + q| = 1 + q, or 1 + (-2 - q) when 1 + q < 0 */
-    return (double)m + log(fabs(ties)) + log1p(q < -1 ? -2 - q : q);
+    double q = r / ties, u = q < -1 ? -2 - q : q;
+    double log_total = ties != 0 ? K(log_positive)(fabs(ties)) + fsm_log1p_f64(u) : K(log_positive)(fabs(r));
+    int bad = total != total;
+    *sign = bad ? NAN : (double)((total > 0) - (total < 0));
+    return bad ? NAN : total == 0 ? -INFINITY : (double)m + log_total;
 }
 
 /* A group whose weighted maximum m is not finite: NaN when a weighted entry
@@ -253,7 +277,7 @@ static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const 
 
 /* Weighted logsumexp of one contiguous group (b contiguous too). */
 static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
-    T m = K(rmax_weighted)(x, 1, b, 1, n);
+    T m = K(rmax_weighted)(x, b, n);
     if (!isfinite(m)) {
         *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
         return;
