@@ -11,7 +11,8 @@ import numpy as np
 from numpy.exceptions import AxisError
 
 __all__ = [
-    "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d", "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
+    "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
+    "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
     "check_temperature_range",
     "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape", "check_cross_entropy_args",
 ]

@@ -226,7 +226,8 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     double *results = (double *)(targets + L);
     ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES] =
         (ptrdiff_t (*)[FSM_SHORT_ROW_LANES])((char *)scratch + 3 * lane_buf * sizeof(T) +
-                                             fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)));
+                                             fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) *
+                                                            sizeof(double)));
     const T *xs[FSM_SHORT_ROW_LANES], *bs[FSM_SHORT_ROW_LANES];
     T *ys[FSM_SHORT_ROW_LANES];
     const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;

@@ -146,7 +146,8 @@ static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *
             for (size_t j = 0; j < lanes; ++j) {
                 double block_rest = (double)block[j];
                 if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-                    block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, i - i % FSM_COLS_SUM_BLOCK, i + 1, m[j]);
+                    block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, i - i % FSM_COLS_SUM_BLOCK,
+                                                      i + 1, m[j]);
                 fsm_neumaier_add(&rest[j], &comp[j], block_rest);
                 ties[j] += block_ties[j];
                 block[j] = 0, block_ties[j] = 0;
@@ -158,7 +159,8 @@ static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *
     for (size_t j = 0; j < lanes; ++j)
         group_out[j] = K(signed_log_total)(isfinite(rest[j]) ? rest[j] + comp[j] : rest[j], ties[j], m[j], &sign[j]);
     for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
-        if (!isfinite(m[j])) group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
+        if (!isfinite(m[j]))
+            group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
 }
 
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,

@@ -294,7 +294,8 @@ static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *
         double block_rest, block_ties;
         K(fold_chains_f64)(acc, &block_rest);
         K(fold_chains_f64)(tie_acc, &block_ties);
-        if (sizeof(T) == sizeof(float) && !isfinite(block_rest)) block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
         fsm_neumaier_add(&rest, &comp, block_rest);
         ties += block_ties;
     }
