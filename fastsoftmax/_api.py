@@ -10,7 +10,7 @@ import numpy as np
 from . import _core
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    normalize_axes, prepare_input, reduced_shape,
+    computed_by_numpy, normalize_axes, prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
 )
 from ._version import __version__
 
@@ -26,18 +26,30 @@ softmax = _core.softmax
 log_softmax = _core.log_softmax
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):
-    """log(sum(exp(x))) over `axis`, without overflow or underflow.
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None, where=None,
+              num_threads=None):
+    """log(sum(b * exp(x))) over `axis`, without overflow or underflow.
 
     Parameters
     ----------
     x : array_like
-        Input, with the dtype rules of `softmax`.
+        Input, with the dtype rules of `softmax` (complex input is computed
+        by NumPy, as in SciPy: the imaginary part of the result is in
+        (-pi, pi]).
     axis : int, tuple of int or None, default -1
         Axes to reduce; None means all.  `scipy.special.logsumexp` defaults
-        to ``axis=None``.
+        to ``axis=None`` (`fastsoftmax.special.logsumexp` does too).
+    b : array_like, optional
+        Weights of the exponentials, broadcast with `x` as in SciPy; they
+        may be negative.  An entry whose weight is 0 takes no part, whatever
+        its x (NaN and +inf included).  Read next to `x` in the same pass.
     keepdims : bool, default False
         Keep the reduced axes with length 1.
+    return_sign : bool, default False
+        Return ``(log|total|, sign)``: the sign of the total is +1, -1, 0
+        (a zero total, whose log is -inf) or NaN, in the result dtype (for
+        complex input, the phase ``total / |total|``).  Without it a
+        negative total gives NaN.
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it is returned.
     where : array_like of bool, optional
@@ -47,43 +59,71 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=N
 
     Returns
     -------
-    ndarray
-        `x`'s shape without the reduced axes (or with them as 1).
+    res : ndarray or NumPy scalar
+        `x`'s shape without the reduced axes (or with them as 1); a NumPy
+        scalar for a reduction to a 0-d result, unless `out` is given.
+    sign : ndarray or NumPy scalar
+        Only with ``return_sign=True``.
 
     Notes
     -----
     As `scipy.special.logsumexp`: NaN in a group gives NaN; otherwise a
-    +inf gives +inf; a group that is all -inf, empty, or entirely masked out
-    gives -inf.  Computed as ``m + log1p(...)`` from the group maximum ``m``
-    in one pass after the maximum, accurate to a few ulp.
+    +inf gives +inf (with weights: of the sign of the weighted +inf terms,
+    NaN when they have both signs); a group that is all -inf, empty, or
+    entirely masked out gives -inf.  Computed as ``m + log1p(...)`` from
+    the group maximum ``m`` in one pass after the maximum, accurate to a
+    few ulp; with weights of both signs, to a few ulp of the sum of the
+    absolute terms (a total that cancels loses what the cancellation
+    loses).
 
     Examples
     --------
     >>> import numpy as np, fastsoftmax
     >>> float(fastsoftmax.logsumexp(np.array([1000.0, 1000.0])))
     1000.6931471805599
+    >>> res, sign = fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    >>> round(float(res), 12), float(sign)
+    (1.541324854613, -1.0)
     """
     threads = check_num_threads(num_threads)
-    arr, result_dtype = prepare_input(x)
-    if arr.dtype.itemsize > 8:
-        return _reference().logsumexp(arr, axis, keepdims=keepdims, out=out, where=where,
-                                      num_threads=num_threads)
+    arr, result_dtype = prepare_input(x, "logsumexp", complex_ok=True)
+    arr, weights, result_dtype = prepare_weights(arr, result_dtype, b, "logsumexp")
+    if computed_by_numpy(arr.dtype):
+        return _reference().logsumexp(arr, axis, b=weights, keepdims=keepdims, return_sign=return_sign,
+                                      out=out, where=where, num_threads=num_threads)
     axes = normalize_axes(axis, arr.ndim)
     mask = broadcast_where(where, arr.shape)
     shape = () if arr.ndim == 0 else reduced_shape(arr.shape, axes, keepdims)
     if out is not None:
         check_out(out, shape, result_dtype)
     if arr.size == 0:  # the log of an empty sum is -inf
-        return _core._deliver(np.full(shape, -np.inf, result_dtype), out, shape, result_dtype)
+        result = _core._deliver(np.full(shape, -np.inf, result_dtype), out, shape, result_dtype)
+        return _with_sign(result, np.zeros(shape, result_dtype), return_sign, out)
     if arr.ndim == 0:
         arr = arr.reshape(1)
         mask = None if mask is None else mask.reshape(1)
+        weights = None if weights is None else weights.reshape(1)
+    if mask is not None and weights is not None:  # a masked-out entry weighs nothing
+        weights, mask = np.where(mask, weights, 0).astype(arr.dtype), None
     groups = np.empty(reduced_shape(arr.shape, axes, True), np.float64)
+    signs = None if weights is None else np.empty_like(groups)
     # a mask is applied by staging x in a temporary with the masked-out entries at -inf
     staged = None if mask is None else _core._new_output(arr)
-    _core._execute(_core.OPS["logsumexp"], arr, axes, staged, None,
-                   None if mask is None else mask.view(np.uint8), None, groups, threads=threads)
-    return _core._deliver(groups.astype(result_dtype), out, shape, result_dtype)
+    _core._execute(_core.OPS["logsumexp"], arr, axes, staged, weights,
+                   None if mask is None else mask.view(np.uint8), None, groups, threads=threads, group_sign=signs)
+    if signs is None:  # a total of exps is positive, 0 (log: -inf) or NaN
+        signs = np.where(groups == -np.inf, 0.0, np.where(np.isnan(groups), np.nan, 1.0))
+    elif not return_sign:
+        groups[signs < 0] = np.nan
+    result = _core._deliver(groups.astype(result_dtype), out, shape, result_dtype)
+    return _with_sign(result, signs.reshape(shape).astype(result_dtype), return_sign, out)
+
+
+def _with_sign(result, signs, return_sign, out):
+    """logsumexp's return value: NumPy scalars for 0-d results unless out= is given."""
+    if out is None:
+        result = scalar_if_0d(result)
+    return (result, scalar_if_0d(signs)) if return_sign else result
 
 
 _BACKWARD_PARAMETERS = """
@@ -112,12 +152,12 @@ _BACKWARD_PARAMETERS = """
 
 def _backward(op: str, grad, y, axis, out, num_threads):
     threads = check_num_threads(num_threads)
-    g, g_result = prepare_input(grad, "grad")
-    yy, y_result = prepare_input(y, "y")
+    g, g_result = prepare_input(grad, op, "grad")
+    yy, y_result = prepare_input(y, op, "y")
     check_same_shape(g, yy, "grad", "y")
     result_dtype = np.result_type(g_result, y_result)
     compute = np.result_type(g.dtype, yy.dtype)
-    if compute.itemsize > 8:
+    if computed_by_numpy(compute):
         return getattr(_reference(), op)(g, yy, axis, out=out, num_threads=num_threads)
     axes = normalize_axes(axis, g.ndim)
     shape = g.shape
@@ -236,7 +276,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     threads = check_num_threads(num_threads)
     x, result_dtype, ax, t, is_index = check_cross_entropy_args(
         logits, target, axis, reduction, label_smoothing, return_grad, num_threads, grad_out)
-    if x.dtype.itemsize > 8:
+    if computed_by_numpy(x.dtype):
         return _reference().cross_entropy(x, t, axis, reduction=reduction, label_smoothing=label_smoothing,
                                           return_grad=return_grad, num_threads=num_threads, grad_out=grad_out)
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
@@ -266,8 +306,8 @@ def _reduced_loss(sample_losses, reduction, result_dtype):
 
 
 def _reference():
-    """fastsoftmax.reference, imported only for extended precision input,
-    which NumPy computes: the fast path does not depend on it."""
+    """fastsoftmax.reference, imported only for the input NumPy computes
+    (extended precision, complex): the fast path does not depend on it."""
     from . import reference
 
     return reference

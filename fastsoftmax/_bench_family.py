@@ -60,6 +60,8 @@ def _variants(op):
 FUNCTIONS = _variants("softmax") + [
     Function("logsumexp", lambda d, t: partial(fsm.logsumexp, d.x, d.axis, out=d.reduced_out,
                                                num_threads=t), "softmax", 1.0),
+    Function("logsumexp b=weights", lambda d, t: partial(fsm.logsumexp, d.x, d.axis, b=d.weights,
+                                                         out=d.reduced_out, num_threads=t), "logsumexp", 1.3),
     Function("softmax_backward", lambda d, t: partial(
         fsm.softmax_backward, d.grad, d.y, d.axis, out=d.out, num_threads=t), "softmax", 1.3),
     Function("log_softmax_backward", lambda d, t: partial(
@@ -84,6 +86,7 @@ def make_inputs(dtype, shape, axis):
     return SimpleNamespace(
         x=x, axis=axis, out=out, reduced_out=np.zeros(reduced, dtype),
         mask=rng.random(shape) < MASK_TRUE,
+        weights=rng.uniform(0.5, 1.5, shape).astype(dtype),
         grad=rng.standard_normal(shape, dtype=dtype),
         y=fsm.softmax(x, axis), log_y=fsm.log_softmax(x, axis),
         index=rng.integers(0, shape[axis], reduced),

@@ -15,8 +15,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import (
-    broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range, normalize_axes,
-    prepare_input,
+    broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range,
+    computed_by_numpy, normalize_axes, prepare_input,
 )
 from . import _threads
 
@@ -42,6 +42,7 @@ cdef extern from "fastsoftmax.h" nogil:
         FSM_MASK
         FSM_TARGET
         FSM_GROUP_OUT
+        FSM_GROUP_SIGN
         FSM_NUM_OPERANDS
         FSM_OK
         FSM_NUM_VARIANTS
@@ -66,7 +67,7 @@ cdef extern from "fastsoftmax.h" nogil:
         Py_ssize_t n, lanes
         int nbatch
         Py_ssize_t batch_shape[64]
-        fsm_operand operand[6]
+        fsm_operand operand[7]
     int fsm_run(const fsm_problem *p, int max_threads)
     int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads)
     const char *fsm_variant_name(int v)
@@ -221,7 +222,7 @@ cdef int _threads_for_call(int threads) noexcept:
 ctypedef struct _dims:
     int count
     Py_ssize_t extent[64]
-    Py_ssize_t step[64][6]  # per operand (FSM_X .. FSM_GROUP_OUT), in its elements
+    Py_ssize_t step[64][7]  # per operand (FSM_X .. FSM_GROUP_SIGN), in its elements
 
 
 cdef inline Py_ssize_t _abs(Py_ssize_t v) noexcept nogil:
@@ -289,20 +290,22 @@ cdef bint _lanes_fit(const Py_ssize_t *group_steps, const Py_ssize_t *dim_steps,
 
 
 cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray b, cnp.ndarray mask,
-                    cnp.ndarray target, cnp.ndarray group_out, const bint *reduced) noexcept:
+                    cnp.ndarray target, cnp.ndarray group_out, cnp.ndarray group_sign,
+                    const bint *reduced) noexcept:
     """Fill p for op over the dims of x flagged in `reduced`; False when
     those dims cannot be addressed as one (the caller then copies).  Array
-    operands have x's shape; group operands (target, group_out) x's shape
+    operands have x's shape; group operands (target, group_out, group_sign) x's shape
     with the reduced dims of length 1.  None for an operand the op lacks."""
-    cdef void *arrays[6]
-    cdef bint present[6]
-    cdef Py_ssize_t steps[6]
+    cdef void *arrays[7]
+    cdef bint present[7]
+    cdef Py_ssize_t steps[7]
     cdef _dims red, other
     cdef int d, k, nd = cnp.PyArray_NDIM(x)
     cdef Py_ssize_t extent
     cdef cnp.ndarray a
     arrays[FSM_X], arrays[FSM_Y], arrays[FSM_B] = <void *>x, <void *>y, <void *>b
     arrays[FSM_MASK], arrays[FSM_TARGET], arrays[FSM_GROUP_OUT] = <void *>mask, <void *>target, <void *>group_out
+    arrays[FSM_GROUP_SIGN] = <void *>group_sign
     for k in range(FSM_NUM_OPERANDS):
         present[k] = arrays[k] != <void *>None
     red.count = 0
@@ -375,11 +378,13 @@ def _reduced_flags(int ndim, tuple axes):
 
 def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
              cnp.ndarray mask=None, cnp.ndarray target=None, cnp.ndarray group_out=None,
-             tuple scale=None, double smoothing=0.0, double grad_scale=1.0, int threads=0):
+             tuple scale=None, double smoothing=0.0, double grad_scale=1.0, int threads=0,
+             cnp.ndarray group_sign=None):
     """Run op on prepared operands (the one entry of every function but the
     fast path of plain softmax): x, y, b native aligned float32/float64 of
     one dtype and shape; mask uint8 of that shape; target int64 and
-    group_out float64 of that shape with `axes` of length 1.  y is x itself
+    group_out and group_sign (logsumexp with weights b) float64 of that
+    shape with `axes` of length 1.  y is x itself
     or overlaps no input.  Reduction axes that no stride can address as
     one (e.g. axis=(0, 2) of a C-contiguous 3-d array) are computed on
     copies with those axes last."""
@@ -388,7 +393,7 @@ def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray 
     cdef int d
     for d in range(x.ndim):
         reduced[d] = d in axes
-    if _describe(&p, op, x, y, b, mask, target, group_out, reduced):
+    if _describe(&p, op, x, y, b, mask, target, group_out, group_sign, reduced):
         _set_params(&p, scale, smoothing, grad_scale)
         return _run(&p, threads)
     perm = [d for d in range(x.ndim) if d not in axes] + list(axes)
@@ -402,13 +407,14 @@ def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray 
 
     x_rows = rows(x)
     y_rows = None if y is None else np.empty_like(x_rows)
-    gout_rows = groups(group_out)
+    gout_rows, sign_rows = groups(group_out), groups(group_sign)
     _execute(op, x_rows, (1,), y_rows, rows(b), rows(mask), groups(target), gout_rows, scale, smoothing,
-             grad_scale, threads)
+             grad_scale, threads, sign_rows)
     if y is not None:
         y.transpose(perm)[...] = y_rows.reshape([x.shape[d] for d in perm])
-    if group_out is not None:
-        group_out.transpose(perm)[...] = gout_rows.reshape([group_out.shape[d] for d in perm])
+    for result, result_rows in ((group_out, gout_rows), (group_sign, sign_rows)):
+        if result is not None:
+            result.transpose(perm)[...] = result_rows.reshape([result.shape[d] for d in perm])
     return 0
 
 
@@ -418,7 +424,7 @@ _PLAN_NAMES = {FSM_PLAN_ROWS: "rows", FSM_PLAN_SHORT_ROWS: "short_rows", FSM_PLA
 
 def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
                cnp.ndarray mask=None, cnp.ndarray target=None, cnp.ndarray group_out=None, bint scaled=False,
-               int threads=0):
+               int threads=0, cnp.ndarray group_sign=None):
     """(plan, threads) that _execute would run for these operands, or
     ("copy", 0) when the axes need the copying fallback; for tests."""
     cdef fsm_problem p
@@ -426,7 +432,7 @@ def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarra
     cdef int d, t
     for d in range(x.ndim):
         reduced[d] = d in axes
-    if not _describe(&p, op, x, y, b, mask, target, group_out, reduced):
+    if not _describe(&p, op, x, y, b, mask, target, group_out, group_sign, reduced):
         return "copy", 0
     p.scaled = scaled
     kind = fsm_plan_kind(&p, _threads_for_call(threads), &t)
@@ -584,7 +590,7 @@ cdef object _softmax_fast(int op, object x, object axis, object out, object num_
                 return _softmax_general(op, x, axis, out, num_threads, None, None, None)
             for d in range(nd):
                 reduced[d] = d == ax
-            _describe(&p, op, arr, y, None, None, None, None, reduced)  # one axis always fits
+            _describe(&p, op, arr, y, None, None, None, None, None, reduced)  # one axis always fits
             _run(&p, threads)
             return y
     return _softmax_general(op, x, axis, out, num_threads, None, None, None)
@@ -623,10 +629,10 @@ cdef object _softmax_general(int op, object x, object axis, object out, object n
     directly."""
     cdef int threads = check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
-    arr, result_dtype = prepare_input(x)
+    arr, result_dtype = prepare_input(x, "softmax" if op == FSM_OP_SOFTMAX else "log_softmax", complex_ok=True)
     check_temperature_range(scaling, arr.dtype)
-    if arr.dtype.itemsize > 8:  # extended precision: no kernel, NumPy computes it
-        from . import reference  # NumPy computes long double; only then is the twin imported
+    if computed_by_numpy(arr.dtype):  # extended precision, complex: no kernel, NumPy computes it
+        from . import reference  # only then is the twin imported
         ref = reference.softmax if op == FSM_OP_SOFTMAX else reference.log_softmax
         return ref(arr, axis, out=out, num_threads=num_threads, temperature=temperature, base=base,
                    where=where)
@@ -667,8 +673,10 @@ _COMMON_PARAMETERS = """
         Input.  float32 and float64 are computed in their own precision;
         float16 is computed in float32 and returned as float16; bool and
         integer inputs are computed and returned as float64; extended
-        precision floats are computed by NumPy (`fastsoftmax.reference`).
-        Complex, object and string dtypes raise TypeError.
+        precision floats and complex numbers are computed by NumPy
+        (`fastsoftmax.reference`; complex: any shift of x leaves the result
+        unchanged, so the kernels' formula holds with the largest real
+        part as the shift).  Object and string dtypes raise TypeError.
     axis : int, tuple of int or None, default -1
         Axis or axes over which the {name} is taken; None means all axes.
         Note that `scipy.special.softmax` defaults to ``axis=None``.
@@ -705,7 +713,8 @@ _COMMON_PARAMETERS = """
     -----
     A NaN or +inf in a group, or a group that is entirely -inf, makes every
     output of that group NaN; -inf among finite values gives {neg_inf}.  Empty
-    inputs give empty outputs; a 0-d input is one group of one element.  The
+    inputs give empty outputs; a 0-d input is one group of one element, and
+    its result is a 0-d array (not a scalar: the result has x's shape).  The
     input is never modified unless it is passed as `out`.
 """
 

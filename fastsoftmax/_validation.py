@@ -11,42 +11,73 @@ import numpy as np
 from numpy.exceptions import AxisError
 
 __all__ = [
-    "prepare_input", "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
+    "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
+    "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
     "check_temperature_range",
     "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape", "check_cross_entropy_args",
 ]
 
 
-def prepare_input(x, name: str = "x"):
-    """Return ``(array, result_dtype)`` for an array-like input.
+def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
+    """Return ``(array, result_dtype)`` for an array-like input of the
+    public function `func` (named in the error messages).
 
     The array has the dtype the computation runs in (float32 or float64,
-    native byte order, aligned) except for extended precision floats, which
-    are returned as they are.  float16 is computed in float32 and returned as
+    native byte order, aligned) except for extended precision floats and,
+    where `complex_ok`, complex numbers, which are returned as they are
+    (NumPy computes them).  float16 is computed in float32 and returned as
     float16; bool and integers are computed and returned as float64.
     """
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{name} could not be converted to an array: {exc}") from exc
+        raise type(exc)(f"{func}: {name} could not be converted to an array: {exc}") from exc
     kind, size = arr.dtype.kind, arr.dtype.itemsize
     if kind == "f" and size in (4, 8):
         result = np.dtype(arr.dtype.type)  # drops a non-native byte order
         compute = result
     elif kind == "f" and size == 2:
         result, compute = np.dtype(np.float16), np.dtype(np.float32)
-    elif kind == "f":
-        return arr, np.dtype(arr.dtype.type)  # long double: computed by the NumPy reference
+    elif kind == "f" or (kind == "c" and complex_ok):
+        return arr, np.dtype(arr.dtype.type)  # long double, complex: computed by the NumPy reference
     elif kind in "biu":
         result = compute = np.dtype(np.float64)
     else:
+        expected = "a floating point (real or complex)" if complex_ok else "a real floating point"
         raise TypeError(
-            f"{name} has dtype {arr.dtype}, which softmax does not accept: expected a real "
-            "floating point, integer or boolean array"
+            f"{func}: {name} has dtype {arr.dtype}, which {func} does not accept: expected {expected}, "
+            "integer or boolean array"
         )
     if arr.dtype != compute or not arr.flags.aligned:
         arr = arr.astype(compute, order="K")
     return arr, result
+
+
+def computed_by_numpy(dtype) -> bool:
+    """Whether NumPy (`fastsoftmax.reference`) computes this prepared
+    dtype: no kernel handles extended precision or complex numbers."""
+    return dtype.kind == "c" or dtype.itemsize > 8
+
+
+def prepare_weights(arr, result_dtype, b, func: str):
+    """logsumexp's weights: ``(x, weights, result_dtype)`` with x and the
+    weights in one computation dtype, broadcast together as SciPy does (the
+    weights usually as a stride-0 view); weights None when `b` is None."""
+    if b is None:
+        return arr, None, result_dtype
+    w, w_result = prepare_input(b, func, "b", complex_ok=True)
+    compute = np.result_type(arr.dtype, w.dtype)
+    try:
+        arr, w = np.broadcast_arrays(arr.astype(compute, copy=False), w.astype(compute, copy=False))
+    except ValueError:
+        raise ValueError(f"{func}: b has shape {w.shape}, which does not broadcast with x's shape "
+                         f"{arr.shape}") from None
+    return arr, w, np.result_type(result_dtype, w_result)
+
+
+def scalar_if_0d(result):
+    """NumPy's convention for a reduction to a 0-d result: a NumPy scalar."""
+    return result[()] if isinstance(result, np.ndarray) and result.ndim == 0 else result
 
 
 def _axis_index(axis, ndim: int) -> int:
@@ -183,7 +214,7 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
     """Shared checks of cross_entropy: returns (logits array, result dtype,
     class axis, target array, whether target holds class indices)."""
     check_num_threads(num_threads)
-    x, result_dtype = prepare_input(logits, "logits")
+    x, result_dtype = prepare_input(logits, "cross_entropy", "logits")
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension (the class axis)")
     ax = check_int_axis(axis, x.ndim)

@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastsoftmax.dask needs Dask: pip install "fastsoftmax[dask]"') from exc
 
 from . import _api
-from ._validation import check_num_threads, normalize_axes
+from ._validation import check_num_threads, normalize_axes, prepare_input
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -42,7 +42,10 @@ def _as_dask(x):
 
 
 def _result_dtype(name, dtype, **kwargs):
-    """The dtype the NumPy function returns for `dtype`."""
+    """The dtype the NumPy function returns for `dtype`; TypeError for the
+    dtypes the kernels do not compute (the blocks are combined from the
+    kernels' per-block statistics)."""
+    prepare_input(np.zeros(0, dtype), name)
     return np.asarray(getattr(_api, name)(np.zeros(1, dtype), **kwargs)).dtype
 
 

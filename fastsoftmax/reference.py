@@ -19,7 +19,8 @@ import numpy as np
 
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, check_temperature_range, normalize_axes, prepare_input, reduced_shape,
+    check_temperature_base, check_temperature_range, normalize_axes, prepare_input, prepare_weights,
+    reduced_shape, scalar_if_0d,
 )
 
 __all__ = [
@@ -49,7 +50,7 @@ def _shifted(arr, axes, scaling=None, mask=None):
 def _softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
     check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
-    arr, result_dtype = prepare_input(x)
+    arr, result_dtype = prepare_input(x, compute.__name__.lstrip("_"), complex_ok=True)
     check_temperature_range(scaling, arr.dtype)
     axes = normalize_axes(axis, arr.ndim)
     mask = broadcast_where(where, arr.shape)
@@ -91,35 +92,90 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, bas
     return _softmax_or_log_softmax(_log_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None, where=None,
+              num_threads=None):
     """Reference logsumexp; see `fastsoftmax.logsumexp`."""
     check_num_threads(num_threads)
-    arr, result_dtype = prepare_input(x)
+    arr, result_dtype = prepare_input(x, "logsumexp", complex_ok=True)
+    arr, w, result_dtype = prepare_weights(arr, result_dtype, b, "logsumexp")
     axes = normalize_axes(axis, arr.ndim)
     mask = broadcast_where(where, arr.shape)
-    flat = arr.reshape(1) if arr.ndim == 0 else arr
     shape = () if arr.ndim == 0 else reduced_shape(arr.shape, axes, keepdims)
+    value_dtype = np.finfo(result_dtype).dtype if return_sign else result_dtype  # |total|'s log is real
     if out is not None:
-        check_out(out, shape, result_dtype)
-    kept = flat if mask is None else np.where(mask.reshape(flat.shape), flat, -np.inf)
-    with np.errstate(all="ignore"):
-        if kept.size == 0:
-            m = np.full(reduced_shape(flat.shape, axes, True), -np.inf, flat.dtype)
+        check_out(out, shape, value_dtype)
+    flat = arr.reshape(1) if arr.ndim == 0 else arr
+    weights = None if w is None else w.reshape(flat.shape)
+    if mask is not None:  # a masked-out entry takes no part
+        mask = mask.reshape(flat.shape)
+        if weights is None:
+            flat = np.where(mask, flat, -np.inf)
         else:
-            m = np.max(kept, axis=axes, keepdims=True)  # NaN when a kept entry is NaN
-        m_finite = np.where(np.isfinite(m), m, 0)
-        total = np.sum(np.exp(kept - m_finite), axis=axes, keepdims=True)
-        result = (np.log(total) + m_finite).reshape(shape).astype(result_dtype)
-    if out is None:
-        return result
-    np.copyto(out, result)
-    return out
+            weights = np.where(mask, weights, 0)
+    with np.errstate(all="ignore"):
+        total, m = _weighted_total(flat, weights, axes)
+        if np.iscomplexobj(total):
+            result, sign = _complex_log(total, m, flat, weights, axes, return_sign)
+        else:
+            result, sign = m + np.log(np.abs(total)), np.sign(total)
+            if not return_sign:
+                result = np.where(sign < 0, np.nan, result)
+    result = result.reshape(shape).astype(value_dtype)
+    if out is not None:
+        np.copyto(out, result)
+        result = out
+    if not return_sign:
+        return scalar_if_0d(result)
+    return scalar_if_0d(result), scalar_if_0d(sign.reshape(shape).astype(result_dtype))
 
 
-def _backward_inputs(grad, y, axis, out, num_threads):
+def _weighted_sum(x, w, axes):
+    """sum(w * exp(x)) over `axes`, kept as length 1 (w None: no weights);
+    an entry with w == 0 takes no part whatever its x."""
+    terms = np.exp(x) if w is None else np.where(w != 0, w * np.exp(x), 0)
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
+def _weighted_total(x, w, axes):
+    """(total, m): sum(w * exp(x - m)) over `axes` (kept as length 1) and
+    the shift m, the largest real part among the entries with w != 0 where
+    it is finite, else 0 (w None: no weights).  With a +inf among the real
+    entries taking part, the total is the sum of the weighted +inf terms
+    alone (finite terms are negligible), NaN with both signs."""
+    taking_part = True if w is None else w != 0
+    kept = np.where(taking_part, x.real, -np.inf)
+    m = np.max(kept, axis=axes, keepdims=True) if x.size else np.full(
+        reduced_shape(x.shape, axes, True), -np.inf, x.real.dtype)
+    m_finite = np.where(np.isfinite(m), m, 0).astype(m.dtype)
+    total = _weighted_sum(x - m_finite, w, axes)
+    if np.iscomplexobj(x):
+        return total, m_finite
+    w = np.ones_like(x) if w is None else w
+    infinite_terms = np.where(taking_part & (x == np.inf), np.sign(w) * np.inf,
+                              np.where(taking_part & np.isnan(w), np.nan, 0))
+    total = np.where(m == np.inf, np.sum(infinite_terms, axis=axes, keepdims=True), total)
+    return total, m_finite
+
+
+def _complex_log(total, m, x, w, axes, return_sign):
+    """logsumexp of complex input from the shifted total: m + log(total)
+    (imaginary part in (-pi, pi]), or with return_sign the log of |total|
+    and the phase; where that is not finite, log(sum(w * exp(x))) directly,
+    as SciPy does."""
+    direct = _weighted_sum(x, w, axes)
+    if return_sign:
+        magnitude = m + np.log(np.abs(total))
+        finite = np.isfinite(magnitude)
+        phase = np.where(finite, total / np.abs(total), direct / np.abs(direct))
+        return np.where(finite, magnitude, np.log(np.abs(direct))), phase
+    result = m + np.log(total)
+    return np.where(np.isfinite(result), result, np.log(direct)), None
+
+
+def _backward_inputs(func, grad, y, axis, out, num_threads):
     check_num_threads(num_threads)
-    g, g_result = prepare_input(grad, "grad")
-    yy, y_result = prepare_input(y, "y")
+    g, g_result = prepare_input(grad, func, "grad")
+    yy, y_result = prepare_input(y, func, "y")
     check_same_shape(g, yy, "grad", "y")
     result_dtype = np.result_type(g_result, y_result)
     compute = np.result_type(g.dtype, yy.dtype)
@@ -142,7 +198,7 @@ def _backward_result(result, shape, result_dtype, out):
 
 def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     """Reference softmax_backward; see `fastsoftmax.softmax_backward`."""
-    g, yy, axes, shape, result_dtype = _backward_inputs(grad, y, axis, out, num_threads)
+    g, yy, axes, shape, result_dtype = _backward_inputs("softmax_backward", grad, y, axis, out, num_threads)
     with np.errstate(all="ignore"):
         result = yy * (g - np.sum(g * yy, axis=axes, keepdims=True))
     return _backward_result(result, shape, result_dtype, out)
@@ -150,7 +206,7 @@ def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
 
 def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     """Reference log_softmax_backward; see `fastsoftmax.log_softmax_backward`."""
-    g, yy, axes, shape, result_dtype = _backward_inputs(grad, y, axis, out, num_threads)
+    g, yy, axes, shape, result_dtype = _backward_inputs("log_softmax_backward", grad, y, axis, out, num_threads)
     with np.errstate(all="ignore"):
         result = g - np.exp(yy) * np.sum(g, axis=axes, keepdims=True)
     return _backward_result(result, shape, result_dtype, out)

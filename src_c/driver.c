@@ -188,7 +188,8 @@ static size_t fsm_short_rows_per_item(size_t row_bytes) {
 static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 /* Per-thread scratch of a plan, carved by the runners (driver.inc.c):
- *   columns     the lane kernel's work, per-lane targets and results, and a
+ *   columns     the lane kernel's work, per-lane targets and group results
+ *               (FSM_GROUP_RESULTS), and a
  *               tile of y when y is not contiguous along the lanes;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, and the block's group offsets;
@@ -198,11 +199,12 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     size_t isz = fsm_itemsize(p), n = (size_t)p->n, L = FSM_SHORT_ROW_LANES;
     switch (plan->kind) {
     case FSM_PLAN_COLS:
-        return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) * sizeof(double)) +
+        return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + plan->tile_lanes +
+                               FSM_GROUP_RESULTS(plan->tile_lanes)) * sizeof(double)) +
                (fsm_cols_through_scratch(p) ? fsm_round_up64(n * plan->tile_lanes * isz) : 0);
     case FSM_PLAN_SHORT_ROWS:
         return 3 * fsm_round_up64(n * L * isz) +
-               fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)) +
+               fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
                fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t));
     case FSM_PLAN_ROWS:
         return plan->contiguous && !plan->masked ? 0 : 3 * fsm_round_up64(n * isz);

@@ -12,7 +12,7 @@ typedef struct {
     const T *b;
     const uint8_t *mask;
     int64_t target;
-    double *group_out;
+    double *group_out, *group_sign;
 } K(group);
 
 static inline K(group) K(group_at)(const fsm_problem *p, const ptrdiff_t *off) {
@@ -24,6 +24,7 @@ static inline K(group) K(group_at)(const fsm_problem *p, const ptrdiff_t *off) {
     g.mask = o[FSM_MASK].data == NULL ? NULL : (const uint8_t *)o[FSM_MASK].data + off[FSM_MASK];
     g.target = o[FSM_TARGET].data == NULL ? 0 : ((const int64_t *)o[FSM_TARGET].data)[off[FSM_TARGET]];
     g.group_out = o[FSM_GROUP_OUT].data == NULL ? NULL : (double *)o[FSM_GROUP_OUT].data + off[FSM_GROUP_OUT];
+    g.group_sign = o[FSM_GROUP_SIGN].data == NULL ? NULL : (double *)o[FSM_GROUP_SIGN].data + off[FSM_GROUP_SIGN];
     return g;
 }
 
@@ -70,22 +71,28 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
     int64_t targets[FSM_ROW_GROUP];
-    double *group_outs[FSM_ROW_GROUP];
-    int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B), has_out = fsm_has(p, FSM_GROUP_OUT);
+    K(group) gs[FSM_ROW_GROUP];
+    double results[FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)], *result_of[FSM_ROW_GROUP];
+    int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            K(group) g = K(group_at)(p, it.off);
-            xs[count] = g.x, ys[count] = g.y, bs[count] = g.b;
-            targets[count] = g.target, group_outs[count] = g.group_out;
+            K(group) g = gs[count] = K(group_at)(p, it.off);
+            xs[count] = g.x, ys[count] = g.y, bs[count] = g.b, targets[count] = g.target;
+            result_of[count] = results[count];
         }
-        if (plan->plain)
+        if (plan->plain) {
             TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
-        else
-            TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
-                                        targets, has_out ? group_outs : NULL);
+            continue;
+        }
+        TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+                                     targets, result_of);
+        for (size_t g = 0; g < count; ++g) {
+            if (gs[g].group_out != NULL) *gs[g].group_out = results[g][0];
+            if (gs[g].group_sign != NULL) *gs[g].group_sign = results[g][1];
+        }
     }
 }
 
@@ -110,8 +117,11 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
         if (y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
             g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
     }
+    double results[FSM_GROUP_RESULTS(1)];
     if (plan->plain) TABLE(plan->k, row)[p->op](g.x, g.y, n, plan->stream);
-    else TABLE(plan->k, frow)[p->op](g.x, g.y, g.b, n, &p->params, g.target, g.group_out);
+    else TABLE(plan->k, frow)[p->op](g.x, g.y, g.b, n, &p->params, g.target, results);
+    if (g.group_out != NULL) *g.group_out = results[0];
+    if (g.group_sign != NULL) *g.group_sign = results[1];
     if (y != NULL && g.y != y) K(stage)(plan->k, g.y, 1, NULL, 0, y, o[FSM_Y].step, n, 0);
     g.y = y;
     K(finish_group)(plan, &g);
@@ -227,13 +237,14 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     double *results = (double *)(targets + L);
     ptrdiff_t (*offs)[FSM_SHORT_ROW_LANES] =
         (ptrdiff_t (*)[FSM_SHORT_ROW_LANES])((char *)scratch + 3 * lane_buf * sizeof(T) +
-                                             fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + 2 * L) * sizeof(double)));
+                                             fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) *
+                                                            sizeof(double)));
     const T *xs[FSM_SHORT_ROW_LANES], *bs[FSM_SHORT_ROW_LANES];
     T *ys[FSM_SHORT_ROW_LANES];
     const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;
     T *y = (T *)o[FSM_Y].data;
     const int64_t *target = (const int64_t *)o[FSM_TARGET].data;
-    double *group_out = (double *)o[FSM_GROUP_OUT].data;
+    double *group_out = (double *)o[FSM_GROUP_OUT].data, *group_sign = (double *)o[FSM_GROUP_SIGN].data;
     const uint8_t *mask = (const uint8_t *)o[FSM_MASK].data;
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
     /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
@@ -265,6 +276,8 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
             if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
             for (size_t r = 0; group_out != NULL && r < rows; ++r)
                 group_out[K(block_offset)(p, &blk, FSM_GROUP_OUT, r)] = results[r];
+            for (size_t r = 0; group_sign != NULL && r < rows; ++r)
+                group_sign[K(block_offset)(p, &blk, FSM_GROUP_SIGN, r)] = results[rows + r];
         }
         for (size_t r = 0; plan->drop_masked && r < rows; ++r)
             K(drop_masked_if_nan)(p, ys[r], mask + K(block_offset)(p, &blk, FSM_MASK, r), n);
@@ -320,9 +333,9 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
     size_t n = (size_t)p->n;
     int64_t *targets = (int64_t *)(work + FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes));
     double *results = (double *)(targets + plan->tile_lanes);
-    T *scratch_tile = (T *)((char *)work +
-                            fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + 2 * plan->tile_lanes) *
-                                           sizeof(double)));
+    T *scratch_tile = (T *)((char *)work + fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) +
+                                                           plan->tile_lanes + FSM_GROUP_RESULTS(plan->tile_lanes)) *
+                                                          sizeof(double)));
     int through_scratch = fsm_cols_through_scratch(p);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin / plan->tiles);
@@ -350,9 +363,12 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
                 targets[j] = t[it.off[FSM_TARGET] + (ptrdiff_t)(first + j) * o[FSM_TARGET].lane_step];
             TABLE(plan->k, flanes)[p->op](x, x_step, y, y_step, g.b == NULL ? NULL : g.b + first, o[FSM_B].step, n,
                                          lanes, &p->params, targets, results, work);
-            double *go = (double *)o[FSM_GROUP_OUT].data;
+            double *go = (double *)o[FSM_GROUP_OUT].data, *gs = (double *)o[FSM_GROUP_SIGN].data;
             for (size_t j = 0; go != NULL && j < lanes; ++j)
                 go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] = results[j];
+            for (size_t j = 0; gs != NULL && j < lanes; ++j)
+                gs[it.off[FSM_GROUP_SIGN] + (ptrdiff_t)(first + j) * o[FSM_GROUP_SIGN].lane_step] =
+                    results[lanes + j];
         }
         if (plan->drop_masked) K(drop_tile_if_nan)(p, y, y_step, mask, lanes);
         if (through_scratch && y_dst != NULL)

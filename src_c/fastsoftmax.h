@@ -11,7 +11,8 @@
  *   - batch dimensions, iterated over, with arbitrary steps.
  * All steps are in elements of the operand's own type and may be zero or
  * negative.  Array operands (x, y, b, mask) have one element per element of
- * x; group operands (target, group_out) one per group, so their `step` is 0.
+ * x; group operands (target, group_out, group_sign) one per group, so their
+ * `step` is 0.
  * y is either x itself with the same steps (in place) or overlaps no input.
  */
 #ifndef FASTSOFTMAX_H
@@ -32,11 +33,13 @@ enum {
     FSM_Y = 1,         /* output of x's shape, T; NULL for logsumexp and a
                           cross entropy without gradient                    */
     FSM_B = 2,         /* second input, T: the forward output y of the
-                          backward passes, cross entropy's probabilities    */
+                          backward passes, cross entropy's probabilities,
+                          logsumexp's weights                               */
     FSM_MASK = 3,      /* where=, uint8 0/1                                 */
     FSM_TARGET = 4,    /* cross entropy's class index per group, int64      */
     FSM_GROUP_OUT = 5, /* one result per group (logsumexp, loss), double    */
-    FSM_NUM_OPERANDS = 6
+    FSM_GROUP_SIGN = 6,/* the sign of a weighted logsumexp's total, double  */
+    FSM_NUM_OPERANDS = 7
 };
 
 typedef struct {

@@ -84,7 +84,7 @@ def test_logsumexp_edges_and_out():
     with pytest.raises(TypeError, match="where"):
         fastsoftmax.logsumexp(x, where=np.ones(6))
     with pytest.raises(TypeError, match="x"):
-        fastsoftmax.logsumexp(np.ones(3, complex))
+        fastsoftmax.logsumexp(np.ones(3, object))
 
 
 def test_logsumexp_threads_bit_identical():

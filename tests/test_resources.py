@@ -51,7 +51,7 @@ def call_mix():
             (fn, (x32,), {"out": np.empty((8, 33))}, TypeError),
             (fn, (x32,), {"num_threads": 0}, ValueError),
             (fn, (x32, "0"), {}, TypeError),
-            (fn, (xs.astype(complex),), {}, TypeError),
+            (fn, (xs.astype(str),), {}, TypeError),
         ]
     return calls
 

@@ -157,10 +157,55 @@ static void K(log_softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
     K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 1);
 }
 
+/* Weighted logsumexp of `lanes` groups (kernels.h): as weighted_logsumexp_row
+ * per lane, with the per-lane blocks of flanes_sums. */
+static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                         size_t lanes, double *group_out, double *work) {
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
+    for (size_t j = 0; j < lanes; ++j) m[j] = -(T)INFINITY, block[j] = 0, block_ties[j] = 0;
+    for (size_t j = 0; j < lanes; ++j) rest[j] = 0, comp[j] = 0, ties[j] = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step, *br = b + (ptrdiff_t)i * b_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T v = br[j] != 0 ? xr[j] : -(T)INFINITY;
+            m[j] = v > m[j] ? v : m[j];
+        }
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step, *br = b + (ptrdiff_t)i * b_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) K(weighted_term)(xr[j], br[j], m[j], &block[j], &block_ties[j]);
+        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
+            for (size_t j = 0; j < lanes; ++j) {
+                double block_rest = (double)block[j];
+                if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+                    block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, i - i % FSM_COLS_SUM_BLOCK,
+                                                      i + 1, m[j]);
+                fsm_neumaier_add(&rest[j], &comp[j], block_rest);
+                ties[j] += block_ties[j];
+                block[j] = 0, block_ties[j] = 0;
+            }
+        }
+    }
+    double *sign = group_out + lanes;
+#pragma omp simd
+    for (size_t j = 0; j < lanes; ++j)
+        group_out[j] = K(signed_log_total)(isfinite(rest[j]) ? rest[j] + comp[j] : rest[j], ties[j], m[j], &sign[j]);
+    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+        if (!isfinite(m[j]))
+            group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
+}
+
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,
                                 ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                 const int64_t *target, double *group_out, double *work) {
-    (void)y, (void)y_step, (void)b, (void)b_step, (void)prm, (void)target;
+    (void)y, (void)y_step, (void)prm, (void)target;
+    if (b != NULL) {
+        K(weighted_logsumexp_flanes)(x, x_step, b, b_step, n, lanes, group_out, work);
+        return;
+    }
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
     K(cols_max)(x, x_step, n, lanes, m, 1);

@@ -139,6 +139,8 @@ typedef struct {
     double q_sum, q_gap, mean_gap; /* cross entropy's target terms */
     T x_target;
     int index_target;
+    int weighted;                  /* logsumexp with weights: the result is computed whole */
+    double weighted_result, weighted_sign;
 } K(group_stats);
 
 /* softmax of x * s into y (y == x allowed), in the passes of the plain row
@@ -177,17 +179,160 @@ static double K(lse_of_non_finite)(const T *x, ptrdiff_t step, size_t n, T m) {
     return (double)m;
 }
 
+/* The sum of FSM_SUM_CHAINS partial sums in T, folded in double. */
+static inline void K(fold_chains_f64)(const T *acc, double *total) {
+    double wide[FSM_SUM_CHAINS];
+    for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) wide[j] = (double)acc[j];
+    FSM_FOLD_CHAINS(wide);
+    *total = wide[0];
+}
+
+/* --- weighted logsumexp: log|sum(b * exp(x))| and its sign ---------------
+ * An entry with b == 0 takes no part, whatever its x (NaN and +inf
+ * included), as in SciPy.  m is the maximum of the other entries; the terms
+ * are b * exp(x - m) * 2^B, those with x == m kept apart as their weights
+ * (ties), so that a total close to the maximum's weight keeps its accuracy
+ * (the log is log|ties| + log1p(rest / ties)). */
+
+/* The maximum of x over the entries with b != 0 (-inf when there is none);
+ * NaN entries passed over.  In chains, as rmax_signed. */
+static T K(rmax_weighted)(const T *x, const T *b, size_t n) {
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
+            T v = b[i + j] != 0 ? x[i + j] : -(T)INFINITY;
+            acc[j] = v > acc[j] ? v : acc[j];
+        }
+    }
+    T m = K(fold_maxima)(acc);
+    for (; i < n; ++i) {
+        T v = b[i] != 0 ? x[i] : -(T)INFINITY;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* One weighted term: b * exp(x - m) * 2^B into *rest, or b into *ties
+ * when x == m; nothing when b == 0. */
+static FSM_ALWAYS_INLINE void K(weighted_term)(T xi, T bi, T m, T *rest, T *ties) {
+    T tie = xi == m ? (T)1 : (T)0;
+    T e = bi != 0 ? SCALED_EXP(xi, m) : (T)0; /* x may be +inf or NaN where b == 0 */
+    *rest += bi * e * ((T)1 - tie);
+    *ties += bi * tie;
+}
+
+/* The rest of entries [start, end) in double: for a float block whose
+ * weighted terms overflowed float (b near FLT_MAX). */
+static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t start,
+                                   size_t end, T m) {
+    double rest = 0.0;
+    for (size_t i = start; i < end; ++i) {
+        T xi = x[(ptrdiff_t)i * x_step], bi = b[(ptrdiff_t)i * b_step];
+        if (bi != 0 && xi != m) rest += (double)bi * (double)SCALED_EXP(xi, m);
+    }
+    return rest;
+}
+
+/* log(v) for v > 0, straight-line so that it vectorises: v = 2^k mant with
+ * mant in [1, 2), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is exact),
+ * about 1 ulp; subnormal v scaled up first; +inf gives +inf. */
+static FSM_ALWAYS_INLINE double K(log_positive)(double v) {
+    int tiny = v < 0x1p-1000;
+    double scaled = tiny ? v * 0x1p200 : v;
+    uint64_t bits = fsm_f64_bits(scaled);
+    double k = fsm_f64_from_bits((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0) - (tiny ? 200.0 : 0.0);
+    double mant = fsm_f64_from_bits((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    double r = k * 0x1.62e42fee00000p-1 + (fsm_log1p_f64(mant - 1.0) + k * 0x1.a39ef35793c76p-33);
+    return v < INFINITY ? r : v;
+}
+
+/* From m (finite), rest (scaled by 2^B) and the weight of the ties:
+ * log|total| + m as log|ties| + log1p(rest / ties), so that a total close
+ * to the ties' weight keeps its accuracy (|1 + q| = 1 + (-2 - q) when
+ * 1 + q < 0), and the sign of the total (0 for a zero total, whose log is
+ * -inf; NaN for a NaN total).  Straight-line: the lane kernel takes it
+ * once per lane in a SIMD loop. */
+static FSM_ALWAYS_INLINE double K(signed_log_total)(double rest, double ties, T m, double *sign) {
+    double r = rest * EXP_UNSCALE, total = ties + r;
+    double q = r / ties, u = q < -1 ? -2 - q : q;
+    double log_total = ties != 0 ? K(log_positive)(fabs(ties)) + fsm_log1p_f64(u) : K(log_positive)(fabs(r));
+    int bad = total != total;
+    *sign = bad ? NAN : (double)((total > 0) - (total < 0));
+    return bad ? NAN : total == 0 ? -INFINITY : (double)m + log_total;
+}
+
+/* A group whose weighted maximum m is not finite: NaN when a weighted entry
+ * is NaN or its weight is; else -inf with sign 0 for m = -inf, and for
+ * m = +inf the log (+inf) and sign of the sum of the weighted +inf terms
+ * (NaN when they have both signs). */
+static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                            T m, double *sign) {
+    double infinite_terms = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        double xi = (double)x[(ptrdiff_t)i * x_step], bi = (double)b[(ptrdiff_t)i * b_step];
+        if (bi == 0) continue;
+        if (xi != xi || bi != bi) infinite_terms = NAN;
+        else if (xi == INFINITY) infinite_terms += bi > 0 ? INFINITY : -INFINITY;
+    }
+    if (m < 0 && infinite_terms == 0) {
+        *sign = 0.0;
+        return -INFINITY;
+    }
+    *sign = infinite_terms != infinite_terms ? NAN : infinite_terms > 0 ? 1.0 : -1.0;
+    return infinite_terms != infinite_terms ? NAN : INFINITY;
+}
+
+/* Weighted logsumexp of one contiguous group (b contiguous too). */
+static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+    T m = K(rmax_weighted)(x, b, n);
+    if (!isfinite(m)) {
+        *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
+        return;
+    }
+    double rest = 0.0, comp = 0.0, ties = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n), i = start;
+        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
+        }
+        for (size_t j = 0; i + j < end; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
+        double block_rest, block_ties;
+        K(fold_chains_f64)(acc, &block_rest);
+        K(fold_chains_f64)(tie_acc, &block_ties);
+        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        fsm_neumaier_add(&rest, &comp, block_rest);
+        ties += block_ties;
+    }
+    *result = K(signed_log_total)(isfinite(rest) ? rest + comp : rest, ties, m, sign);
+}
+
 static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
                                                   int64_t target, K(group_stats) *st) {
-    (void)y, (void)b, (void)prm, (void)target;
+    (void)y, (void)prm, (void)target;
+    st->m = 0, st->rest = 0.0, st->ties = 1.0; /* a harmless total for the log taken after */
+    st->weighted = b != NULL;
+    if (st->weighted) {
+        K(weighted_logsumexp_row)(x, b, n, &st->weighted_result, &st->weighted_sign);
+        return;
+    }
     st->m = K(rmax)(x, n);
-    st->rest = 0.0, st->ties = 1.0;
     if (isfinite(st->m)) K(fam_sums)(x, NULL, n, st->m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
 }
 
+/* group_out[0] the result; with weights, group_out[1] its sign. */
 static FSM_ALWAYS_INLINE void K(logsumexp_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
                                                  double *group_out, const K(group_stats) *st, T c) {
     (void)y, (void)prm;
+    if (st->weighted) {
+        group_out[0] = st->weighted_result, group_out[1] = st->weighted_sign;
+        return;
+    }
     /* in double: for float32 the result is rounded once, by the caller */
     *group_out = isfinite(st->m) ? (double)st->m + (double)c : K(lse_of_non_finite)(x, 1, n, st->m);
 }
@@ -258,14 +403,6 @@ static void K(cross_entropy_probs_block_f64)(const T *q, const T *x, size_t star
     FSM_FOLD_CHAINS(g_acc);
     *s_block = s_acc[0];
     *g_block = g_acc[0];
-}
-
-/* The sum of FSM_SUM_CHAINS partial sums in T, folded in double. */
-static inline void K(fold_chains_f64)(const T *acc, double *total) {
-    double wide[FSM_SUM_CHAINS];
-    for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) wide[j] = (double)acc[j];
-    FSM_FOLD_CHAINS(wide);
-    *total = wide[0];
 }
 
 /* The gradient (softmax(x) - target) * scale from a scaled exp e, the
@@ -406,8 +543,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
         }                                                                                                 \
         _Pragma("omp simd") for (size_t g = 0; g < FSM_ROW_GROUP; ++g) c[g] = LOG_TOTAL(rest[g], ties[g], m[g]); \
         for (size_t g = 0; g < count; ++g)                                                                \
-            K(op##_fdone)(x[g], y == NULL ? NULL : y[g], n, prm, group_out == NULL ? NULL : group_out[g], &st[g], \
-                          c[g]);                                                                          \
+            K(op##_fdone)(x[g], y == NULL ? NULL : y[g], n, prm, group_out[g], &st[g], c[g]);             \
     }
 
 FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax)

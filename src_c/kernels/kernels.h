@@ -132,6 +132,7 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  *   SOFTMAX               x        -         softmax(x * scale)       -
  *   LOG_SOFTMAX           x        -         log_softmax(x * scale)   -
  *   LOGSUMEXP             x        -         -                        logsumexp(x)
+ *                         x        weights   -                        log|sum(b exp(x))|, sign
  *   SOFTMAX_BACKWARD      grad     y         y * (grad - sum(grad*y)) -
  *   LOG_SOFTMAX_BACKWARD  grad     y         grad - exp(y) * sum(grad) -
  *   CROSS_ENTROPY         logits   probs or  d loss / d logits, or    loss
@@ -156,19 +157,30 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  * y may be x or b (in place) except for CROSS_ENTROPY, whose y overlaps
  * neither (it holds the exps while x and b are still read).
  *
+ * Weighted logsumexp (b not NULL): an entry with b == 0 takes no part,
+ * whatever its x; the result is log|total| of total = sum(b * exp(x)), and
+ * the kernel also writes the sign of the total (+1, -1; 0 for a zero total,
+ * whose log is -inf; NaN for a NaN result).  A group has FSM_GROUP_RESULTS
+ * values in group_out, in blocks of `lanes` (1 for a row kernel): block 0
+ * the result of each lane, block 1 the sign (weighted logsumexp only).
+ * Accuracy: the terms are summed as the unweighted ones, the weights of the
+ * entries equal to the maximum apart; with positive weights the result is
+ * within a few ulp; with weights of both signs, the error of the total is
+ * within a few ulp of the sum of |terms| (cancellation is the caller's).
+ *
  * Row kernels  fsm_<op>_frow_<dtype>_<variant>(x, y, b, n, params, target, group_out)
  *   one contiguous group of n >= 1 elements; writes y[0..n) (when the op
- *   has y) and *group_out (when it has one).
+ *   has y) and group_out[0..FSM_GROUP_RESULTS(1)) (when it has one).
  * Row-group kernels  fsm_<op>_frows_<dtype>_<variant>(x, y, b, n, count, params, targets, group_out)
  *   the row kernel on count <= FSM_ROW_GROUP contiguous groups at once
- *   (x[g], y[g], b[g], targets[g], group_out[g]; y, b, targets and
- *   group_out NULL where the op has none), bit-identical to it; for the ops
- *   with a log of the total (log_softmax, logsumexp, cross entropy), NULL
- *   for the others.
+ *   (x[g], y[g], b[g], targets[g], group_out[g] as the row kernel's; y, b,
+ *   targets and group_out NULL where the op has none), bit-identical to it;
+ *   for the ops with a log of the total (log_softmax, logsumexp, cross
+ *   entropy), NULL for the others.
  * Lane kernels  fsm_<op>_flanes_<dtype>_<variant>(x, x_step, y, y_step, b, b_step,
  *                                                 n, lanes, params, target, group_out, work)
  *   `lanes` groups side by side as in the column kernels; target[j] and
- *   group_out[j] for lane j (contiguous); work: FSM_FAMILY_WORK_DOUBLES(lanes)
+ *   group_out[k * lanes + j] for lane j; work: FSM_FAMILY_WORK_DOUBLES(lanes)
  *   doubles of scratch. */
 typedef struct {
     double scale_hi, scale_lo;       /* the softmaxes' scale; 1, 0 otherwise */
@@ -177,6 +189,8 @@ typedef struct {
 } fsm_params;
 
 #define FSM_FAMILY_WORK_DOUBLES(lanes) (8 * (size_t)(lanes))
+/* Values per group a family kernel may write to group_out: result, sign. */
+#define FSM_GROUP_RESULTS(lanes) (2 * (size_t)(lanes))
 
 typedef void (*fsm_frow_f32_fn)(const float *x, float *y, const float *b, size_t n, const fsm_params *prm,
                                 int64_t target, double *group_out);
