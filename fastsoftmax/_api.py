@@ -7,8 +7,8 @@ import numpy as np
 
 from . import _core
 from ._validation import (
-    broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    normalize_axes, prepare_input, reduced_shape,
+    broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape, masked_as_where,
+    masked_result, normalize_axes, prepare_input, reduced_shape,
 )
 from ._version import __version__
 
@@ -26,13 +26,18 @@ _COMMON_PARAMETERS = """
         float16 is computed in float32 and returned as float16; bool and
         integer inputs are computed and returned as float64; extended
         precision floats are computed by NumPy (`fastsoftmax.reference`).
-        Complex, object and string dtypes raise TypeError.
+        Complex, object and string dtypes raise TypeError.  A
+        `numpy.ma.MaskedArray` acts as its data with its mask as `where`
+        (combined with any `where` given), and the result is a masked array
+        with the input's mask.
     axis : int, tuple of int or None, default -1
         Axis or axes over which the {name} is taken; None means all axes.
         Note that `scipy.special.softmax` defaults to ``axis=None``.
     out : ndarray, optional
-        Array of the result's shape and dtype to write into; it is returned.
-        It may be `x` itself (in-place).
+        Array of the result's shape and dtype to write into; it is returned
+        (as the data of the masked result for a masked `x`).  It may be `x`
+        itself (in-place).  An `out` whose elements share memory (a zero
+        stride) raises ValueError; a masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use.  None uses the OpenMP
         default (``OMP_NUM_THREADS``, threadpoolctl limits).  Never more
@@ -50,7 +55,8 @@ _COMMON_PARAMETERS = """
     where : array_like of bool, optional
         Broadcastable to `x`: only the entries where it is True take part;
         the others come out as {dropped}.  A group with no entry left is all
-        {dropped} (not NaN).
+        {dropped} (not NaN).  A masked array raises TypeError (pass
+        ``where.filled(False)``).
 
     Returns
     -------
@@ -105,7 +111,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=N
     Parameters
     ----------
     x : array_like
-        Input, with the dtype rules of `softmax`.
+        Input, with the dtype rules of `softmax`.  A `numpy.ma.MaskedArray`
+        acts as its data with its mask as `where`; the result is then a
+        masked array, masked where a group is entirely masked.
     axis : int, tuple of int or None, default -1
         Axes to reduce; None means all.  `scipy.special.logsumexp` defaults
         to ``axis=None``.
@@ -113,8 +121,10 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=N
         Keep the reduced axes with length 1.
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it is returned.
+        As in `softmax`, one whose elements share memory raises ValueError.
     where : array_like of bool, optional
         Broadcastable to `x`: only the entries where it is True are summed.
+        A masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use, as in `softmax`.
 
@@ -136,6 +146,12 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=N
     >>> float(fastsoftmax.logsumexp(np.array([1000.0, 1000.0])))
     1000.6931471805599
     """
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_logsumexp(x, axis, keepdims, out, where, num_threads)
+    return masked_result(result, input_mask, axis, reduced=True, keepdims=keepdims)
+
+
+def _unmasked_logsumexp(x, axis, keepdims, out, where, num_threads):
     threads = check_num_threads(num_threads)
     arr, result_dtype = prepare_input(x)
     if arr.dtype.itemsize > 8:
@@ -171,7 +187,8 @@ _BACKWARD_PARAMETERS = """
         The axis or axes the forward call used.
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it may be `grad`
-        or `y` itself.
+        or `y` itself.  As in `softmax`, one whose elements share memory
+        raises ValueError.
     num_threads : int, optional
         Upper bound on the threads this call may use, as in `softmax`.
 
@@ -180,6 +197,9 @@ _BACKWARD_PARAMETERS = """
     ndarray
         The gradient with respect to `x`, of `grad`'s shape; its dtype is
         the common result dtype of `grad` and `y`.
+
+    Masked arrays (`numpy.ma`) raise TypeError: a mask has no meaning for
+    a gradient.
 """
 
 
@@ -234,8 +254,12 @@ log_softmax_backward.__doc__ = (
 """
     + _BACKWARD_PARAMETERS.format(forward="log_softmax")
     + """
-    `y` holds log-probabilities (<= 0); ``exp(y)`` is computed without
-    overflow only for ``y`` below about 64 (float32) or 670 (float64).
+    Contract: `y` holds log-probabilities (``y <= 0``, as log_softmax
+    returns them).  For such `y`, and up to ``y = 64`` (float32) or 670
+    (float64), the result is the reference's ``grad - exp(y) * sum(grad)``
+    to a few ulp.  Beyond that, where ``exp(y)`` overflows in the kernel,
+    the result is unspecified (it may be finite where NumPy's ``exp(y)``
+    gives inf): `y` is not checked, as that would cost a pass over it.
 
     Examples
     --------
@@ -255,7 +279,8 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     ----------
     logits : array_like
         Unnormalised scores, classes along `axis`, with the dtype rules of
-        `softmax`.
+        `softmax`; a masked array (`numpy.ma`) raises TypeError, as does a
+        masked `target`.
     target : array_like
         Either integer class indices, of `logits`' shape without `axis`
         (each in ``[0, classes)``), or float probabilities of `logits`' shape.

@@ -15,7 +15,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import (
-    broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range, normalize_axes,
+    broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range, masked_as_where,
+    masked_result, normalize_axes,
     prepare_input,
 )
 from . import _threads
@@ -520,11 +521,15 @@ def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
 
 
 cdef bint _can_write_directly(cnp.ndarray x, object out):
-    """out can receive op(x) as it is: same dtype and shape, writeable, and
-    either x itself (in place) or not overlapping x."""
+    """out can receive op(x) as it is: same dtype and shape, writeable,
+    contiguous (a strided out goes through check_out, which refuses one
+    whose elements overlap), and either x itself (in place) or not
+    overlapping x."""
     if not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(o) or cnp.PyArray_IS_F_CONTIGUOUS(o)):
+        return False
     cdef int d
     if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(x):
         return False
@@ -620,7 +625,13 @@ cdef object _softmax_general(int op, object x, object axis, object out, object n
                              object temperature, object base, object where):
     """Every other softmax / log_softmax call: validates, converts the
     input, and computes through a temporary when out cannot be written
-    directly."""
+    directly; a masked array x acts as `where` (_validation)."""
+    x, where, input_mask = masked_as_where(x, where)
+    return masked_result(_softmax_unmasked(op, x, axis, out, num_threads, temperature, base, where), input_mask)
+
+
+cdef object _softmax_unmasked(int op, object x, object axis, object out, object num_threads,
+                              object temperature, object base, object where):
     cdef int threads = check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, check_temperature_range, normalize_axes, prepare_input, reduced_shape,
+    check_temperature_base, check_temperature_range, masked_as_where, masked_result, normalize_axes,
+    prepare_input, reduced_shape,
 )
 
 __all__ = [
@@ -47,6 +48,12 @@ def _shifted(arr, axes, scaling=None, mask=None):
 
 
 def _softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature, base, where)
+    return masked_result(result, input_mask)
+
+
+def _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature, base, where):
     check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x)
@@ -93,6 +100,12 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, bas
 
 def logsumexp(x, axis=-1, *, keepdims=False, out=None, where=None, num_threads=None):
     """Reference logsumexp; see `fastsoftmax.logsumexp`."""
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_logsumexp(x, axis, keepdims, out, where, num_threads)
+    return masked_result(result, input_mask, axis, reduced=True, keepdims=keepdims)
+
+
+def _unmasked_logsumexp(x, axis, keepdims, out, where, num_threads):
     check_num_threads(num_threads)
     arr, result_dtype = prepare_input(x)
     axes = normalize_axes(axis, arr.ndim)
