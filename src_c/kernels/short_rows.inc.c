@@ -160,8 +160,8 @@ static void K(lanes_to_rows_copy)(const T *buf, size_t n, size_t count, T *const
  * with the transpose back (it saves a pass over buf). */
 static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf,
                                   double *work) {
-    T *m = (T *)work, *block = (T *)(work + SHORT_LANES);
-    double *sum = work + 2 * SHORT_LANES, *comp = work + 3 * SHORT_LANES;
+    T *m = (T *)work, *block = (T *)(work + count); /* the column kernel's layout */
+    double *sum = work + 2 * count, *comp = work + 3 * count;
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_exp_store_sum)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, m, block, sum, comp, 0);
@@ -172,7 +172,7 @@ static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size
 
 static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf,
                                       double *work) {
-    T *m = (T *)work, *lse = (T *)(work + SHORT_LANES);
+    T *m = (T *)work, *lse = (T *)(work + count); /* before what cols_log_sum_exp_minus_max uses */
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_log_sum_exp_minus_max)(buf, SHORT_LANES, n, count, m, lse, work, 0);
