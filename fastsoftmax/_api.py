@@ -10,7 +10,8 @@ import numpy as np
 from . import _core
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    computed_by_numpy, normalize_axes, prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
+    computed_by_numpy, masked_as_where, masked_reduction, masked_result, normalize_axes, prepare_input, prepare_weights,
+    reduced_shape, scalar_if_0d,
 )
 from ._version import __version__
 
@@ -35,7 +36,9 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None
     x : array_like
         Input, with the dtype rules of `softmax` (complex input is computed
         by NumPy, as in SciPy: the imaginary part of the result is in
-        (-pi, pi]).
+        (-pi, pi]).  A `numpy.ma.MaskedArray` acts as its data with its mask
+        as `where`; the result is then a masked array, masked where a group
+        is entirely masked.
     axis : int, tuple of int or None, default -1
         Axes to reduce; None means all.  `scipy.special.logsumexp` defaults
         to ``axis=None`` (`fastsoftmax.special.logsumexp` does too).
@@ -52,8 +55,10 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None
         negative total gives NaN.
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it is returned.
+        As in `softmax`, one whose elements share memory raises ValueError.
     where : array_like of bool, optional
         Broadcastable to `x`: only the entries where it is True are summed.
+        A masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use, as in `softmax`.
 
@@ -85,6 +90,12 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None
     >>> round(float(res), 12), float(sign)
     (1.541324854613, -1.0)
     """
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threads)
+    return masked_reduction(result, input_mask, axis, keepdims, return_sign)
+
+
+def _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threads):
     threads = check_num_threads(num_threads)
     arr, result_dtype = prepare_input(x, "logsumexp", complex_ok=True)
     arr, weights, result_dtype = prepare_weights(arr, result_dtype, b, "logsumexp")
@@ -138,7 +149,8 @@ _BACKWARD_PARAMETERS = """
         The axis or axes the forward call used.
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it may be `grad`
-        or `y` itself.
+        or `y` itself.  As in `softmax`, one whose elements share memory
+        raises ValueError.
     num_threads : int, optional
         Upper bound on the threads this call may use, as in `softmax`.
 
@@ -147,6 +159,9 @@ _BACKWARD_PARAMETERS = """
     ndarray
         The gradient with respect to `x`, of `grad`'s shape; its dtype is
         the common result dtype of `grad` and `y`.
+
+    Masked arrays (`numpy.ma`) raise TypeError: a mask has no meaning for
+    a gradient.
 """
 
 
@@ -201,8 +216,12 @@ log_softmax_backward.__doc__ = (
 """
     + _BACKWARD_PARAMETERS.format(forward="log_softmax")
     + """
-    `y` holds log-probabilities (<= 0); ``exp(y)`` is computed without
-    overflow only for ``y`` below about 64 (float32) or 670 (float64).
+    Contract: `y` holds log-probabilities (``y <= 0``, as log_softmax
+    returns them).  For such `y`, and up to ``y = 64`` (float32) or 670
+    (float64), the result is the reference's ``grad - exp(y) * sum(grad)``
+    to a few ulp.  Beyond that, where ``exp(y)`` overflows in the kernel,
+    the result is unspecified (it may be finite where NumPy's ``exp(y)``
+    gives inf): `y` is not checked, as that would cost a pass over it.
 
     Examples
     --------
@@ -222,7 +241,8 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     ----------
     logits : array_like
         Unnormalised scores, classes along `axis`, with the dtype rules of
-        `softmax`.
+        `softmax`; a masked array (`numpy.ma`) raises TypeError, as does a
+        masked `target`.
     target : array_like
         Either integer class indices, of `logits`' shape without `axis`
         (each in ``[0, classes)``), or float probabilities of `logits`' shape.

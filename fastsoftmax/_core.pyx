@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import (
     broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range,
-    computed_by_numpy, normalize_axes, prepare_input,
+    computed_by_numpy, masked_as_where, masked_result, normalize_axes, prepare_input,
 )
 from . import _threads
 
@@ -526,11 +526,15 @@ def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
 
 
 cdef bint _can_write_directly(cnp.ndarray x, object out):
-    """out can receive op(x) as it is: same dtype and shape, writeable, and
-    either x itself (in place) or not overlapping x."""
-    if not _is_writable_float(out):
+    """out can receive op(x) as it is: a plain ndarray of the same dtype and
+    shape, writeable, contiguous, and either x itself (in place) or not
+    overlapping x.  Any other out goes through check_out (which refuses a
+    masked array, or one whose elements share memory)."""
+    if type(out) is not np.ndarray or not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(o) or cnp.PyArray_IS_F_CONTIGUOUS(o)):
+        return False
     cdef int d
     if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(x):
         return False
@@ -626,7 +630,13 @@ cdef object _softmax_general(int op, object x, object axis, object out, object n
                              object temperature, object base, object where):
     """Every other softmax / log_softmax call: validates, converts the
     input, and computes through a temporary when out cannot be written
-    directly."""
+    directly; a masked array x acts as `where` (_validation)."""
+    x, where, input_mask = masked_as_where(x, where)
+    return masked_result(_softmax_unmasked(op, x, axis, out, num_threads, temperature, base, where), input_mask)
+
+
+cdef object _softmax_unmasked(int op, object x, object axis, object out, object num_threads,
+                              object temperature, object base, object where):
     cdef int threads = check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x, "softmax" if op == FSM_OP_SOFTMAX else "log_softmax", complex_ok=True)
@@ -676,13 +686,18 @@ _COMMON_PARAMETERS = """
         precision floats and complex numbers are computed by NumPy
         (`fastsoftmax.reference`; complex: any shift of x leaves the result
         unchanged, so the kernels' formula holds with the largest real
-        part as the shift).  Object and string dtypes raise TypeError.
+        part as the shift).  Object and string dtypes raise TypeError.  A
+        `numpy.ma.MaskedArray` acts as its data with its mask as `where`
+        (combined with any `where` given), and the result is a masked array
+        with the input's mask.
     axis : int, tuple of int or None, default -1
         Axis or axes over which the {name} is taken; None means all axes.
         Note that `scipy.special.softmax` defaults to ``axis=None``.
     out : ndarray, optional
-        Array of the result's shape and dtype to write into; it is returned.
-        It may be `x` itself (in-place).
+        Array of the result's shape and dtype to write into; it is returned
+        (as the data of the masked result for a masked `x`).  It may be `x`
+        itself (in-place).  An `out` whose elements share memory (a zero
+        stride) raises ValueError; a masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use.  None uses the OpenMP
         default (``OMP_NUM_THREADS``, threadpoolctl limits).  Never more
@@ -702,7 +717,8 @@ _COMMON_PARAMETERS = """
     where : array_like of bool, optional
         Broadcastable to `x`: only the entries where it is True take part;
         the others come out as {dropped}.  A group with no entry left is all
-        {dropped} (not NaN).
+        {dropped} (not NaN).  A masked array raises TypeError (pass
+        ``where.filled(False)``).
 
     Returns
     -------

@@ -12,7 +12,8 @@ from numpy.exceptions import AxisError
 
 __all__ = [
     "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
-    "normalize_axes", "check_out", "check_num_threads", "check_temperature_base",
+    "normalize_axes", "check_out", "overlaps_itself", "refuse_masked", "masked_as_where",
+    "masked_result", "masked_reduction", "check_num_threads", "check_temperature_base",
     "check_temperature_range",
     "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape", "check_cross_entropy_args",
 ]
@@ -28,6 +29,7 @@ def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
     (NumPy computes them).  float16 is computed in float32 and returned as
     float16; bool and integers are computed and returned as float64.
     """
+    refuse_masked(x, name)
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
@@ -80,6 +82,59 @@ def scalar_if_0d(result):
     return result[()] if isinstance(result, np.ndarray) and result.ndim == 0 else result
 
 
+# --- masked arrays ----------------------------------------------------------
+#
+# softmax, log_softmax and logsumexp honour a numpy.ma.MaskedArray x: its
+# mask acts as `where=` (combined with any `where=` given) and the result is
+# a masked array, as NumPy's own functions return one.  Every other array
+# argument refuses one: converting it would silently drop its mask.
+
+def refuse_masked(value, name: str) -> None:
+    """Raise TypeError for a masked array where no mask can be honoured."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray, whose mask would be ignored here: masked arrays are "
+            f"accepted only as x by softmax, log_softmax and logsumexp; pass np.ma.getdata({name}) "
+            f"or {name}.filled(value) to use the data"
+        )
+
+
+def masked_as_where(x, where):
+    """``(data, where, mask)``: for a masked array x, its data, `where`
+    combined with the entries its mask keeps, and its mask (as a full bool
+    array); for any other x, ``(x, where, None)``."""
+    if not isinstance(x, np.ma.MaskedArray):
+        return x, where, None
+    mask = np.ma.getmaskarray(x).copy()
+    kept = ~mask
+    if where is not None:
+        kept = kept & broadcast_where(where, mask.shape)
+    return np.ma.getdata(x), kept, mask
+
+
+def masked_reduction(result, mask, axis, keepdims, return_sign):
+    """logsumexp's return value for a masked x: its result (and, with
+    `return_sign`, its sign) masked where a group is entirely masked."""
+    if mask is None:
+        return result
+
+    def mask_one(value):
+        return masked_result(value, mask, axis, reduced=True, keepdims=keepdims)
+
+    return tuple(map(mask_one, result)) if return_sign else mask_one(result)
+
+
+def masked_result(result, mask, axis=None, reduced=False, keepdims=False):
+    """`result` as it is when `mask` is None, else as a masked array: with
+    `mask` itself, or for a reduction over `axis` (``reduced``), masked
+    where every entry of a group is masked."""
+    if mask is None:
+        return result
+    if reduced and mask.ndim > 0:
+        mask = np.all(mask, axis=normalize_axes(axis, mask.ndim), keepdims=keepdims)
+    return np.ma.MaskedArray(result, mask=mask)
+
+
 def _axis_index(axis, ndim: int) -> int:
     if isinstance(axis, (bool, np.bool_)):
         raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}")
@@ -110,15 +165,50 @@ def normalize_axes(axis, ndim: int) -> tuple:
 
 
 def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out"):
-    """Raise unless `out` can receive a result of this shape and dtype."""
+    """Raise unless `out` can receive a result of this shape and dtype.
+
+    An `out` whose elements share memory (a writeable view with a zero
+    stride, or strides that interleave) is refused: the kernels write every
+    element once, so such an output would hold whichever write came last.
+    """
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    refuse_masked(out, name)
     if out.shape != shape:
         raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
     if out.dtype != dtype:
         raise TypeError(f"{name} has dtype {out.dtype}, expected {dtype} (the result dtype)")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
+    if overlaps_itself(out):
+        raise ValueError(f"{name} has elements that share memory (a zero or interleaved stride, "
+                         f"strides {out.strides}): write into an array with one element per address")
+
+
+def overlaps_itself(arr: np.ndarray) -> bool:
+    """Whether two elements of `arr` share a byte of memory (exact).
+
+    Strides that nest (each at least the extent of the smaller ones, as in
+    every transpose or slice of a contiguous array) cannot overlap; any other
+    layout is decided from the byte offsets of all its elements.
+    """
+    if arr.size <= 1 or arr.flags.c_contiguous or arr.flags.f_contiguous:
+        return False
+    dims = sorted((abs(stride), extent) for stride, extent in zip(arr.strides, arr.shape) if extent > 1)
+    if dims[0][0] == 0:
+        return True
+    span = arr.itemsize
+    for stride, extent in dims:
+        if stride < span:
+            break
+        span += stride * (extent - 1)
+    else:
+        return False
+    offsets = np.zeros(1, np.int64)
+    for stride, extent in dims:
+        offsets = (offsets[:, None] + np.arange(extent, dtype=np.int64) * stride).ravel()
+    offsets.sort()
+    return bool(np.any(np.diff(offsets) < arr.itemsize))
 
 
 def check_num_threads(num_threads) -> int:
@@ -181,6 +271,7 @@ def broadcast_where(where, shape: tuple, name: str = "where"):
     """`where` as a read-only boolean array broadcast to `shape`, or None."""
     if where is None:
         return None
+    refuse_masked(where, name)
     mask = np.asarray(where)
     if mask.dtype != np.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {mask.dtype}")
@@ -230,6 +321,7 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
         raise TypeError(f"return_grad must be a bool, got {return_grad!r}")
     if grad_out is not None:
         check_grad_out(grad_out, return_grad, x.shape, result_dtype)
+    refuse_masked(target, "target")
     t = np.asarray(target)
     if t.dtype.kind in "iu":
         expected = x.shape[:ax] + x.shape[ax + 1:]

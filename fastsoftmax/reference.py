@@ -19,8 +19,8 @@ import numpy as np
 
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, check_temperature_range, normalize_axes, prepare_input, prepare_weights,
-    reduced_shape, scalar_if_0d,
+    check_temperature_base, check_temperature_range, masked_as_where, masked_reduction, masked_result, normalize_axes,
+    prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
 )
 
 __all__ = [
@@ -48,6 +48,12 @@ def _shifted(arr, axes, scaling=None, mask=None):
 
 
 def _softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature=None, base=None, where=None):
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature, base, where)
+    return masked_result(result, input_mask)
+
+
+def _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, temperature, base, where):
     check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
     arr, result_dtype = prepare_input(x, compute.__name__.lstrip("_"), complex_ok=True)
@@ -95,6 +101,12 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, bas
 def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None, where=None,
               num_threads=None):
     """Reference logsumexp; see `fastsoftmax.logsumexp`."""
+    x, where, input_mask = masked_as_where(x, where)
+    result = _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threads)
+    return masked_reduction(result, input_mask, axis, keepdims, return_sign)
+
+
+def _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threads):
     check_num_threads(num_threads)
     arr, result_dtype = prepare_input(x, "logsumexp", complex_ok=True)
     arr, w, result_dtype = prepare_weights(arr, result_dtype, b, "logsumexp")

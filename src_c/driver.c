@@ -213,6 +213,9 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     }
 }
 
+_Static_assert(FSM_SHORT_ROWS_WORK_DOUBLES <= FSM_FAMILY_WORK_DOUBLES(FSM_SHORT_ROW_LANES),
+               "the short-row work area serves the plain short-row kernels too");
+
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     fsm_plan plan;
     memset(&plan, 0, sizeof plan);

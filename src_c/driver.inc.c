@@ -264,7 +264,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         if (plan->masked) /* staged as rows in by (cross entropy, which needs by, has no mask) */
             K(stage_block)(plan, &blk, xs, mask, rows, by);
         if (plan->plain && x_step == 1 && o[FSM_Y].step == 1) {
-            TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx);
+            TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx, work);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
             if (b != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);

@@ -30,11 +30,14 @@
  *   work: caller-provided scratch of FSM_COLS_WORK_DOUBLES(lanes) doubles,
  *   suitably aligned for double; contents on entry are ignored.
  *
- * Short-row kernels  fsm_<op>_short_rows_<dtype>_<variant>(x, y, n, count, buf)
+ * Short-row kernels  fsm_<op>_short_rows_<dtype>_<variant>(x, y, n, count, buf, work)
  *   The column kernel of op on count <= FSM_SHORT_ROW_LANES short rows:
  *   row g reads x[g][0..n) and writes y[g][0..n), both contiguous, with the
  *   row kernel's overlap rules for each row.  buf: n * FSM_SHORT_ROW_LANES
- *   writable elements overlapping no row, scratch.  Every x[g] is read
+ *   writable elements overlapping no row, scratch; work:
+ *   FSM_SHORT_ROWS_WORK_DOUBLES doubles of scratch, as for the column
+ *   kernel (no kernel keeps more than a few hundred bytes on the stack,
+ *   which may be an OpenMP worker's small one).  Every x[g] is read
  *   before any y[g] is written.  Bit-identical to the column kernel run on
  *   the transposed rows (lane g = row g, lane step FSM_SHORT_ROW_LANES).
  *
@@ -79,9 +82,11 @@ typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n
 typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);
 /* Rows per short-row kernel call (the lanes of its column kernel). */
 #define FSM_SHORT_ROW_LANES 64
-typedef void (*fsm_short_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count, float *buf);
+#define FSM_SHORT_ROWS_WORK_DOUBLES FSM_COLS_WORK_DOUBLES(FSM_SHORT_ROW_LANES)
+typedef void (*fsm_short_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count, float *buf,
+                                 double *work);
 typedef void (*fsm_short_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
-                                 double *buf);
+                                 double *buf, double *work);
 /* Short-row transposes: rows x[0 .. count) of n contiguous elements into
  * lanes 0 .. count of buf (element j of row g at buf[j * FSM_SHORT_ROW_LANES
  * + g]), and back. */

@@ -158,19 +158,21 @@ static void K(lanes_to_rows_copy)(const T *buf, size_t n, size_t count, T *const
 
 /* The column kernels' passes on the transposed rows, the last one fused
  * with the transpose back (it saves a pass over buf). */
-static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
-    T m[SHORT_LANES], block[SHORT_LANES], total[SHORT_LANES], inv[SHORT_LANES];
-    double sum[SHORT_LANES], comp[SHORT_LANES];
+static void K(softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf,
+                                  double *work) {
+    T *m = (T *)work, *block = (T *)(work + count); /* the column kernel's layout */
+    double *sum = work + 2 * count, *comp = work + 3 * count;
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_exp_store_sum)(buf, SHORT_LANES, buf, SHORT_LANES, n, count, m, block, sum, comp, 0);
+    T *inv = m, *total = block; /* m and block are no longer needed */
     for (size_t g = 0; g < count; ++g) inv[g] = INVERSE_TOTAL(sum[g]), total[g] = (T)sum[g];
     K(lanes_to_rows)(buf, n, count, y, total, inv, FSM_FINISH_QUOTIENT);
 }
 
-static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf) {
-    double work[FSM_COLS_WORK_DOUBLES(SHORT_LANES)];
-    T m[SHORT_LANES], lse[SHORT_LANES];
+static void K(log_softmax_short_rows)(const T *const *x, T *const *y, size_t n, size_t count, T *buf,
+                                      double *work) {
+    T *m = (T *)work, *lse = (T *)(work + count); /* before what cols_log_sum_exp_minus_max uses */
     K(rows_to_lanes)(x, n, count, buf);
     K(cols_max)(buf, SHORT_LANES, n, count, m, 0);
     K(cols_log_sum_exp_minus_max)(buf, SHORT_LANES, n, count, m, lse, work, 0);
