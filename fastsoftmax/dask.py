@@ -50,6 +50,7 @@ try:
     import dask
     import dask.array as da
     from dask.graph_manipulation import clone
+    from dask.array.core import normalize_chunks
     from dask.utils import parse_bytes
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastsoftmax.dask needs Dask: pip install "fastsoftmax[dask]"') from exc
@@ -83,9 +84,11 @@ def _single_chunk(x, axes):
     return all(len(x.chunks[a]) == 1 for a in axes)
 
 
-def _merged_chunks(x, axes):
-    """Chunks of `x` with `axes` in one chunk and blocks within the limit,
-    or None when one group is over the limit (evaluated twice then)."""
+def _group_chunks(x, axes):
+    """Chunks of `x` in which the blocks that share groups (a *block row*:
+    one block along the other axes, all blocks along `axes`) take at most
+    the limit together: the other axes are cut smaller when needed, `axes`
+    keep their chunks.  None when one group alone is over the limit."""
     for a in axes:
         if not _known(x.shape[a]):
             raise ValueError(f"fastsoftmax.dask: axis {a} has unknown chunk sizes and spans "
@@ -94,12 +97,31 @@ def _merged_chunks(x, axes):
     group = x.dtype.itemsize * math.prod(x.shape[a] for a in axes)
     if group > limit:
         return None
-    others = [d for d in range(x.ndim) if d not in axes]
-    block = group * math.prod(max(x.chunks[d], default=0) for d in others)
-    spec = {a: -1 for a in axes}
-    if _known(block) and block > limit:
-        spec.update({d: "auto" for d in others if _known(x.shape[d])})
-    return x.rechunk(spec, block_size_limit=limit).chunks
+    others = [d for d in range(x.ndim) if d not in axes and _known(x.shape[d])]
+    block_row = group * math.prod(max(x.chunks[d], default=0) for d in others)
+    if block_row <= limit:
+        return x.chunks
+    cut = normalize_chunks(tuple("auto" for _ in others), tuple(x.shape[d] for d in others),
+                           limit=limit // group * x.dtype.itemsize, dtype=x.dtype,
+                           previous_chunks=tuple(x.chunks[d] for d in others))
+    chunks = list(x.chunks)
+    for d, c in zip(others, cut):
+        chunks[d] = c
+    return tuple(chunks)
+
+
+def _merged(arrays, axes):
+    """`arrays` (x's shape) with `axes` in one chunk and each block within the
+    limit (the block rows of `_group_chunks`), or None when a group is over
+    the limit."""
+    x = arrays[0]
+    if _single_chunk(x, axes):
+        return _aligned(arrays, x.chunks)
+    chunks = _group_chunks(x, axes)
+    if chunks is None:
+        return None
+    merged = tuple((x.shape[d],) if d in axes else c for d, c in enumerate(chunks))
+    return _aligned(arrays, merged)
 
 
 def _rechunked(x, chunks):
@@ -110,14 +132,6 @@ def _rechunked(x, chunks):
 
 def _aligned(arrays, chunks):
     return [_rechunked(a, chunks) for a in arrays]
-
-
-def _on_whole_groups(arrays, axes):
-    """`arrays` (same shape) with `axes` in one chunk, or None when a group
-    is over the limit."""
-    x = arrays[0]
-    chunks = x.chunks if _single_chunk(x, axes) else _merged_chunks(x, axes)
-    return None if chunks is None else _aligned(arrays, chunks)
 
 
 def _probed_dtype(fn, ndim, dtype, **kwargs):
@@ -154,13 +168,11 @@ def _softmax_or_log_softmax(name, x, axis, num_threads, temperature, base, where
         return x.map_blocks(fn, None, where=where, dtype=dtype, **kwargs)
     axes = normalize_axes(axis, x.ndim)
     arrays = [x] if where is None else [x, _mask(where, x)]
-    whole = None if x.size == 0 else _on_whole_groups(arrays, axes)
-    if x.size == 0:
-        whole = arrays
-    if whole is not None:
-        return da.map_blocks(_forward_block, *whole, fn=fn, axes=axes, kwargs=kwargs, dtype=dtype,
-                             meta=np.empty((0,) * x.ndim, dtype))
-    return _two_pass(name == "log_softmax", arrays, axes, kwargs, dtype)
+    meta = np.empty((0,) * x.ndim, dtype)
+    if x.size == 0 or _single_chunk(x, axes):
+        return da.map_blocks(_forward_block, *arrays, fn=fn, axes=axes, kwargs=kwargs, dtype=dtype,
+                             meta=meta)
+    return _split_axes(name == "log_softmax", arrays, axes, kwargs, dtype)
 
 
 def _stats_chunks(x, axes):
@@ -183,18 +195,23 @@ def _scaled_max(block, axes, mask, temperature, base):
     return high if base is None else high * np.log(np.float64(base))
 
 
-def _block_stats(block, mask=None, *, axes, kwargs):
-    """(2, ...) float64: the block's scaled maximum and log(sum(exp(z - max)))
-    over `axes` (keepdims); -inf and -inf for a block with nothing kept."""
-    shape = tuple(1 if d in axes else n for d, n in enumerate(block.shape))
+def _kernel_and_stats(block, mask=None, *, log, axes, kwargs):
+    """The kernel's result on one block, and (2, ...) float64 statistics over
+    `axes` (keepdims): the block's scaled maximum m and
+    log s = log(sum(exp(z - m))), read off the result at the maximum
+    (softmax 1 / s, log_softmax -log s); -inf and -inf for a block with
+    nothing kept."""
+    fn = _api.log_softmax if log else _api.softmax
+    y = fn(block, axes, where=mask, **kwargs)
+    shape = (2,) + tuple(1 if d in axes else n for d, n in enumerate(block.shape))
     if block.size == 0:
-        return np.full((2,) + shape, -np.inf)
+        return y, np.full(shape, -np.inf)
     m = _scaled_max(block, axes, mask, kwargs["temperature"], kwargs["base"])
-    with np.errstate(invalid="ignore"):
-        log_s = -np.max(_api.log_softmax(block, axes, where=mask, **kwargs), axis=axes,
-                        keepdims=True).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peak = np.max(y, axis=axes, keepdims=True).astype(np.float64)
+        log_s = -peak if log else -np.log(peak)
     log_s[m == -np.inf] = -np.inf  # contributes exp(-inf) = 0 to the total
-    return np.stack([m.reshape(shape), log_s.reshape(shape)])
+    return y, np.stack([m, log_s]).reshape(shape)
 
 
 def _two_sum(a, b):
@@ -221,14 +238,11 @@ def _combine(stats, axes):
     return np.stack([c_hi, c_lo, empty.astype(np.float64)])
 
 
-def _normalise(block, c_hi, c_lo, empty, mask=None, *, log, axes, kwargs, result_dtype):
-    """One block of the result from the kernel and its block's correction:
+def _rescale(y, c_hi, c_lo, empty, *, log, result_dtype):
+    """A block of the kernel's result corrected for its whole group:
     softmax(block) * exp(c) or log_softmax(block) + c, the correction
-    rounded once to the result's precision and applied in place."""
-    if block.size == 0:
-        return np.empty(block.shape, result_dtype)
-    fn = _api.log_softmax if log else _api.softmax
-    y = fn(block, axes, where=mask, **kwargs)
+    rounded once to the result's precision and applied in place (the block
+    has no other reader by then)."""
     compute = np.float32 if y.dtype == np.float16 else y.dtype
     y = y.astype(compute, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -240,20 +254,40 @@ def _normalise(block, c_hi, c_lo, empty, mask=None, *, log, axes, kwargs, result
     return y.astype(result_dtype, copy=False)
 
 
-def _two_pass(log, arrays, axes, kwargs, dtype):
-    """softmax or log_softmax of a group over the limit: statistics, then
-    output, on a clone of the input (evaluated twice)."""
+def _kernel_pass(log, arrays, axes, kwargs, dtype):
+    """The kernel's result on every block and the blocks' statistics, from
+    one task per block."""
     x = arrays[0]
-    stats = da.map_blocks(_block_stats, *arrays, axes=axes, kwargs=kwargs, dtype=np.float64,
-                          new_axis=0, chunks=((2,),) + _stats_chunks(x, axes))
+    meta = np.empty((0,) * x.ndim, dtype)
+    pairs = da.map_blocks(_kernel_and_stats, *arrays, log=log, axes=axes, kwargs=kwargs,
+                          dtype=dtype, meta=meta)
+    y = pairs.map_blocks(operator.getitem, 0, dtype=dtype, meta=meta)
+    stats = pairs.map_blocks(operator.getitem, 1, dtype=np.float64, new_axis=0,
+                             chunks=((2,),) + _stats_chunks(x, axes), meta=meta.astype(np.float64))
+    return y, stats
+
+
+def _split_axes(log, arrays, axes, kwargs, dtype):
+    """softmax or log_softmax over axes that span several chunks: the kernel
+    on each block, the statistics of a group's blocks combined, each block
+    rescaled.  The kernel's blocks wait for their group's statistics when a
+    block row is within the limit; otherwise the input is cloned and the
+    kernel run again on the clone for the output."""
+    x = arrays[0]
+    chunks = _group_chunks(x, axes)
+    held = chunks is not None
+    if held:
+        arrays = _aligned(arrays, chunks)
+    y, stats = _kernel_pass(log, arrays, axes, kwargs, dtype)
     whole = stats.rechunk({a + 1: -1 for a in axes})  # one value per block: small
     corrections = whole.map_blocks(_combine, axes, dtype=np.float64,
                                    chunks=((3,),) + whole.chunks[1:])
     corrections = corrections.rechunk(((3,),) + stats.chunks[1:])  # one value per block of x
-    fresh = clone(*arrays) if len(arrays) > 1 else (clone(x),)
-    return da.map_blocks(_normalise, fresh[0], corrections[0], corrections[1], corrections[2],
-                         *fresh[1:], log=log, axes=axes, kwargs=kwargs, result_dtype=dtype, dtype=dtype,
-                         chunks=x.chunks, meta=np.empty((0,) * x.ndim, dtype))
+    if not held:
+        fresh = clone(*arrays) if len(arrays) > 1 else (clone(x),)
+        y, _ = _kernel_pass(log, fresh, axes, kwargs, dtype)
+    return da.map_blocks(_rescale, y, corrections[0], corrections[1], corrections[2], log=log,
+                         result_dtype=dtype, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
 
 
 def softmax(x, axis=-1, *, num_threads=None, temperature=None, base=None, where=None):
@@ -378,7 +412,7 @@ def _backward(name, grad, y, axis, num_threads):
     dtype = np.asarray(fn(probe, probe.astype(y.dtype), axis if grad.ndim else None,
                           num_threads=num_threads)).dtype
     axes = normalize_axes(axis, grad.ndim)
-    whole = [grad, y] if grad.size == 0 or grad.ndim == 0 else _on_whole_groups([grad, y], axes)
+    whole = [grad, y] if grad.size == 0 or grad.ndim == 0 else _merged([grad, y], axes)
     if whole is None:
         return _composed_backward(name, grad, y, axes, dtype)
     return da.map_blocks(_backward_block, *whole, fn=fn, axes=axes if grad.ndim else None,
@@ -465,12 +499,11 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     dtype = np.asarray(probed[0] if return_grad else probed).dtype
     if logits.shape[ax] == 0:
         raise ValueError(f"logits has no classes along axis {axis}")
-    if len(logits.chunks[ax]) > 1:
-        chunks = _merged_chunks(logits, (ax,))
-        if chunks is None:
-            raise ValueError(f"fastsoftmax.dask.cross_entropy: one sample's logits take more than "
-                             f"{group_limit()} bytes (dask's array.chunk-size); raise it")
-        logits = logits.rechunk(chunks)
+    merged = _merged([logits], (ax,))
+    if merged is None:
+        raise ValueError(f"fastsoftmax.dask.cross_entropy: one sample's logits take more than "
+                         f"{group_limit()} bytes (dask's array.chunk-size); raise it")
+    logits = merged[0]
     loss_chunks = logits.chunks[:ax] + ((1,),) + logits.chunks[ax + 1:]
     target = _rechunked(target[(slice(None),) * ax + (None,)] if is_index else target,
                         loss_chunks if is_index else logits.chunks)
