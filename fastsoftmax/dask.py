@@ -126,12 +126,17 @@ def _merged(arrays, axes):
 
 def _rechunked(x, chunks):
     """`x` with `chunks`; unchanged when it has them (unknown sizes match)."""
-    same = repr(x.chunks) == repr(chunks)  # nan == nan here
-    return x if same else x.rechunk(chunks)
+    return x if repr(x.chunks) == repr(chunks) else x.rechunk(chunks)
 
 
 def _aligned(arrays, chunks):
-    return [_rechunked(a, chunks) for a in arrays]
+    """`arrays`, each broadcastable to the first one's shape, with `chunks`
+    along the axes they share with it (an axis of length 1 stays one chunk:
+    ``map_blocks`` broadcasts it)."""
+    ndim = arrays[0].ndim
+    return [_rechunked(a, tuple((1,) if n == 1 else chunks[ndim - a.ndim + k]
+                                for k, n in enumerate(a.shape)))
+            for a in arrays]
 
 
 def _probed_dtype(fn, ndim, dtype, **kwargs):
@@ -141,14 +146,15 @@ def _probed_dtype(fn, ndim, dtype, **kwargs):
 
 
 def _mask(where, x):
-    """`where` (Dask or NumPy, broadcastable) as a boolean Dask array of x's
-    shape and chunks."""
+    """`where` (Dask or NumPy) as a boolean Dask array broadcastable to x,
+    chunked like x."""
     mask = _as_dask(where)
     if mask.dtype != np.bool_:
         raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
-    if repr(mask.shape) == repr(x.shape):
-        return _rechunked(mask, x.chunks)
-    return da.broadcast_to(mask, x.shape, chunks=x.chunks)
+    pairs = zip(mask.shape[::-1], x.shape[::-1])
+    if mask.ndim > x.ndim or any(m not in (1, n) and _known(m) and _known(n) for m, n in pairs):
+        raise ValueError(f"where has shape {mask.shape}, which does not broadcast to {x.shape}")
+    return _aligned([x, mask], x.chunks)[1]
 
 
 # ---------------------------------------------------- softmax, log_softmax
@@ -404,7 +410,7 @@ def _composed_backward(name, grad, y, axes, dtype):
 
 def _backward(name, grad, y, axis, num_threads):
     grad, y = _as_dask(grad), _as_dask(y)
-    if grad.shape != y.shape:
+    if repr(grad.shape) != repr(y.shape):  # unknown lengths (nan) match
         raise ValueError(f"fastsoftmax.dask.{name}: y has shape {y.shape}, expected the shape "
                          f"of grad {grad.shape}")
     fn = getattr(_api, name)
