@@ -6,32 +6,36 @@ inputs), without ``out``/``grad_out`` (a Dask array is not written in place).
 Every block is computed by the NumPy-level function, so the engine does the
 work.
 
-How a softmax group (the entries a softmax normalises together) that spans
-several chunks is computed, by the size of one group in bytes of the input
+How softmax axes that span several chunks are computed, by the size of one
+group (the entries a softmax normalises together) in bytes of the input
 dtype against Dask's ``array.chunk-size`` setting (128 MiB by default; the
-*limit* below):
+*limit*, `group_limit()`):
 
-- **Group within the limit** (every workload with rows short enough that
-  one row fits in a chunk): the softmax axes are merged into one chunk
-  (``rechunk`` along those axes only; the other axes keep their chunks, or
-  are cut smaller so that a merged block stays within the limit), and each
-  block is computed by the fused kernel in one ``map_blocks`` pass.  Each
-  input block is evaluated once and only read again by the copy that merges
-  it; the result has the merged chunks.
-- **Group over the limit** (``softmax``/``log_softmax`` only): nothing is
-  merged.  A first pass takes per block the maximum ``m`` and
-  ``log s = log(sum(exp(x - m)))`` (from the kernel:
-  ``-max(log_softmax(block))``), those small statistics are combined in
-  float64 (``M = max m``, ``log S = log(sum exp(m - M + log s))``), and a
-  second pass runs the kernel on each block and applies its block's
-  correction ``c = (m - M) + (log s - log S)``, kept as a double-double:
-  softmax is ``softmax(block) * exp(c)``, log_softmax is
+- **Group within the limit**, softmax and log_softmax: the kernel runs once
+  on each block; the block's scaled maximum ``m`` and
+  ``log s = log(sum(exp(z - m)))`` are read off its result (softmax: the
+  result at the maximum is ``1 / s``; log_softmax: ``-log s``); a group's
+  statistics are combined in float64 (``M = max m``,
+  ``log S = log(sum exp(m - M + log s))``) and each block's result is
+  rescaled in place by its correction ``c = (m - M) + (log s - log S)``,
+  kept as a double-double: ``softmax(block) * exp(c)``,
   ``log_softmax(block) + c`` (one or two roundings more than the kernel's
-  own result).  The input's graph is cloned so that no block has to stay
-  in memory between the passes: **the input is evaluated twice** (data read
-  from storage is read twice); ``persist()`` it first if it fits in
-  (cluster) memory.  The backward passes fall back to Dask's own
-  composition there, and ``cross_entropy`` raises ``ValueError``.
+  own result).  Each input block is evaluated once; the kernel's results of
+  a group wait for its statistics, so the other axes are cut smaller when
+  the blocks sharing groups (a *block row*) would take more than the limit.
+  The result keeps those chunks.  The backward passes and ``cross_entropy``
+  merge the softmax axes into one chunk instead (``rechunk`` along them;
+  the other axes cut the same way), then one ``map_blocks`` pass.
+- **Group over the limit**: softmax and log_softmax run the same passes on
+  a clone of the input graph for the output, so that no block waits in
+  memory for the statistics: **the input is evaluated twice** (data read
+  from storage is read twice; ``persist()`` it first if it fits in cluster
+  memory).  The backward passes fall back to Dask's own composition, and
+  ``cross_entropy`` raises ``ValueError``.
+
+Measured on the issue's workloads (``benchmarks/dask_softmax.py``), the
+kernel-once plan beat merging the axis (its copies cost more than waiting)
+and the clone (which generates the input twice).
 
 ``logsumexp`` never merges: each block is reduced by the kernel and the
 per-block results (one value per block and group) are reduced again.
@@ -49,14 +53,14 @@ import numpy as np
 try:
     import dask
     import dask.array as da
-    from dask.graph_manipulation import clone
     from dask.array.core import normalize_chunks
+    from dask.graph_manipulation import clone
     from dask.utils import parse_bytes
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastsoftmax.dask needs Dask: pip install "fastsoftmax[dask]"') from exc
 
 from . import _api
-from ._validation import check_int_axis, check_num_threads, check_temperature_base, normalize_axes
+from ._validation import check_int_axis, normalize_axes
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
@@ -67,8 +71,8 @@ __all__ = [
 # ---------------------------------------------------------------- the plan
 
 def group_limit() -> int:
-    """Bytes a softmax group (and a merged block) may take: Dask's
-    ``array.chunk-size`` setting."""
+    """Bytes a softmax group, and the blocks sharing groups together, may
+    take: Dask's ``array.chunk-size`` setting."""
     return parse_bytes(dask.config.get("array.chunk-size"))
 
 
