@@ -259,7 +259,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #define RMAX(k) ((k)->rmax_f32)
 #define RBLOCKS(k) ((k)->rblocks_f32)
 #define FINISH(k) ((k)->finish_f32)
-#define LOG_TOTAL fsm_log_total_f32
+#define LOG_TOTAL(k) ((k)->log_total_f32)
 #define FROW_TABLE(k) ((k)->frow_f32)
 #define FLANES_TABLE(k) ((k)->flanes_f32)
 #define TO_LANES(k) ((k)->to_lanes_f32)
@@ -295,7 +295,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #define RMAX(k) ((k)->rmax_f64)
 #define RBLOCKS(k) ((k)->rblocks_f64)
 #define FINISH(k) ((k)->finish_f64)
-#define LOG_TOTAL fsm_log_total_f64
+#define LOG_TOTAL(k) ((k)->log_total_f64)
 #define FROW_TABLE(k) ((k)->frow_f64)
 #define FLANES_TABLE(k) ((k)->flanes_f64)
 #define TO_LANES(k) ((k)->to_lanes_f64)

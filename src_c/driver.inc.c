@@ -1,8 +1,8 @@
 /*
  * Runners for one dtype, included by driver.c with T, K(name) and the
  * kernel-table accessors (ROWS_TABLE, GROUP_TABLE, COLS_TABLE, SHORT_TABLE,
- * RMAX, RBLOCKS, FINISH, FROW_TABLE, FLANES_TABLE, TO_LANES, FROM_LANES) and
- * LOG_TOTAL defined.  Each runs a contiguous range of a plan's items on the
+ * RMAX, RBLOCKS, FINISH, LOG_TOTAL, FROW_TABLE, FLANES_TABLE, TO_LANES,
+ * FROM_LANES) defined.  Each runs a contiguous range of a plan's items on the
  * calling thread (run_split_rows: its share of every row, on every thread
  * of a team).
  */
@@ -406,7 +406,7 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
                 fsm_neumaier_add(&total, &comp, sums[b]);
                 if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
             }
-            double c = p->op == FSM_OP_SOFTMAX ? total + comp : LOG_TOTAL(total + comp, tie_count, m);
+            double c = p->op == FSM_OP_SOFTMAX ? total + comp : LOG_TOTAL(k)(total + comp, tie_count, m);
             chunk_max[0] = c; /* broadcast; every thread has read the maxima */
         }
         double c = chunk_max[0];
