@@ -1,5 +1,6 @@
 /*
- * The checks of test_kernels.c for one dtype, instantiated by it with
+ * The checks of test_kernels.c for one dtype, instantiated by it with (and
+ * undefined at the end)
  *   T, F(name)       the dtype and the dtype-suffixed name
  *   SUFFIX           f32 or f64: the table fields of this dtype
  *   T_EPS, T_MAX, T_TRUE_MIN   the dtype's eps, largest finite value and
@@ -211,7 +212,7 @@ static void F(check_row)(int op, const T *x, size_t n, size_t y_offset) {
     F(expect_row)(F(entry_name)("row", op, " in place vs not"), other.data, got.data, n, 1, NULL);
 
     size_t blocks = (n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
-    T sums[2][8], ties[2][8] = {{0}};
+    T sums[2][8], ties[2][8] = {{0}}; /* row_lengths: at most 5 blocks */
     F(split_row)(reference, op, x, want.data, n, sums[0], ties[0]);
     F(split_row)(tested, op, x, other.data, n, sums[1], ties[1]);
     F(expect_row)(F(entry_name)("rblocks", op, " sums"), sums[1], sums[0], blocks, 0, NULL);
@@ -563,39 +564,40 @@ static void F(check_all_rows)(void) {
     }
 }
 
-static void F(check_all_columns)(void) {
+/* The column problem of n rows and `lanes` lanes, the turn-th one. */
+static void F(check_column_problem)(size_t n, size_t lanes, size_t turn) {
     F(family_call) calls[MAX_FAMILY_CALLS];
     size_t num_calls = F(family_calls)(calls);
-    for (size_t r = 0; r < COUNT_OF(column_rows); ++r) {
-        for (size_t l = 0; l < COUNT_OF(column_lanes); ++l) {
-            size_t n = column_rows[r], lanes = column_lanes[l];
-            snprintf(current_case, sizeof current_case, "%s n=%zu lanes=%zu, lanes of mixed patterns", DTYPE, n,
-                     lanes);
-            for (int op = 0; op < FSM_NUM_PLAIN_OPS; ++op) F(check_columns)(op, n, lanes);
-            /* every family call on the smaller problems, one in turn on the larger */
-            for (size_t c = 0; c < num_calls; ++c)
-                if (n * lanes <= 1024 || c % 8 == (r + l) % 8) F(check_flanes)(&calls[c], n, lanes);
-        }
-    }
+    snprintf(current_case, sizeof current_case, "%s n=%zu lanes=%zu, lanes of mixed patterns", DTYPE, n, lanes);
+    for (int op = 0; op < FSM_NUM_PLAIN_OPS; ++op) F(check_columns)(op, n, lanes);
+    /* every family call on the smaller problems, one in eight in turn on the larger */
+    for (size_t c = 0; c < num_calls; ++c)
+        if (n * lanes <= 1024 || c % 8 == turn % 8) F(check_flanes)(&calls[c], n, lanes);
 }
 
-static void F(check_all_short_rows)(void) {
-    for (size_t l = 0; l < COUNT_OF(short_lengths); ++l) {
-        for (size_t c = 0; c < COUNT_OF(short_counts); ++c) {
-            size_t n = short_lengths[l], count = short_counts[c];
-            snprintf(current_case, sizeof current_case, "%s n=%zu count=%zu, rows of mixed patterns", DTYPE, n,
-                     count);
-            for (int op = 0; op < FSM_NUM_PLAIN_OPS; ++op) F(check_short_rows)(op, n, count);
-        }
-    }
+static void F(check_short_row_problem)(size_t n, size_t count, size_t turn) {
+    (void)turn;
+    snprintf(current_case, sizeof current_case, "%s n=%zu count=%zu, rows of mixed patterns", DTYPE, n, count);
+    for (int op = 0; op < FSM_NUM_PLAIN_OPS; ++op) F(check_short_rows)(op, n, count);
 }
 
 static void F(check_all)(void) {
     F(check_all_rows)();
-    F(check_all_columns)();
-    F(check_all_short_rows)();
+    for_each_pair(column_rows, COUNT_OF(column_rows), column_lanes, COUNT_OF(column_lanes), F(check_column_problem));
+    for_each_pair(short_lengths, COUNT_OF(short_lengths), short_counts, COUNT_OF(short_counts),
+                  F(check_short_row_problem));
 }
 
 #undef CAT_
 #undef CAT
 #undef ENTRY
+/* the parameters of this file */
+#undef T
+#undef F
+#undef T_EPS
+#undef T_MAX
+#undef T_TRUE_MIN
+#undef EXP_RANGE
+#undef ORDERED
+#undef DTYPE
+#undef SUFFIX
