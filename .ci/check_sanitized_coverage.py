@@ -5,9 +5,10 @@ usage: python .ci/check_sanitized_coverage.py REPORT.xml
 Fails (exit 1) unless
   - the installed extension is linked against the ASan and UBSan runtimes;
   - for every kernel variant compiled and runnable here, every driver plan test
-    (tests/test_plans.py) and both float dtypes, tests carrying that
-    parameter passed in the JUnit report of the run, not counting the C
-    kernel test (each variant must have run through the Python API);
+    (tests/test_plans.py, and every op on every plan: tests/test_one_engine.py)
+    and both float dtypes, tests carrying that parameter passed in the JUnit
+    report of the run, not counting the C kernel test (each variant must have
+    run through the Python API);
   - the C kernel test (tests/test_c_kernels.py, every table entry called
     directly) passed for every kernel variant runnable here.
 """
@@ -22,7 +23,9 @@ from fastsoftmax import _core
 PLAN_TESTS = ("test_short_row_boundary", "test_short_row_transposes_match_the_strided_path",
               "test_row_groups_match_the_row_kernel",
               "test_split_rows_bit_identical_across_threads",
-              "test_split_rows_special_values_in_one_chunk", "test_streamed_output")
+              "test_split_rows_special_values_in_one_chunk", "test_streamed_output",
+              "test_every_op_on_every_plan_agrees_with_reference", "test_scaled_and_masked_on_every_plan",
+              "test_row_groups_are_bit_identical_to_single_rows")
 DTYPES = ("float32", "float64")
 C_KERNEL_TEST = "test_kernel_table_matches_scalar"
 

@@ -551,7 +551,7 @@ def _deliver(y, out, shape, result_dtype):
     return y.reshape(shape).astype(result_dtype, copy=False)
 
 
-# --- softmax and log_softmax ---------------------------------------------------
+# --- softmax and log_softmax: the public functions ------------------------------
 
 cdef inline int _simple_num_threads(object num_threads):
     """Thread cap for a plainly valid num_threads, or -1 (the general path
@@ -658,3 +658,81 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, bas
     if temperature is None and base is None and where is None:
         return _softmax_fast(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads)
     return _softmax_general(FSM_OP_LOG_SOFTMAX, x, axis, out, num_threads, temperature, base, where)
+
+
+_COMMON_PARAMETERS = """
+    Parameters
+    ----------
+    x : array_like
+        Input.  float32 and float64 are computed in their own precision;
+        float16 is computed in float32 and returned as float16; bool and
+        integer inputs are computed and returned as float64; extended
+        precision floats are computed by NumPy (`fastsoftmax.reference`).
+        Complex, object and string dtypes raise TypeError.
+    axis : int, tuple of int or None, default -1
+        Axis or axes over which the {name} is taken; None means all axes.
+        Note that `scipy.special.softmax` defaults to ``axis=None``.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into; it is returned.
+        It may be `x` itself (in-place).
+    num_threads : int, optional
+        Upper bound on the threads this call may use.  None uses the OpenMP
+        default (``OMP_NUM_THREADS``, threadpoolctl limits).  Never more
+        than the CPUs the process may use (affinity mask, cgroup CPU quota),
+        whatever the number.  Small inputs always run on the calling thread.
+    temperature : float, optional
+        Computes the {name} of ``x / temperature``, inside the kernel:
+        ``x - max`` and the division are carried exactly, so the result is as
+        accurate as without it.  In [2**-100, 2**100] for float32 (and
+        float16) input, [2**-1000, 2**1000] for float64; ValueError outside.
+        Exclusive with `base`.
+    base : float, optional
+        Computes with powers of `base` instead of e: ``base**x / sum(base**x)``
+        = softmax(``x * ln(base)``); finite, > 0 and != 1.  With ``base < 1``
+        the smallest entries get the largest weights.  Exclusive with
+        `temperature`.
+    where : array_like of bool, optional
+        Broadcastable to `x`: only the entries where it is True take part;
+        the others come out as {dropped}.  A group with no entry left is all
+        {dropped} (not NaN).
+
+    Returns
+    -------
+    ndarray
+        Same shape as `x`.
+
+    Notes
+    -----
+    A NaN or +inf in a group, or a group that is entirely -inf, makes every
+    output of that group NaN; -inf among finite values gives {neg_inf}.  Empty
+    inputs give empty outputs; a 0-d input is one group of one element.  The
+    input is never modified unless it is passed as `out`.
+"""
+
+
+softmax.__doc__ = (
+    """Softmax, ``exp(x - max(x)) / sum(exp(x - max(x)))`` over `axis`.
+"""
+    + _COMMON_PARAMETERS.format(name="softmax", neg_inf="0", dropped="0")
+    + """
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.softmax(np.array([[1.0, 1.0], [0.0, np.log(3.0)]]))
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])
+"""
+)
+
+log_softmax.__doc__ = (
+    """Log of the softmax, ``(x - max(x)) - log(sum(exp(x - max(x))))``.
+"""
+    + _COMMON_PARAMETERS.format(name="log_softmax", neg_inf="-inf", dropped="-inf")
+    + """
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
+    array([-0.69314718, -0.69314718])
+"""
+)

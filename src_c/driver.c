@@ -261,6 +261,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #define FINISH(k) ((k)->finish_f32)
 #define LOG_TOTAL(k) ((k)->log_total_f32)
 #define FROW_TABLE(k) ((k)->frow_f32)
+#define FROWS_TABLE(k) ((k)->frows_f32)
 #define FLANES_TABLE(k) ((k)->flanes_f32)
 #define TO_LANES(k) ((k)->to_lanes_f32)
 #define FROM_LANES(k) ((k)->from_lanes_f32)
@@ -279,6 +280,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #undef FINISH
 #undef LOG_TOTAL
 #undef FROW_TABLE
+#undef FROWS_TABLE
 #undef FLANES_TABLE
 #undef TO_LANES
 #undef FROM_LANES
@@ -297,6 +299,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #define FINISH(k) ((k)->finish_f64)
 #define LOG_TOTAL(k) ((k)->log_total_f64)
 #define FROW_TABLE(k) ((k)->frow_f64)
+#define FROWS_TABLE(k) ((k)->frows_f64)
 #define FLANES_TABLE(k) ((k)->flanes_f64)
 #define TO_LANES(k) ((k)->to_lanes_f64)
 #define FROM_LANES(k) ((k)->from_lanes_f64)
@@ -315,6 +318,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #undef FINISH
 #undef LOG_TOTAL
 #undef FROW_TABLE
+#undef FROWS_TABLE
 #undef FLANES_TABLE
 #undef TO_LANES
 #undef FROM_LANES

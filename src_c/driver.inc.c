@@ -65,22 +65,29 @@ static inline void K(finish_group)(const fsm_plan *plan, const K(group) *g) {
 
 /* --- rows --------------------------------------------------------------- */
 
-/* Contiguous plain rows without a mask in groups of FSM_ROW_GROUP. */
+/* Contiguous rows without a mask in groups of FSM_ROW_GROUP: the plain
+ * row-group kernels, or the family's where the op has one. */
 static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     const fsm_problem *p = plan->p;
-    const T *xs[FSM_ROW_GROUP];
+    const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
-    K(group) gs[FSM_ROW_GROUP];
+    int64_t targets[FSM_ROW_GROUP];
+    double *group_outs[FSM_ROW_GROUP];
+    int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B), has_out = fsm_has(p, FSM_GROUP_OUT);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            gs[count] = K(group_at)(p, it.off);
-            xs[count] = gs[count].x;
-            ys[count] = gs[count].y;
+            K(group) g = K(group_at)(p, it.off);
+            xs[count] = g.x, ys[count] = g.y, bs[count] = g.b;
+            targets[count] = g.target, group_outs[count] = g.group_out;
         }
-        GROUP_TABLE(plan->k)[p->op](xs, ys, (size_t)p->n, count);
+        if (plan->plain)
+            GROUP_TABLE(plan->k)[p->op](xs, ys, (size_t)p->n, count);
+        else
+            FROWS_TABLE(plan->k)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+                                        targets, has_out ? group_outs : NULL);
     }
 }
 
@@ -114,8 +121,8 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
 
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
-    if (plan->plain && plan->contiguous && !plan->stream && !plan->masked &&
-        (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
+    if ((plan->plain || FROWS_TABLE(plan->k)[p->op] != NULL) && plan->contiguous && !plan->stream &&
+        !plan->masked && (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
         K(run_row_groups)(plan, begin, end);
         return;
     }

@@ -130,35 +130,43 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const
     *ties = tie_total;
 }
 
-/* softmax / log_softmax of x * s into y (y == x allowed), in the passes of
- * the plain row kernels, from m = the group's maximum (s > 0) or minimum
- * (s < 0). */
-static FSM_ALWAYS_INLINE void K(scaled_softmax_frow_body)(const T *x, T *y, size_t n, const fsm_params *prm,
-                                                          int log) {
-    K(scaling) sc = K(scaling_of)(prm);
-    T m = K(rmax_signed)(x, n, sc.s_hi < 0 ? (T)-1 : (T)1);
-    double rest, ties;
-    if (log) {
-        K(fam_sums)(x, y, n, m, &sc, 1, FSM_STORE_Z, 1, &rest, &ties);
-        T c = LOG_TOTAL(rest, ties, m);
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
-    } else {
-        K(fam_sums)(x, y, n, m, &sc, 1, FSM_STORE_EXP, 0, &rest, &ties);
-        K(vnormalize)(y, y, n, rest);
-    }
-}
+/* The per-group state the ops with a log of the total carry from their
+ * passes over the group to the log (taken for several groups at once in
+ * the row-group kernels, where it runs in SIMD lanes) and the last step. */
+typedef struct {
+    T m;              /* the reference point: maximum (minimum for a negative scale) */
+    double rest, ties; /* the total split as in block_exp_rest */
+    double q_sum, q_gap, mean_gap; /* cross entropy's target terms */
+    T x_target;
+    int index_target;
+} K(group_stats);
 
+/* softmax of x * s into y (y == x allowed), in the passes of the plain row
+ * kernels, from m = the group's maximum (s > 0) or minimum (s < 0). */
 static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
                             double *group_out) {
     (void)b, (void)target, (void)group_out;
-    K(scaled_softmax_frow_body)(x, y, n, prm, 0);
+    K(scaling) sc = K(scaling_of)(prm);
+    T m = K(rmax_signed)(x, n, sc.s_hi < 0 ? (T)-1 : (T)1);
+    double rest, ties;
+    K(fam_sums)(x, y, n, m, &sc, 1, FSM_STORE_EXP, 0, &rest, &ties);
+    K(vnormalize)(y, y, n, rest);
 }
 
-static void K(log_softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
-                                double *group_out) {
-    (void)b, (void)target, (void)group_out;
-    K(scaled_softmax_frow_body)(x, y, n, prm, 1);
+/* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c. */
+static FSM_ALWAYS_INLINE void K(log_softmax_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
+                                                    int64_t target, K(group_stats) *st) {
+    (void)b, (void)target;
+    K(scaling) sc = K(scaling_of)(prm);
+    st->m = K(rmax_signed)(x, n, sc.s_hi < 0 ? (T)-1 : (T)1);
+    K(fam_sums)(x, y, n, st->m, &sc, 1, FSM_STORE_Z, 1, &st->rest, &st->ties);
+}
+
+static FSM_ALWAYS_INLINE void K(log_softmax_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
+                                                   double *group_out, const K(group_stats) *st, T c) {
+    (void)x, (void)prm, (void)group_out, (void)st;
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
 }
 
 /* logsumexp of a group whose maximum m is not finite: NaN when an entry is
@@ -169,18 +177,19 @@ static double K(lse_of_non_finite)(const T *x, ptrdiff_t step, size_t n, T m) {
     return (double)m;
 }
 
-static void K(logsumexp_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
-                              double *group_out) {
+static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
+                                                  int64_t target, K(group_stats) *st) {
     (void)y, (void)b, (void)prm, (void)target;
-    T m = K(rmax)(x, n);
-    if (!isfinite(m)) {
-        *group_out = K(lse_of_non_finite)(x, 1, n, m);
-        return;
-    }
-    double rest, ties;
-    K(fam_sums)(x, NULL, n, m, NULL, 0, FSM_STORE_NOTHING, 1, &rest, &ties);
+    st->m = K(rmax)(x, n);
+    st->rest = 0.0, st->ties = 1.0;
+    if (isfinite(st->m)) K(fam_sums)(x, NULL, n, st->m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
+}
+
+static FSM_ALWAYS_INLINE void K(logsumexp_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
+                                                 double *group_out, const K(group_stats) *st, T c) {
+    (void)y, (void)prm;
     /* in double: for float32 the result is rounded once, by the caller */
-    *group_out = (double)m + (double)LOG_TOTAL(rest, ties, m);
+    *group_out = isfinite(st->m) ? (double)st->m + (double)c : K(lse_of_non_finite)(x, 1, n, st->m);
 }
 
 /* sum over i < n of TERM(a, b, i, m, w), in sum blocks of FSM_SUM_CHAINS
@@ -343,23 +352,64 @@ static void K(cross_entropy_index_grad)(T *grad, size_t n, size_t target, double
     grad[target] = K(cross_entropy_grad)(e_target, t, inv, (T)((double)uniform + (double)keep), scale);
 }
 
-static void K(cross_entropy_frow)(const T *x, T *grad, const T *q, size_t n, const fsm_params *prm,
-                                  int64_t target, double *group_out) {
-    T m = K(rmax)(x, n);
-    double rest, ties, q_sum = 0.0, q_gap = 0.0;
+static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
+                                                      const fsm_params *prm, int64_t target, K(group_stats) *st) {
+    T m = st->m = K(rmax)(x, n);
+    st->q_sum = 0.0, st->q_gap = 0.0;
     if (grad == NULL)
-        K(fam_sums)(x, NULL, n, m, NULL, 0, FSM_STORE_NOTHING, 1, &rest, &ties);
+        K(fam_sums)(x, NULL, n, m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
     else
-        K(fam_sums)(x, grad, n, m, NULL, 0, FSM_STORE_EXP, 1, &rest, &ties);
-    double total = rest + ties * EXP_SCALE;
+        K(fam_sums)(x, grad, n, m, NULL, 0, FSM_STORE_EXP, 1, &st->rest, &st->ties);
+    double total = st->rest + st->ties * EXP_SCALE;
     if (q != NULL) {
-        if (grad == NULL) K(cross_entropy_probs_pass)(x, q, n, m, NULL, total, prm, 0, &q_sum, &q_gap);
-        else K(cross_entropy_probs_pass)(x, q, n, m, grad, total, prm, 1, &q_sum, &q_gap);
+        if (grad == NULL) K(cross_entropy_probs_pass)(x, q, n, m, NULL, total, prm, 0, &st->q_sum, &st->q_gap);
+        else K(cross_entropy_probs_pass)(x, q, n, m, grad, total, prm, 1, &st->q_sum, &st->q_gap);
     } else if (grad != NULL) {
         K(cross_entropy_index_grad)(grad, n, (size_t)target, total, prm);
     }
-    double mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, m, 1.0 / (double)n) : 0.0;
-    /* log(total) is NaN for a group with NaN or +inf, or all -inf */
-    *group_out = K(cross_entropy_loss)(prm, q == NULL, q == NULL ? x[target] : (T)0, m,
-                                       (double)LOG_TOTAL(rest, ties, m), q_sum, q_gap, mean_gap);
+    st->mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, m, 1.0 / (double)n) : 0.0;
+    st->index_target = q == NULL;
+    st->x_target = q == NULL ? x[target] : (T)0;
 }
+
+static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t n, const fsm_params *prm,
+                                                     double *group_out, const K(group_stats) *st, T c) {
+    (void)x, (void)grad, (void)n;
+    /* c = log(total) is NaN for a group with NaN or +inf, or all -inf */
+    *group_out = K(cross_entropy_loss)(prm, st->index_target, st->x_target, st->m, (double)c, st->q_sum, st->q_gap,
+                                       st->mean_gap);
+}
+
+/* The row kernel and the row-group kernel (kernels.h) of an op with a log
+ * of the total, from its two steps: OP_fstats (the passes over a group) and
+ * OP_fdone (what follows the log).  The group kernel takes the log of all
+ * its groups' totals at once, in SIMD lanes: one at a time, in double, it
+ * cost about half a float32 log_softmax of rows of 128. */
+#define FSM_DEFINE_LOG_TOTAL_KERNELS(op)                                                                  \
+    static void K(op##_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target, \
+                             double *group_out) {                                                        \
+        K(group_stats) st;                                                                                \
+        K(op##_fstats)(x, y, b, n, prm, target, &st);                                                     \
+        K(op##_fdone)(x, y, n, prm, group_out, &st, LOG_TOTAL(st.rest, st.ties, st.m));                   \
+    }                                                                                                     \
+    static void K(op##_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,  \
+                              const fsm_params *prm, const int64_t *targets, double *const *group_out) {  \
+        K(group_stats) st[FSM_ROW_GROUP];                                                                 \
+        T m[FSM_ROW_GROUP], c[FSM_ROW_GROUP];                                                             \
+        double rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP];                                                  \
+        for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {                                                      \
+            m[g] = 0, rest[g] = 0.0, ties[g] = 1.0; /* unused lanes: a harmless total of 1 */              \
+            if (g >= count) continue;                                                                     \
+            K(op##_fstats)(x[g], y == NULL ? NULL : y[g], b == NULL ? NULL : b[g], n, prm,                \
+                           targets == NULL ? 0 : targets[g], &st[g]);                                     \
+            m[g] = st[g].m, rest[g] = st[g].rest, ties[g] = st[g].ties;                                   \
+        }                                                                                                 \
+        _Pragma("omp simd") for (size_t g = 0; g < FSM_ROW_GROUP; ++g) c[g] = LOG_TOTAL(rest[g], ties[g], m[g]); \
+        for (size_t g = 0; g < count; ++g)                                                                \
+            K(op##_fdone)(x[g], y == NULL ? NULL : y[g], n, prm, group_out == NULL ? NULL : group_out[g], &st[g], \
+                          c[g]);                                                                          \
+    }
+
+FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax)
+FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp)
+FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy)

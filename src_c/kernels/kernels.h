@@ -163,6 +163,12 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  * Row kernels  fsm_<op>_frow_<dtype>_<variant>(x, y, b, n, params, target, group_out)
  *   one contiguous group of n >= 1 elements; writes y[0..n) (when the op
  *   has y) and *group_out (when it has one).
+ * Row-group kernels  fsm_<op>_frows_<dtype>_<variant>(x, y, b, n, count, params, targets, group_out)
+ *   the row kernel on count <= FSM_ROW_GROUP contiguous groups at once
+ *   (x[g], y[g], b[g], targets[g], group_out[g]; y, b, targets and
+ *   group_out NULL where the op has none), bit-identical to it; for the ops
+ *   with a log of the total (log_softmax, logsumexp, cross entropy), NULL
+ *   for the others.
  * Lane kernels  fsm_<op>_flanes_<dtype>_<variant>(x, x_step, y, y_step, b, b_step,
  *                                                 n, lanes, params, target, group_out, work)
  *   `lanes` groups side by side as in the column kernels; target[j] and
@@ -180,6 +186,12 @@ typedef void (*fsm_frow_f32_fn)(const float *x, float *y, const float *b, size_t
                                 int64_t target, double *group_out);
 typedef void (*fsm_frow_f64_fn)(const double *x, double *y, const double *b, size_t n, const fsm_params *prm,
                                 int64_t target, double *group_out);
+typedef void (*fsm_frows_f32_fn)(const float *const *x, float *const *y, const float *const *b, size_t n,
+                                 size_t count, const fsm_params *prm, const int64_t *targets,
+                                 double *const *group_out);
+typedef void (*fsm_frows_f64_fn)(const double *const *x, double *const *y, const double *const *b, size_t n,
+                                 size_t count, const fsm_params *prm, const int64_t *targets,
+                                 double *const *group_out);
 typedef void (*fsm_flanes_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step, const float *b,
                                   ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                   const int64_t *target, double *group_out, double *work);
@@ -215,6 +227,8 @@ typedef struct {
     void (*stream_fence)(void); /* orders this thread's non-temporal stores */
     fsm_frow_f32_fn frow_f32[FSM_NUM_OPS];
     fsm_frow_f64_fn frow_f64[FSM_NUM_OPS];
+    fsm_frows_f32_fn frows_f32[FSM_NUM_OPS];
+    fsm_frows_f64_fn frows_f64[FSM_NUM_OPS];
     fsm_flanes_f32_fn flanes_f32[FSM_NUM_OPS];
     fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
 } fsm_kernel_table;
