@@ -37,7 +37,7 @@ static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y,
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step;
-        T *yr = y + (ptrdiff_t)i * y_step;
+        T *yr = y == NULL ? NULL : y + (ptrdiff_t)i * y_step; /* no arithmetic on NULL */
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             T xi = xr[j], z;

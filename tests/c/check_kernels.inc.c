@@ -497,6 +497,61 @@ static void F(check_frow)(const F(family_call) *call, const T *x, size_t n, size
     F(buffer_free)(&b), F(buffer_free)(&want), F(buffer_free)(&got);
 }
 
+/* frows[op] of one call on `count` rows of different patterns and
+ * alignments: against scalar, and bit-identical to this variant's frow;
+ * present in both tables or in neither. */
+static void F(check_frow_groups)(const F(family_call) *call, size_t n, size_t count) {
+    int op = call->op;
+    count_check((ENTRY(tested, frows)[op] == NULL) == (ENTRY(reference, frows)[op] == NULL),
+                F(entry_name)("frows", op, ""), "present in one table only");
+    if (ENTRY(tested, frows)[op] == NULL) return;
+    F(buffer) x[FSM_ROW_GROUP], b[FSM_ROW_GROUP], want[FSM_ROW_GROUP], got[FSM_ROW_GROUP];
+    const T *xw[FSM_ROW_GROUP], *xg[FSM_ROW_GROUP], *bp[FSM_ROW_GROUP];
+    T *yw[FSM_ROW_GROUP], *yg[FSM_ROW_GROUP];
+    int64_t targets[FSM_ROW_GROUP];
+    double groups[3][FSM_ROW_GROUP], *gw[FSM_ROW_GROUP], *gg[FSM_ROW_GROUP], magnitude[FSM_ROW_GROUP];
+    double *out_magnitude = checked_alloc(n * sizeof(double));
+    for (size_t g = 0; g < count; ++g) {
+        x[g] = F(buffer_new)(n, rng_below(MAX_OFFSET)), b[g] = F(buffer_new)(n, rng_below(MAX_OFFSET));
+        want[g] = F(buffer_new)(n, rng_below(MAX_OFFSET)), got[g] = F(buffer_new)(n, rng_below(MAX_OFFSET));
+        F(fill)(x[g].data, 1, n, (int)rng_below(NUM_PATTERNS));
+        if (call->with_b) F(fill_b)(call, b[g].data, 1, n);
+        targets[g] = (int64_t)rng_below(n);
+        xw[g] = x[g].data, xg[g] = x[g].data, bp[g] = b[g].data, yw[g] = want[g].data, yg[g] = got[g].data;
+        if (call->in_place) {
+            memcpy(want[g].data, x[g].data, n * sizeof(T)), memcpy(got[g].data, x[g].data, n * sizeof(T));
+            xw[g] = want[g].data, xg[g] = got[g].data;
+        }
+        gw[g] = &groups[0][g], gg[g] = &groups[1][g];
+    }
+    int with_groups = op == FSM_OP_LOGSUMEXP || op == FSM_OP_CROSS_ENTROPY;
+    const T *const *b_rows = call->with_b ? bp : NULL;
+    ENTRY(reference, frows)[op](xw, call->with_y ? yw : NULL, b_rows, n, count, &call->prm,
+                                call->with_target ? targets : NULL, with_groups ? gw : NULL);
+    ENTRY(tested, frows)[op](xg, call->with_y ? yg : NULL, b_rows, n, count, &call->prm,
+                             call->with_target ? targets : NULL, with_groups ? gg : NULL);
+    const char *entry = F(entry_name)("frows", op, F(family_note)(call));
+    for (size_t g = 0; g < count; ++g) {
+        F(output_magnitudes)(call, x[g].data, 1, call->with_b ? bp[g] : NULL, 1, n, 1, out_magnitude);
+        F(group_magnitudes)(call, x[g].data, 1, n, 1, &magnitude[g]);
+        if (call->with_y) F(expect_row)(entry, got[g].data, want[g].data, n, 0, out_magnitude);
+        F(expect_guards)(entry, &got[g]);
+    }
+    if (with_groups) F(expect_groups)(entry, groups[1], groups[0], count, magnitude);
+    /* this variant's row kernel, row by row, from fresh copies for the rows in place */
+    const char *vs_row = F(entry_name)("frows", op, " vs frow");
+    for (size_t g = 0; g < count; ++g) {
+        if (call->in_place) memcpy(want[g].data, x[g].data, n * sizeof(T));
+        ENTRY(tested, frow)[op](xw[g], call->with_y ? want[g].data : NULL, call->with_b ? bp[g] : NULL, n, &call->prm,
+                                targets[g], &groups[2][g]);
+        if (call->with_y) F(expect_row)(vs_row, got[g].data, want[g].data, n, 1, NULL);
+    }
+    if (with_groups) count_check(same_doubles(groups[1], groups[2], count), vs_row, "a group result differs");
+    free(out_magnitude);
+    for (size_t g = 0; g < count; ++g)
+        F(buffer_free)(&x[g]), F(buffer_free)(&b[g]), F(buffer_free)(&want[g]), F(buffer_free)(&got[g]);
+}
+
 /* flanes[op] of one call on an n x lanes column problem against scalar. */
 static void F(check_flanes)(const F(family_call) *call, size_t n, size_t lanes) {
     int op = call->op, reversed = (n + lanes) % 4 == 1;
@@ -560,6 +615,10 @@ static void F(check_all_rows)(void) {
         for (int op = 0; op < FSM_NUM_PLAIN_OPS; ++op) {
             F(check_row_groups)(op, n, 1 + n % FSM_ROW_GROUP);
             F(check_row_groups)(op, n, FSM_ROW_GROUP);
+        }
+        for (size_t c = 0; c < num_calls; ++c) {
+            F(check_frow_groups)(&calls[c], n, 1 + (n + c) % FSM_ROW_GROUP);
+            F(check_frow_groups)(&calls[c], n, FSM_ROW_GROUP);
         }
     }
 }

@@ -32,9 +32,10 @@
  *   - NaN where scalar has NaN (any NaN: sign and payload are not part of a
  *     result), the same infinity where it has one.
  * Within each variant, the identities kernels.h states are bit-exact: row
- * groups and the row kernel, short rows and the column kernel on the
- * transposed rows, split rows (rmax, rblocks, folded sums, finish) and the
- * row kernel, a streamed output and a plain one, in place and out of place.
+ * groups (plain and family) and the row kernel, short rows and the column
+ * kernel on the transposed rows, split rows (rmax, rblocks, folded sums,
+ * finish) and the row kernel, a streamed output and a plain one, in place
+ * and out of place.
  */
 #include <math.h>
 #include <stdint.h>
@@ -105,6 +106,13 @@ static int64_t ordered_f32(float x) {
     int32_t i;
     memcpy(&i, &x, sizeof i);
     return i >= 0 ? i : (int64_t)INT32_MIN - i;
+}
+
+/* a[j] and b[j] are the same double for j < count (any two NaNs are). */
+static int same_doubles(const double *a, const double *b, size_t count) {
+    for (size_t j = 0; j < count; ++j)
+        if (!(a[j] != a[j] && b[j] != b[j]) && memcmp(&a[j], &b[j], sizeof a[j]) != 0) return 0;
+    return 1;
 }
 
 /* ln 2 as a double-double, for the exp_step of fsm_params. */
