@@ -169,8 +169,9 @@ static void F(fill_log_probabilities)(T *q, ptrdiff_t step, size_t n) {
 
 /* The row kernel of op as the split-row plan runs it (driver.inc.c): chunks
  * of one sum block, the maximum over the chunks' rmax, per-block sums
- * folded in order, then finish.  sums, ties: one per block. */
-static void F(split_row)(const fsm_kernel_table *k, int op, const T *x, T *y, size_t n, T *sums, T *ties) {
+ * folded in order, then finish.  sums, ties: one per block.  Returns c, the
+ * folded total (softmax) or its log (log_softmax, from log_total). */
+static double F(split_row)(const fsm_kernel_table *k, int op, const T *x, T *y, size_t n, T *sums, T *ties) {
     T m = -(T)INFINITY;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         size_t len = n - start < FSM_SUM_BLOCK ? n - start : FSM_SUM_BLOCK;
@@ -191,6 +192,7 @@ static void F(split_row)(const fsm_kernel_table *k, int op, const T *x, T *y, si
         size_t len = n - start < FSM_SUM_BLOCK ? n - start : FSM_SUM_BLOCK;
         ENTRY(k, finish)[op](x + start, y + start, len, m, c);
     }
+    return c;
 }
 
 /* row[op] against scalar; streamed, in place and split against itself. */
@@ -213,8 +215,10 @@ static void F(check_row)(int op, const T *x, size_t n, size_t y_offset) {
 
     size_t blocks = (n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
     T sums[2][8], ties[2][8] = {{0}}; /* row_lengths: at most 5 blocks */
-    F(split_row)(reference, op, x, want.data, n, sums[0], ties[0]);
-    F(split_row)(tested, op, x, other.data, n, sums[1], ties[1]);
+    double c_want = F(split_row)(reference, op, x, want.data, n, sums[0], ties[0]);
+    double c_got = F(split_row)(tested, op, x, other.data, n, sums[1], ties[1]), no_floor = 0.0;
+    F(expect_groups)(F(entry_name)(op == FSM_OP_LOG_SOFTMAX ? "log_total" : "rblocks", op, " folded"), &c_got,
+                     &c_want, 1, &no_floor);
     F(expect_row)(F(entry_name)("rblocks", op, " sums"), sums[1], sums[0], blocks, 0, NULL);
     if (op == FSM_OP_LOG_SOFTMAX)
         F(expect_row)(F(entry_name)("rblocks", op, " ties"), ties[1], ties[0], blocks, 1, NULL);
