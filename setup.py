@@ -30,7 +30,7 @@ Environment:
                                  (detect_leaks=0: CPython does not free all
                                  of its memory at exit, by design, so
                                  LeakSanitizer would report the interpreter,
-                                 not fastsoftmax).  See README, "Sanitizers".
+                                 not fastsoftmax).  See CONTRIBUTING.md, "Sanitizers".
 """
 import os
 import shutil

@@ -1,8 +1,10 @@
 """Accuracy of fastsoftmax (every kernel variant), NumPy and SciPy against an
-extended-precision reference; prints a Markdown table.
+extended-precision reference; prints a Markdown table (and with
+``--markdown PATH`` writes it headed by the machine, versions, command and date).
 
     python benchmarks/accuracy.py            # full inputs, well under 2 minutes
     python benchmarks/accuracy.py --quick    # smaller inputs, a few seconds
+    python benchmarks/accuracy.py --markdown docs/accuracy.md   # the generated doc
 
 It imports the *installed* fastsoftmax (``pip install .``; SciPy is used when
 installed: ``pip install ".[bench]"``).
@@ -56,7 +58,7 @@ formula), and, for the peers that are installed (``pip install ".[bench]"``),
 from __future__ import annotations
 
 import argparse
-import platform
+import shlex
 import sys
 import time
 
@@ -64,10 +66,24 @@ import numpy as np
 
 import fastsoftmax
 import fastsoftmax.reference as reference
-from fastsoftmax import _bench, _core
+from fastsoftmax import _bench, _core, _timing
 
+PROG = "python benchmarks/accuracy.py"
 SEED = 12345
 LD = np.longdouble
+EXPLANATION = (
+    "Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = 2.22e-16), "
+    "maximum over all elements, against a reference computed in long double ({bits}-bit "
+    "significand) from the same rounded input. softmax: relative error over elements whose "
+    "reference is a normal number of the dtype (subnormal and zero results not counted). Row "
+    "sum: |sum - 1| of each row's results, summed exactly. log_softmax: relative error where "
+    "|ref| > 1e-3, absolute error elsewhere (near 0, e.g. a dominant logit, the absolute error "
+    "is the meaningful bound; the relative error is unbounded for any implementation). "
+    "cross_entropy: relative error of each row's loss against probability targets of the same "
+    "shape; '-': the implementation has no such function. `fsm <variant>`: fastsoftmax with "
+    "that kernel variant; `numpy`: the textbook formula (`fastsoftmax.reference` in the input's "
+    "dtype); `scipy`, `torch` (CPU), `onnxruntime` (a one-node model, one thread): the peers "
+    "installed.")
 
 
 def families(quick):
@@ -196,9 +212,38 @@ def fmt(v):
     return f"{v:.2e}"
 
 
+def worst(values):
+    """The largest of the measured values: NaN if any is, None if none was measured."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return None
+    return np.nan if any(not np.isfinite(v) for v in measured) else max(measured)
+
+
+def summary(rows, names):
+    """Per measure and dtype, the worst figure over every input: over every
+    kernel variant for fastsoftmax, per implementation for the others."""
+    others = [n for n in names if not n.startswith("fsm ")]
+    fsm_columns = [i for i, n in enumerate(names) if n.startswith("fsm ")]
+    groups = {}
+    for label, measure, values in rows:
+        groups.setdefault((measure, label.rsplit(" | ", 1)[1]), []).append(values)
+    lines = ["## Summary: the worst case over every input", "",
+             "| measure | dtype | fastsoftmax (every variant) | " + " | ".join(others) + " |",
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in others) + " |"]
+    for (measure, dtype), table in groups.items():
+        cells = [worst(v[i] for v in table for i in fsm_columns)]
+        cells += [worst(v[names.index(n)] for v in table) for n in others]
+        lines.append(f"| {measure} | {dtype} | " + " | ".join(fmt(c) for c in cells) + " |")
+    return lines
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the table with the machine, versions, command and date to PATH")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -237,34 +282,22 @@ def main(argv=None):
     finally:
         _core._set_variant(original_variant)
 
-    cfg = fastsoftmax.get_config()
-    print(f"## fastsoftmax accuracy{' (--quick)' if args.quick else ''}")
-    print()
-    print(f"fastsoftmax {cfg['version']} (variants {', '.join(_core.variants_supported())}; "
-          f"default {cfg['kernel_variant']}), numpy {np.__version__}"
-          + "".join(f", {name} {version}" for name, version in _bench.load_peers()[1].items()
-                    if name in names)
-          + f"; {platform.machine()}, python {platform.python_version()}.")
-    print()
-    print("Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = "
-          "2.22e-16), maximum over all elements, against a reference computed in long double "
-          f"({ld.nmant + 1}-bit significand) from the same rounded input. "
-          "softmax: relative error over elements whose reference is a normal number of the "
-          "dtype (subnormal and zero results not counted). Row sum: |sum - 1| of each row's "
-          "results, summed exactly. log_softmax: relative error where |ref| > 1e-3, absolute "
-          "error elsewhere (near 0, e.g. a dominant logit, the absolute error is the meaningful "
-          "bound; the relative error is unbounded for any implementation). cross_entropy: "
-          "relative error of each row's loss against probability targets of the same shape; "
-          "'-': the implementation has no such function.")
+    peer_versions = {name: version for name, version in _bench.load_peers()[1].items() if name in names}
+    title = "fastsoftmax accuracy" + (" (--quick)" if args.quick else "")
+    body = [EXPLANATION.format(bits=ld.nmant + 1), ""]
     if not extended:
-        print()
-        print("**Warning: long double is no wider than float64 here; the float64 reference is "
-              "not extended precision and its figures are not meaningful.**")
-    print()
-    print("| input | dtype | measure | " + " | ".join(names) + " |")
-    print("| --- | --- | --- | " + " | ".join("---:" for _ in names) + " |")
-    for label, measure, values in rows:
-        print(f"| {label} | {measure} | " + " | ".join(fmt(v) for v in values) + " |")
+        body += ["**Warning: long double is no wider than float64 here; the float64 reference is "
+                 "not extended precision and its figures are not meaningful.**", ""]
+    body += summary(rows, names) + ["", "## Every input", ""]
+    body += ["| input | dtype | measure | " + " | ".join(names) + " |",
+             "| --- | --- | --- | " + " | ".join("---:" for _ in names) + " |"]
+    body += [f"| {label} | {measure} | " + " | ".join(fmt(v) for v in values) + " |"
+             for label, measure, values in rows]
+    fields = _timing.run_fields(_timing.machine(), f"{PROG} {shlex.join(argv)}".rstrip(), peer_versions)
+    fields.append(("kernel variants measured", ", ".join(_core.variants_supported())))
+    print("\n".join([f"## {title}", ""] + [f"{name}: {text}" for name, text in fields] + [""] + body))
+    if args.markdown:
+        _timing.write_markdown(args.markdown, title, fields, body)
     sys.stderr.write(f"accuracy: {time.perf_counter() - t0:.1f} s\n")
     return 0
 

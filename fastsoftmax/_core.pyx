@@ -710,29 +710,22 @@ _COMMON_PARAMETERS = """
 """
 
 
-softmax.__doc__ = (
-    """Softmax, ``exp(x - max(x)) / sum(exp(x - max(x)))`` over `axis`.
-"""
-    + _COMMON_PARAMETERS.format(name="softmax", neg_inf="0", dropped="0")
-    + """
+def _docstring(summary, name, neg_inf, example):
+    return (f"""{summary}
+""" + _COMMON_PARAMETERS.format(name=name, neg_inf=neg_inf, dropped=neg_inf) + f"""
     Examples
     --------
     >>> import numpy as np, fastsoftmax
-    >>> fastsoftmax.softmax(np.array([[1.0, 1.0], [0.0, np.log(3.0)]]))
-    array([[0.5 , 0.5 ],
-           [0.25, 0.75]])
-"""
-)
+{example}
+""")
 
-log_softmax.__doc__ = (
-    """Log of the softmax, ``(x - max(x)) - log(sum(exp(x - max(x))))``.
-"""
-    + _COMMON_PARAMETERS.format(name="log_softmax", neg_inf="-inf", dropped="-inf")
-    + """
-    Examples
-    --------
-    >>> import numpy as np, fastsoftmax
-    >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
-    array([-0.69314718, -0.69314718])
-"""
-)
+
+softmax.__doc__ = _docstring(
+    "Softmax, ``exp(x - max(x)) / sum(exp(x - max(x)))`` over `axis`.", "softmax", "0",
+    """    >>> fastsoftmax.softmax(np.array([[1.0, 1.0], [0.0, np.log(3.0)]]))
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])""")
+log_softmax.__doc__ = _docstring(
+    "Log of the softmax, ``(x - max(x)) - log(sum(exp(x - max(x))))``.", "log_softmax", "-inf",
+    """    >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
+    array([-0.69314718, -0.69314718])""")

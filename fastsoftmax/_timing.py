@@ -173,22 +173,28 @@ def machine():
                 "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "FASTSOFTMAX_KERNEL")}}
 
 
-def describe(meta, args, method, peer_versions=None):
-    """The run's facts as (field, text) pairs: command, date, machine, software,
-    (env,) (peers,) method: the timing's, then ``method``."""
+def run_fields(meta, command, peer_versions=None):
+    """What every generated report states about its run, as (field, text)
+    pairs: command, date, machine, software, (env,) (peers,)."""
     cfg = meta["fastsoftmax"]
-    fields = [("command", args.command), ("date", meta["date"]),
+    fields = [("command", command), ("date", meta["date"]),
               ("machine", f"{meta['cpu']}, {meta['logical_cpus']} logical CPUs "
                           f"({meta['usable_cpus']} usable); {meta['platform']}"),
               ("software", f"Python {meta['python']}, NumPy {meta['numpy']}, fastsoftmax "
                            f"{cfg['version']} (kernel {cfg['kernel_variant']}, OpenMP "
                            f"{'on' if cfg['openmp'] else 'off'})"),
               ("env", " ".join(f"{k}={v}" for k, v in meta["env"].items())),
-              ("peers", ", ".join(f"{n} {v}" for n, v in (peer_versions or {}).items())),
-              ("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
-                         f"time = MINIMUM per-call time; {method}")]
+              ("peers", ", ".join(f"{n} {v}" for n, v in (peer_versions or {}).items()))]
     return [(name, text) for name, text in fields
             if text or (name == "peers" and peer_versions is not None)]
+
+
+def describe(meta, args, method, peer_versions=None):
+    """The run's facts (``run_fields``), then the method: the timing's, then
+    ``method``."""
+    return run_fields(meta, args.command, peer_versions) + [
+        ("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
+                   f"time = MINIMUM per-call time; {method}")]
 
 
 def list_arg(kind=int, allowed=None):
@@ -318,13 +324,19 @@ def report(args, title, fields, table, notes, failures, doc):
     print("\n".join([title] + [f"{name + ':':<10}{text}" for name, text in fields] + [""]
                     + table_lines(*table) + [""] + notes))
     if args.markdown:
-        lines = [f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command"
-                                                           else text) for name, text in fields]
-        with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines + [""] + table_lines(*table, markdown=True) + [""]
-                              + [f"{n}  " for n in notes]) + "\n")
-        print(f"markdown: {args.markdown}")
+        write_markdown(args.markdown, title, fields,
+                       table_lines(*table, markdown=True) + [""] + [f"{n}  " for n in notes])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(dict(doc, failures=failures), f, indent=1)
         print(f"raw measurements: {args.json}")
+
+
+def write_markdown(path, title, fields, body):
+    """A Markdown report: ``title``, the run's ``fields`` as a list, then the
+    ``body`` lines."""
+    head = [f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command" else text)
+                                 for name, text in fields]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(head + [""] + body) + "\n")
+    print(f"markdown: {path}")

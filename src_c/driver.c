@@ -248,81 +248,26 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 
 /* --- per-dtype runners --------------------------------------------------- */
 
+/* The kernel table entry `field` of the dtype being instantiated. */
+#define FSM_TABLE_CAT_(k, field, sfx) ((k)->field##_##sfx)
+#define FSM_TABLE_CAT(k, field, sfx) FSM_TABLE_CAT_(k, field, sfx)
+#define TABLE(k, field) FSM_TABLE_CAT(k, field, SFX)
+
 #define T float
 #define K(name) name##_f32
-#define ROW_FN fsm_row_f32_fn
-#define COLS_FN fsm_cols_f32_fn
-#define ROWS_TABLE(k) ((k)->row_f32)
-#define GROUP_TABLE(k) ((k)->rows_f32)
-#define COLS_TABLE(k) ((k)->cols_f32)
-#define SHORT_TABLE(k) ((k)->short_f32)
-#define RMAX(k) ((k)->rmax_f32)
-#define RBLOCKS(k) ((k)->rblocks_f32)
-#define FINISH(k) ((k)->finish_f32)
-#define LOG_TOTAL(k) ((k)->log_total_f32)
-#define FROW_TABLE(k) ((k)->frow_f32)
-#define FROWS_TABLE(k) ((k)->frows_f32)
-#define FLANES_TABLE(k) ((k)->flanes_f32)
-#define TO_LANES(k) ((k)->to_lanes_f32)
-#define FROM_LANES(k) ((k)->from_lanes_f32)
-#define STAGE(k) ((k)->stage_f32)
+#define SFX f32
 #include "driver.inc.c"
 #undef T
 #undef K
-#undef ROW_FN
-#undef COLS_FN
-#undef ROWS_TABLE
-#undef GROUP_TABLE
-#undef COLS_TABLE
-#undef SHORT_TABLE
-#undef RMAX
-#undef RBLOCKS
-#undef FINISH
-#undef LOG_TOTAL
-#undef FROW_TABLE
-#undef FROWS_TABLE
-#undef FLANES_TABLE
-#undef TO_LANES
-#undef FROM_LANES
-#undef STAGE
+#undef SFX
 
 #define T double
 #define K(name) name##_f64
-#define ROW_FN fsm_row_f64_fn
-#define COLS_FN fsm_cols_f64_fn
-#define ROWS_TABLE(k) ((k)->row_f64)
-#define GROUP_TABLE(k) ((k)->rows_f64)
-#define COLS_TABLE(k) ((k)->cols_f64)
-#define SHORT_TABLE(k) ((k)->short_f64)
-#define RMAX(k) ((k)->rmax_f64)
-#define RBLOCKS(k) ((k)->rblocks_f64)
-#define FINISH(k) ((k)->finish_f64)
-#define LOG_TOTAL(k) ((k)->log_total_f64)
-#define FROW_TABLE(k) ((k)->frow_f64)
-#define FROWS_TABLE(k) ((k)->frows_f64)
-#define FLANES_TABLE(k) ((k)->flanes_f64)
-#define TO_LANES(k) ((k)->to_lanes_f64)
-#define FROM_LANES(k) ((k)->from_lanes_f64)
-#define STAGE(k) ((k)->stage_f64)
+#define SFX f64
 #include "driver.inc.c"
 #undef T
 #undef K
-#undef ROW_FN
-#undef COLS_FN
-#undef ROWS_TABLE
-#undef GROUP_TABLE
-#undef COLS_TABLE
-#undef SHORT_TABLE
-#undef RMAX
-#undef RBLOCKS
-#undef FINISH
-#undef LOG_TOTAL
-#undef FROW_TABLE
-#undef FROWS_TABLE
-#undef FLANES_TABLE
-#undef TO_LANES
-#undef FROM_LANES
-#undef STAGE
+#undef SFX
 
 /* Runs items [begin, end) of the plan on the calling thread, with scratch
  * of its own from the heap. */

@@ -1,10 +1,8 @@
 /*
- * Runners for one dtype, included by driver.c with T, K(name) and the
- * kernel-table accessors (ROWS_TABLE, GROUP_TABLE, COLS_TABLE, SHORT_TABLE,
- * RMAX, RBLOCKS, FINISH, LOG_TOTAL, FROW_TABLE, FLANES_TABLE, TO_LANES,
- * FROM_LANES) defined.  Each runs a contiguous range of a plan's items on the
- * calling thread (run_split_rows: its share of every row, on every thread
- * of a team).
+ * Runners for one dtype, included by driver.c with T, K(name) and TABLE(k,
+ * field) (the kernel table entry of this dtype) defined.  Each runs a
+ * contiguous range of a plan's items on the calling thread (run_split_rows:
+ * its share of every row, on every thread of a team).
  */
 
 /* The operands of the group at offsets `off` (NULL where the op has none). */
@@ -42,7 +40,7 @@ static void K(stage)(const fsm_kernel_table *k, const T *x, ptrdiff_t x_step, co
     if (mask == NULL) {
         for (size_t i = 0; i < n; ++i) dst[(ptrdiff_t)i * dst_step] = x[(ptrdiff_t)i * x_step];
     } else if (x_step == 1 && dst_step == 1 && mask_step == 1) {
-        STAGE(k)(x, mask, dst, n, fill);
+        TABLE(k, stage)(x, mask, dst, n, fill);
     } else {
         for (size_t i = 0; i < n; ++i)
             dst[(ptrdiff_t)i * dst_step] = mask[(ptrdiff_t)i * mask_step] ? x[(ptrdiff_t)i * x_step] : fill;
@@ -84,9 +82,9 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
             targets[count] = g.target, group_outs[count] = g.group_out;
         }
         if (plan->plain)
-            GROUP_TABLE(plan->k)[p->op](xs, ys, (size_t)p->n, count);
+            TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
         else
-            FROWS_TABLE(plan->k)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+            TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
                                         targets, has_out ? group_outs : NULL);
     }
 }
@@ -112,8 +110,8 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
         if (y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
             g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
     }
-    if (plan->plain) ROWS_TABLE(plan->k)[p->op](g.x, g.y, n, plan->stream);
-    else FROW_TABLE(plan->k)[p->op](g.x, g.y, g.b, n, &p->params, g.target, g.group_out);
+    if (plan->plain) TABLE(plan->k, row)[p->op](g.x, g.y, n, plan->stream);
+    else TABLE(plan->k, frow)[p->op](g.x, g.y, g.b, n, &p->params, g.target, g.group_out);
     if (y != NULL && g.y != y) K(stage)(plan->k, g.y, 1, NULL, 0, y, o[FSM_Y].step, n, 0);
     g.y = y;
     K(finish_group)(plan, &g);
@@ -121,7 +119,7 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
 
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
-    if ((plan->plain || FROWS_TABLE(plan->k)[p->op] != NULL) && plan->contiguous && !plan->stream &&
+    if ((plan->plain || TABLE(plan->k, frows)[p->op] != NULL) && plan->contiguous && !plan->stream &&
         !plan->masked && (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
         K(run_row_groups)(plan, begin, end);
         return;
@@ -180,7 +178,7 @@ static void K(stage_block)(const fsm_plan *plan, const K(block) *blk, const T **
     T fill = K(masked_fill)(p);
     if (blk->evenly && o[FSM_X].step == 1 && o[FSM_MASK].step == 1 && o[FSM_X].batch_step[0] == n &&
         o[FSM_MASK].batch_step[0] == n) {
-        STAGE(plan->k)(xs[0], mask + K(block_offset)(p, blk, FSM_MASK, 0), buf, rows * (size_t)n, fill);
+        TABLE(plan->k, stage)(xs[0], mask + K(block_offset)(p, blk, FSM_MASK, 0), buf, rows * (size_t)n, fill);
     } else {
         for (size_t r = 0; r < rows; ++r)
             K(stage)(plan->k, xs[r], o[FSM_X].step, mask + K(block_offset)(p, blk, FSM_MASK, r), o[FSM_MASK].step,
@@ -195,7 +193,7 @@ static void K(gather_lanes)(const fsm_problem *p, const fsm_plan *plan, const T 
                             size_t count, T *buf) {
     size_t n = (size_t)p->n;
     if (step == 1) {
-        TO_LANES(plan->k)(rows, n, count, buf);
+        TABLE(plan->k, to_lanes)(rows, n, count, buf);
         return;
     }
     for (size_t r = 0; r < count; ++r)
@@ -206,7 +204,7 @@ static void K(scatter_lanes)(const fsm_problem *p, const fsm_plan *plan, const T
                              ptrdiff_t step, size_t count) {
     size_t n = (size_t)p->n;
     if (step == 1) {
-        FROM_LANES(plan->k)(buf, n, count, rows);
+        TABLE(plan->k, from_lanes)(buf, n, count, rows);
         return;
     }
     for (size_t r = 0; r < count; ++r)
@@ -255,14 +253,14 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         if (plan->masked) /* staged as rows in by (cross entropy, which needs by, has no mask) */
             K(stage_block)(plan, &blk, xs, mask, rows, by);
         if (plan->plain && x_step == 1 && o[FSM_Y].step == 1) {
-            SHORT_TABLE(plan->k)[p->op](xs, ys, n, rows, bx);
+            TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
             if (b != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
             if (plan->plain)
-                COLS_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, n, rows, work);
+                TABLE(plan->k, cols)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, n, rows, work);
             else
-                FLANES_TABLE(plan->k)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, b == NULL ? NULL : bb,
+                TABLE(plan->k, flanes)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, b == NULL ? NULL : bb,
                                              (ptrdiff_t)L, n, rows, &p->params, targets, results, work);
             if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
             for (size_t r = 0; group_out != NULL && r < rows; ++r)
@@ -287,7 +285,7 @@ static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_st
         T *yr = y + (ptrdiff_t)i * y_step;
         const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
         if (mask_lane == 1) {
-            STAGE(plan->k)(xr, mr, yr, lanes, fill);
+            TABLE(plan->k, stage)(xr, mr, yr, lanes, fill);
         } else {
             for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
         }
@@ -345,12 +343,12 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
             x = y, x_step = y_step;
         }
         if (plan->plain) {
-            COLS_TABLE(plan->k)[p->op](x, x_step, y, y_step, n, lanes, work);
+            TABLE(plan->k, cols)[p->op](x, x_step, y, y_step, n, lanes, work);
         } else {
             const int64_t *t = (const int64_t *)o[FSM_TARGET].data;
             for (size_t j = 0; t != NULL && j < lanes; ++j)
                 targets[j] = t[it.off[FSM_TARGET] + (ptrdiff_t)(first + j) * o[FSM_TARGET].lane_step];
-            FLANES_TABLE(plan->k)[p->op](x, x_step, y, y_step, g.b == NULL ? NULL : g.b + first, o[FSM_B].step, n,
+            TABLE(plan->k, flanes)[p->op](x, x_step, y, y_step, g.b == NULL ? NULL : g.b + first, o[FSM_B].step, n,
                                          lanes, &p->params, targets, results, work);
             double *go = (double *)o[FSM_GROUP_OUT].data;
             for (size_t j = 0; go != NULL && j < lanes; ++j)
@@ -400,11 +398,11 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
                      K(masked_fill)(p));
         }
         if (plan->masked) x = y;
-        chunk_max[id] = begin < end ? RMAX(k)(x + begin, end - begin) : -INFINITY;
+        chunk_max[id] = begin < end ? TABLE(k, rmax)(x + begin, end - begin) : -INFINITY;
 #pragma omp barrier
         T m = -(T)INFINITY;
         for (size_t t = 0; t < team; ++t) m = (T)chunk_max[t] > m ? (T)chunk_max[t] : m;
-        if (begin < end) RBLOCKS(k)[p->op](x + begin, y + begin, end - begin, m, sums + first, ties + first);
+        if (begin < end) TABLE(k, rblocks)[p->op](x + begin, y + begin, end - begin, m, sums + first, ties + first);
 #pragma omp barrier
 #pragma omp single
         {
@@ -413,12 +411,12 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
                 fsm_neumaier_add(&total, &comp, sums[b]);
                 if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
             }
-            double c = p->op == FSM_OP_SOFTMAX ? total + comp : LOG_TOTAL(k)(total + comp, tie_count, m);
+            double c = p->op == FSM_OP_SOFTMAX ? total + comp : TABLE(k, log_total)(total + comp, tie_count, m);
             chunk_max[0] = c; /* broadcast; every thread has read the maxima */
         }
         double c = chunk_max[0];
         if (begin < end) {
-            FINISH(k)[p->op](x + begin, y + begin, end - begin, m, c);
+            TABLE(k, finish)[p->op](x + begin, y + begin, end - begin, m, c);
             if (plan->drop_masked) K(drop_masked_if_nan)(p, y + begin, g.mask + (ptrdiff_t)begin * mask_step,
                                                          end - begin);
         }

@@ -15,7 +15,7 @@
  *     when |x - m| is large (NumPy's `np.exp(x - x.max())` loses it).
  *   - NaN in x or m propagates to the result.
  *   - Relative error (normal results): about 1 ulp; measured figures are in
- *     the README and enforced by tests/test_accuracy.py.
+ *     docs/accuracy.md and enforced by tests/test_accuracy.py.
  * Algorithm: n = round((x - m) / ln 2), r = (x - m) - n ln 2 (Cody-Waite, two
  * constants), exp(r) by a polynomial on |r| <= ln2/2, times 2^(n + B).
  */

@@ -1,4 +1,4 @@
-"""Determinism: the README's guarantee ("Determinism").
+"""Determinism: the guarantee of docs/design.md ("Determinism").
 
 - Same input, same kernel variant: bit-identical output on every call, in
   every process, for every thread count (tests/test_threads.py checks 1, 2

@@ -27,35 +27,70 @@ static void K(flanes_max)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, 
     }
 }
 
+/* The lanes' block sums into their compensated totals, and the blocks
+ * cleared. */
+static void K(flanes_fold)(size_t lanes, T *block, T *block_ties, double *rest, double *comp, double *ties) {
+    for (size_t j = 0; j < lanes; ++j) {
+        fsm_neumaier_add(&rest[j], &comp[j], block[j]);
+        ties[j] += block_ties[j];
+        block[j] = 0, block_ties[j] = 0;
+    }
+}
+
+/* One term of flanes_sums: the scaled exp of x (stored as `store` says),
+ * and in *tie whether it is a tie (x == m, counted apart). */
+static FSM_ALWAYS_INLINE T K(flanes_term)(T x, T m, T *y, const K(scaling) *sc, int scaled, int store,
+                                          int split_ties, T *tie) {
+    T z, e = K(fam_exp)(x, m, sc, scaled, store == FSM_STORE_Z, &z);
+    if (store == FSM_STORE_EXP) *y = e;
+    if (store == FSM_STORE_Z) *y = z;
+    *tie = split_ties && x == m ? (T)1 : (T)0;
+    return e * ((T)1 - *tie);
+}
+
 /* Per lane: rest[j] = the sum of the scaled exps (of x != m[j] when
  * split_ties, whose count goes to ties[j]), with exps or z stored in y as
- * `store` says.  block, block_ties: scratch lanes in T; comp: in double. */
+ * `store` says.  Four rows a step, as the plain column kernels (block[j]
+ * lives in memory, and one row a step waited on storing and reloading it);
+ * blocks of FSM_COLS_SUM_BLOCK rows go into the compensated total.  block,
+ * block_ties: scratch lanes in T; comp: in double. */
 static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, size_t n,
                                              size_t lanes, const T *m, const K(scaling) *sc, int scaled,
                                              int store, int split_ties, T *block, T *block_ties,
                                              double *rest, double *comp, double *ties) {
+    _Static_assert(FSM_COLS_SUM_BLOCK % 4 == 0, "blocks of whole steps");
+    T sink = 0; /* y for the terms that store nothing */
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const T *xr = x + (ptrdiff_t)i * x_step;
-        T *yr = y == NULL ? NULL : y + (ptrdiff_t)i * y_step; /* no arithmetic on NULL */
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const T *x0 = x + (ptrdiff_t)i * x_step;
+        T *y0 = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T xi = xr[j], z;
-            T e = K(fam_exp)(xi, m[j], sc, scaled, store == FSM_STORE_Z, &z);
-            if (store == FSM_STORE_EXP) yr[j] = e;
-            if (store == FSM_STORE_Z) yr[j] = z;
-            T tie = split_ties && xi == m[j] ? (T)1 : (T)0;
-            block[j] += e * ((T)1 - tie);
-            block_ties[j] += tie;
+            T t0, t1, t2, t3;
+            T *y_j = store == FSM_STORE_NOTHING ? &sink : y0 + j;
+            ptrdiff_t ys = store == FSM_STORE_NOTHING ? 0 : y_step;
+            T e0 = K(flanes_term)(x0[j], m[j], y_j, sc, scaled, store, split_ties, &t0);
+            T e1 = K(flanes_term)(x0[x_step + j], m[j], y_j + ys, sc, scaled, store, split_ties, &t1);
+            T e2 = K(flanes_term)(x0[2 * x_step + j], m[j], y_j + 2 * ys, sc, scaled, store, split_ties, &t2);
+            T e3 = K(flanes_term)(x0[3 * x_step + j], m[j], y_j + 3 * ys, sc, scaled, store, split_ties, &t3);
+            block[j] += (e0 + e1) + (e2 + e3);
+            block_ties[j] += (t0 + t1) + (t2 + t3);
         }
-        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
-            for (size_t j = 0; j < lanes; ++j) {
-                fsm_neumaier_add(&rest[j], &comp[j], block[j]);
-                ties[j] += block_ties[j];
-                block[j] = 0, block_ties[j] = 0;
-            }
+        if ((i + 4) % FSM_COLS_SUM_BLOCK == 0) K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
+    }
+    for (; i < n; ++i) {
+        const T *xr = x + (ptrdiff_t)i * x_step;
+        T *yr = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) {
+            T t;
+            block[j] += K(flanes_term)(xr[j], m[j], store == FSM_STORE_NOTHING ? &sink : yr + j, sc, scaled, store,
+                                       split_ties, &t);
+            block_ties[j] += t;
         }
     }
+    K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
     for (size_t j = 0; j < lanes; ++j) rest[j] += comp[j];
 }
 
@@ -137,61 +172,71 @@ static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
         if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
 }
 
+/* The backward passes: per lane s = sum(grad * y) (softmax) or sum(grad)
+ * (log_softmax), then out = y * (grad - s) or grad - exp(y) * s. */
+static FSM_ALWAYS_INLINE void K(backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step,
+                                                 const T *y, ptrdiff_t y_step, size_t n, size_t lanes, double *work,
+                                                 int log) {
+    T *block = (T *)SLOT(0), *s = (T *)SLOT(3);
+    double *total = SLOT(1), *comp = SLOT(2);
+    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, log ? FSM_LANE_SUM : FSM_LANE_DOT, block, total, comp);
+    for (size_t j = 0; j < lanes; ++j) s[j] = (T)total[j];
+    for (size_t i = 0; i < n; ++i) {
+        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
+        T *o = out + (ptrdiff_t)i * out_step;
+        if (log) {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * s[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) o[j] = yr[j] * (gr[j] - s[j]);
+        }
+    }
+}
+
 static void K(softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
                                        ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
                                        const int64_t *target, double *group_out, double *work) {
     (void)prm, (void)target, (void)group_out;
-    T *block = (T *)SLOT(0), *dot = (T *)SLOT(3);
-    double *total = SLOT(1), *comp = SLOT(2);
-    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, FSM_LANE_DOT, block, total, comp);
-    for (size_t j = 0; j < lanes; ++j) dot[j] = (T)total[j];
-    for (size_t i = 0; i < n; ++i) {
-        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
-        T *o = out + (ptrdiff_t)i * out_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) o[j] = yr[j] * (gr[j] - dot[j]);
-    }
+    K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 0);
 }
 
 static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out, ptrdiff_t out_step, const T *y,
                                            ptrdiff_t y_step, size_t n, size_t lanes, const fsm_params *prm,
                                            const int64_t *target, double *group_out, double *work) {
     (void)prm, (void)target, (void)group_out;
-    T *block = (T *)SLOT(0), *sum = (T *)SLOT(3);
-    double *total = SLOT(1), *comp = SLOT(2);
-    K(flanes_reduce)(g, g_step, NULL, 0, n, lanes, FSM_LANE_SUM, block, total, comp);
-    for (size_t j = 0; j < lanes; ++j) sum[j] = (T)total[j];
-    for (size_t i = 0; i < n; ++i) {
-        const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
-        T *o = out + (ptrdiff_t)i * out_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * sum[j];
-    }
+    K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 1);
 }
 
 /* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
- * in double; with a gradient, grad from the stored exps as in
- * cross_entropy_probs_pass. */
+ * in double with compensation (q_comp, gap_comp: scratch lanes; summed
+ * plainly, one term after another, the loss of a group of 16 lost half an
+ * eps against the row kernel's pairwise chains); with a gradient, grad from
+ * the stored exps as in cross_entropy_probs_pass. */
 static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, T *grad,
                                           ptrdiff_t grad_step, size_t n, size_t lanes, const T *m,
                                           const double *total, const fsm_params *prm, double *q_sum,
-                                          double *q_gap) {
+                                          double *q_gap, double *q_comp, double *gap_comp) {
     T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing);
     T uniform = (T)(prm->smoothing / (double)n);
-    for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0;
+    for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0, q_comp[j] = 0, gap_comp[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step, *qr = q + (ptrdiff_t)i * q_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             double qi = (double)qr[j];
-            q_sum[j] += qi;
-            q_gap[j] = fma(qi, qi != 0 ? (double)m[j] - (double)xr[j] : 0.0, q_gap[j]);
+            fsm_neumaier_add(&q_sum[j], &q_comp[j], qi);
+            fsm_neumaier_add(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
         }
         if (grad == NULL) continue;
         T *gr = grad + (ptrdiff_t)i * grad_step;
         for (size_t j = 0; j < lanes; ++j)
             gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]), keep * qr[j] + uniform,
                                           scale);
+    }
+    for (size_t j = 0; j < lanes; ++j) {
+        q_sum[j] = isfinite(q_sum[j]) ? q_sum[j] + q_comp[j] : q_sum[j];
+        q_gap[j] = isfinite(q_gap[j]) ? q_gap[j] + gap_comp[j] : q_gap[j];
     }
 }
 
@@ -224,7 +269,7 @@ static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdi
     /* rest, comp and ties are free from here on */
     double *q_sum = rest, *q_gap = ties, *mean_gap = comp;
     if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, total, prm,
-                                                 q_sum, q_gap);
+                                                 q_sum, q_gap, SLOT(1), SLOT(2)); /* block's slots are free */
     else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, total, prm);
     for (size_t j = 0; j < lanes; ++j) mean_gap[j] = 0;
     if (prm->smoothing > 0) {

@@ -11,7 +11,7 @@
  *   stream_fence() before y is read by another thread.  log_softmax only:
  *   softmax ignores it, as its exps are written to y in cache and scaled
  *   there (staging them in a buffer to stream the quotients measured
- *   25-30% slower at 2 threads in float64, level at 1; README).
+ *   25-30% slower at 2 threads in float64, level at 1).
  *   Writes y[0..n) and nothing else; reads only x[0..n); no allocation.
  *
  * Row-group kernels  fsm_<op>_rows_<dtype>_<variant>(x, y, n, count)
@@ -144,7 +144,9 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  *                                  NULL      NULL (no gradient)
  *
  * scale = scale_hi + scale_lo (a double-double: 1/T or ln b; 1 for the ops
- * other than the softmaxes), 2^-60 <= |scale| <= 2^60; exp_step_hi +
+ * other than the softmaxes), with scale and ln 2 / scale normal numbers of
+ * T with room to spare (2^-100 <= |scale| <= 2^100 for float, 2^-1000 ..
+ * 2^1000 for double: the callers' temperature range); exp_step_hi +
  * exp_step_lo = ln 2 / scale (a double-double).  For scale < 0 the
  * reference point is the group minimum, so that (x - m) * scale <= 0.
  * Special values as for the plain kernels: a NaN, or +inf of x * scale,
