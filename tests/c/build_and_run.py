@@ -14,6 +14,7 @@ variants the CPU can run.  Examples:
 Exit status: the test's (0: every check passed).
 """
 import argparse
+import importlib.util
 import os
 import shlex
 import shutil
@@ -25,10 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SRC = os.path.join(ROOT, "src_c")
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-from build_flags import COMMON_FLAGS, KERNEL_FLAGS, kernel_variants, sanitizer_flags  # noqa: E402
+
+def load_build_flags():
+    """build_flags.py of this checkout, loaded without putting the checkout
+    on sys.path (processes started by the test suite would then import the
+    source folder instead of the installed fastsoftmax)."""
+    spec = importlib.util.spec_from_file_location("build_flags", os.path.join(ROOT, "build_flags.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FLAGS = load_build_flags()
 
 # The test's own files: warnings are errors there.
 TEST_FLAGS = ["-Wall", "-Wextra", "-Werror"]
@@ -61,12 +71,12 @@ def run_compiler(cc, args):
 def build(cc, build_dir, machine=None):
     """Compile every kernel variant for `machine` (default: this one),
     dispatch.c and the test into build_dir; return the executable's path."""
-    sanitize = sanitizer_flags()
+    sanitize = FLAGS.sanitizer_flags()
     jobs = [(os.path.join(SRC, "kernels", "variant.c"), f"variant_{name}.o",
-             COMMON_FLAGS + KERNEL_FLAGS + flags + [f"-DFSM_VARIANT={name}"])
-            for name, flags in kernel_variants(machine)]
-    jobs += [(os.path.join(SRC, "dispatch.c"), "dispatch.o", COMMON_FLAGS),
-             (os.path.join(HERE, "test_kernels.c"), "test_kernels.o", COMMON_FLAGS + TEST_FLAGS)]
+             FLAGS.COMMON_FLAGS + FLAGS.KERNEL_FLAGS + flags + [f"-DFSM_VARIANT={name}"])
+            for name, flags in FLAGS.kernel_variants(machine)]
+    jobs += [(os.path.join(SRC, "dispatch.c"), "dispatch.o", FLAGS.COMMON_FLAGS),
+             (os.path.join(HERE, "test_kernels.c"), "test_kernels.o", FLAGS.COMMON_FLAGS + TEST_FLAGS)]
     objects = [os.path.join(build_dir, obj) for _, obj, _ in jobs]
 
     def compile_one(job, obj):
