@@ -3,7 +3,8 @@
 The kernels in src_c/kernels/variant.c are compiled once per ISA variant,
 each with its own flags, and linked into one extension that picks a variant
 at import (src_c/dispatch.c).  Nothing is compiled for the build machine's
-own CPU: no -march=native, no global ISA flags, no -ffast-math.
+own CPU: no -march=native, no global ISA flags, no -ffast-math.  The flags
+(shared with the C kernel test, tests/c/) are in build_flags.py.
 
 OpenMP is found by compiling, linking and running a small program, with the
 flags of the compiler at hand (GCC and LLVM clang: -fopenmp; Apple clang:
@@ -32,7 +33,6 @@ Environment:
                                  not fastsoftmax).  See CONTRIBUTING.md, "Sanitizers".
 """
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -45,31 +45,13 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+# The flags live in build_flags.py, next to this file (shared with the C
+# kernel test); the build backend does not put this folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_flags import COMMON_FLAGS, KERNEL_FLAGS, kernel_variants, sanitizer_flags  # noqa: E402
+
 SRC = "src_c"
-IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-
-# Flags shared by every C file.  Neither changes a floating point result:
-# -fno-math-errno drops errno bookkeeping around libm calls, and
-# -fno-trapping-math (clang's default) lets GCC turn the kernels' selects
-# (`t < lowest ? lowest : t`) into SIMD blends; no code here enables traps.
-COMMON_FLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math",
-                "-Werror=implicit-function-declaration"]
-# a*b + c may become one fused multiply-add where the ISA has one (GCC's
-# default outside ISO mode): one rounding instead of two, never less accurate.
-KERNEL_FLAGS = ["-ffp-contract=fast"]
-
-# (variant name, extra flags).  "scalar" is the same code, not vectorised:
-# the in-tree reference the tests compare the SIMD variants with.
-VARIANTS = [
-    ("scalar", ["-fno-tree-vectorize", "-Wno-unknown-pragmas", "-DFSM_NO_SHUFFLES"]),
-    ("baseline", ["-fopenmp-simd"]),
-]
-if IS_X86_64:
-    VARIANTS.append(("avx2", ["-fopenmp-simd", "-mavx2", "-mfma"]))
-    # 512-bit vectors (AVX-512 F/DQ/BW/VL): chosen only where CPUID and XCR0
-    # say the CPU and the OS support them (src_c/dispatch.c).
-    VARIANTS.append(("avx512", ["-fopenmp-simd", "-mavx2", "-mfma", "-mavx512f", "-mavx512dq",
-                                "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"]))
+VARIANTS = kernel_variants()
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -84,17 +66,6 @@ OPENMP_PROBE = textwrap.dedent(
     }
     """
 )
-
-
-def sanitizer_flags():
-    """Compile and link flags for FASTSOFTMAX_SANITIZE (e.g. "address,undefined")."""
-    names = [n.strip() for n in os.environ.get("FASTSOFTMAX_SANITIZE", "").split(",") if n.strip()]
-    if not names:
-        return []
-    flags = ["-fsanitize=" + ",".join(names), "-fno-omit-frame-pointer", "-g"]
-    if "undefined" in names:
-        flags.append("-fno-sanitize-recover=undefined")
-    return flags
 
 
 def homebrew_prefix(formula):

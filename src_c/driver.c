@@ -261,22 +261,18 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
 #define T float
 #define K(name) name##_f32
 #define SFX f32
-#define LOG_TOTAL fsm_log_total_f32
 #include "driver.inc.c"
 #undef T
 #undef K
 #undef SFX
-#undef LOG_TOTAL
 
 #define T double
 #define K(name) name##_f64
 #define SFX f64
-#define LOG_TOTAL fsm_log_total_f64
 #include "driver.inc.c"
 #undef T
 #undef K
 #undef SFX
-#undef LOG_TOTAL
 
 /* Runs items [begin, end) of the plan on the calling thread, with scratch
  * of its own from the heap. */

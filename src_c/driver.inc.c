@@ -1,8 +1,8 @@
 /*
- * Runners for one dtype, included by driver.c with T, K(name), TABLE(k,
- * field) (the kernel table entry of this dtype) and LOG_TOTAL defined.  Each runs a contiguous range of a plan's items on the
- * calling thread (run_split_rows: its share of every row, on every thread
- * of a team).
+ * Runners for one dtype, included by driver.c with T, K(name) and TABLE(k,
+ * field) (the kernel table entry of this dtype) defined.  Each runs a
+ * contiguous range of a plan's items on the calling thread (run_split_rows:
+ * its share of every row, on every thread of a team).
  */
 
 /* The operands of the group at offsets `off` (NULL where the op has none). */
@@ -427,7 +427,7 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
                 fsm_neumaier_add(&total, &comp, sums[b]);
                 if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
             }
-            double c = p->op == FSM_OP_SOFTMAX ? total + comp : LOG_TOTAL(total + comp, tie_count, m);
+            double c = p->op == FSM_OP_SOFTMAX ? total + comp : TABLE(k, log_total)(total + comp, tie_count, m);
             chunk_max[0] = c; /* broadcast; every thread has read the maxima */
         }
         double c = chunk_max[0];

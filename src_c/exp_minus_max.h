@@ -145,6 +145,17 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
     return fsm_scaled_exp_hilo_f64(t, FSM_TWO_SUM_ERR(x, -m, t, bb));
 }
 
+/* a * b + c: one fused multiply-add where the target has one, else two
+ * operations.  Explicit, so that every copy of fsm_log1p_f64 (the scalar
+ * one in a row kernel, the vectorised one across lanes) rounds alike: the
+ * compiler decides where to fuse a * b + c copy by copy (on aarch64 the
+ * two copies differed). */
+#if defined(__FMA__) || defined(__aarch64__)
+#define FSM_MADD(a, b, c) fma(a, b, c)
+#else
+#define FSM_MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* log1p(u) for u >= 0 in double, straight-line so that it vectorises (the
  * per-row log of log_softmax runs once per SIMD lane in the column kernels).
  * w = 1 + u rounded, log1p(u) = log(w) + (u - (w - 1)) / w; log(w) from
@@ -169,11 +180,11 @@ static FSM_ALWAYS_INLINE double fsm_log1p_f64(double u) {
     double g = m - 1.0, half_g2 = 0.5 * g * g;
     double sg = g / (2.0 + g), z = sg * sg;
     double z2 = z * z, z4 = z2 * z2;
-    double p0 = 2.0 / 3 + z * (2.0 / 5), p1 = 2.0 / 7 + z * (2.0 / 9);
-    double p2 = 2.0 / 11 + z * (2.0 / 13), p3 = 2.0 / 15 + z * (2.0 / 17);
-    double R = z * ((p0 + z2 * p1) + z4 * (p2 + z2 * p3) + (z4 * z4) * (2.0 / 19));
-    double log_m = g - (half_g2 - sg * (half_g2 + R));
-    double r = k * 0x1.62e42fee00000p-1 + (log_m + (k * 0x1.a39ef35793c76p-33 + correction));
+    double p0 = FSM_MADD(z, 2.0 / 5, 2.0 / 3), p1 = FSM_MADD(z, 2.0 / 9, 2.0 / 7);
+    double p2 = FSM_MADD(z, 2.0 / 13, 2.0 / 11), p3 = FSM_MADD(z, 2.0 / 17, 2.0 / 15);
+    double R_over_z = FSM_MADD(z4 * z4, 2.0 / 19, FSM_MADD(z4, FSM_MADD(z2, p3, p2), FSM_MADD(z2, p1, p0)));
+    double log_m = g - FSM_MADD(-sg, FSM_MADD(z, R_over_z, half_g2), half_g2);
+    double r = FSM_MADD(k, 0x1.62e42fee00000p-1, log_m + FSM_MADD(k, 0x1.a39ef35793c76p-33, correction));
     return u == u && u < INFINITY ? r : u;
 }
 

@@ -97,6 +97,27 @@ def test_split_rows_bit_identical_across_threads(name, dtype, variant):
     np.testing.assert_array_equal(one, two)
 
 
+# Eleven values whose log(sum(exp(x - max))) rounds one way with the
+# multiply-adds fused (the avx2 and avx512 kernels) and the other way
+# without; found by the C kernel test (tests/c/).
+SMALL_TOTAL_ROW = [float.fromhex(h) for h in (
+    "-0x1.2cba0d5f921dp+3", "0x1.e36a6893fec5p+1", "-0x1.42a616fa61474p+2", "0x1.7ab82db098d04p+2",
+    "-0x1.7959f231d4bfp-1", "0x1.98285d8ce9dccp+1", "-0x1.0b3d96393931p+0", "-0x1.309d2e661a63cp+3",
+    "-0x1.5f7094af3bc35p+2", "-0x1.8c27451e848p-2", "0x1.f01a3330c6ap-4")]
+
+
+def test_split_rows_take_log_total_from_the_variant(variant):
+    """log_softmax's log(total) of a split row is computed by the kernel
+    variant, as the row kernel computes it, not by the driver (compiled
+    without the variant's fused multiply-adds)."""
+    x = np.full((1, SPLIT_MIN_ELEMENTS * 2), -np.inf)
+    x[0, :len(SMALL_TOTAL_ROW)] = SMALL_TOTAL_ROW
+    y = np.empty_like(x)
+    assert _core._plan_info(1, x, (1,), y, threads=1) == ("rows", 1)
+    assert _core._plan_info(1, x, (1,), y, threads=2) == ("split_row", 2)
+    np.testing.assert_array_equal(fast("log_softmax")(x, num_threads=2), fast("log_softmax")(x, num_threads=1))
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_split_rows_special_values_in_one_chunk(name, dtype, variant):

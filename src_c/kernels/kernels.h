@@ -112,7 +112,11 @@ typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, pt
  *     those exps in y; log_softmax leaves the terms with x == m out of
  *     sums[b] and counts them in ties[b] (ties unused for softmax).
  *   finish[op](x, y, n, m, c): softmax y /= c (c = the folded total);
- *     log_softmax y = (x - m) - c (c = log(total), from fsm_log_total_*).
+ *     log_softmax y = (x - m) - c (c = log(total), from log_total).
+ *   log_total(rest, ties, m): fsm_log_total_* (exp_minus_max.h) compiled
+ *     with this variant's flags, as the row kernel computes it (compiled
+ *     elsewhere, its multiply-adds may be fused differently: the last bit
+ *     of log(total) then depends on where it was computed).
  * Folding the block sums in order with fsm_neumaier_add gives the total the
  * row kernel computes, so split rows are bit-identical to unsplit ones. */
 #define FSM_SUM_BLOCK 256
@@ -123,6 +127,8 @@ typedef void (*fsm_rblocks_f32_fn)(const float *x, float *y, size_t n, float m, 
 typedef void (*fsm_rblocks_f64_fn)(const double *x, double *y, size_t n, double m, double *sums, double *ties);
 typedef void (*fsm_finish_f32_fn)(const float *x, float *y, size_t n, float m, double c);
 typedef void (*fsm_finish_f64_fn)(const double *x, double *y, size_t n, double m, double c);
+typedef float (*fsm_log_total_f32_fn)(double rest, double ties, float m);
+typedef double (*fsm_log_total_f64_fn)(double rest, double ties, double m);
 
 /* (sum, comp) += v with Neumaier's compensated summation. */
 static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
@@ -237,6 +243,8 @@ typedef struct {
     fsm_rblocks_f64_fn rblocks_f64[FSM_NUM_PLAIN_OPS];
     fsm_finish_f32_fn finish_f32[FSM_NUM_PLAIN_OPS];
     fsm_finish_f64_fn finish_f64[FSM_NUM_PLAIN_OPS];
+    fsm_log_total_f32_fn log_total_f32;
+    fsm_log_total_f64_fn log_total_f64;
     void (*stream_fence)(void); /* orders this thread's non-temporal stores */
     fsm_frow_f32_fn frow_f32[FSM_NUM_OPS];
     fsm_frow_f64_fn frow_f64[FSM_NUM_OPS];

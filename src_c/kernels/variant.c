@@ -203,6 +203,8 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .rblocks_f64 = {KF64(softmax_rblocks), KF64(log_softmax_rblocks)},
     .finish_f32 = {KF32(softmax_finish), KF32(log_softmax_finish)},
     .finish_f64 = {KF64(softmax_finish), KF64(log_softmax_finish)},
+    .log_total_f32 = fsm_log_total_f32,
+    .log_total_f64 = fsm_log_total_f64,
     .stream_fence = fsm_stream_fence,
 #define FSM_FAMILY_FNS(KT, kind)                                                                 \
     {KT(softmax_##kind), KT(log_softmax_##kind), KT(logsumexp_##kind), KT(softmax_backward_##kind), \
