@@ -361,8 +361,9 @@ static void F(check_short_rows)(int op, size_t n, size_t count) {
     F(expect_row_set)(F(entry_name)("from_lanes", -1, ""), &got, &want, n, 1);
     F(expect_row_set)(F(entry_name)("from_lanes", -1, " round trip"), &got, &x, n, 1);
 
-    ENTRY(reference, short)[op](xp, want.ptr, n, count, buf_want.data);
-    ENTRY(tested, short)[op](xp, got.ptr, n, count, buf_got.data);
+    double *short_work = checked_alloc(FSM_SHORT_ROWS_WORK_DOUBLES * sizeof(double));
+    ENTRY(reference, short)[op](xp, want.ptr, n, count, buf_want.data, short_work);
+    ENTRY(tested, short)[op](xp, got.ptr, n, count, buf_got.data, short_work);
     F(expect_row_set)(F(entry_name)("short", op, ""), &got, &want, n, 0);
 
     /* the column kernel on the transposed rows (lane g = row g, step L) */
@@ -374,9 +375,9 @@ static void F(check_short_rows)(int op, size_t n, size_t count) {
 
     /* in place: y[g] == x[g] */
     for (size_t g = 0; g < count; ++g) memcpy(want.ptr[g], x.ptr[g], n * sizeof(T));
-    ENTRY(tested, short)[op]((const T *const *)want.ptr, want.ptr, n, count, buf_got.data);
+    ENTRY(tested, short)[op]((const T *const *)want.ptr, want.ptr, n, count, buf_got.data, short_work);
     F(expect_row_set)(F(entry_name)("short", op, " in place vs not"), &want, &got, n, 1);
-    free(work);
+    free(work), free(short_work);
     F(buffer_free)(&buf_want), F(buffer_free)(&buf_got);
     F(row_set_free)(&x), F(row_set_free)(&want), F(row_set_free)(&got);
 }
@@ -479,7 +480,8 @@ static void F(check_frow)(const F(family_call) *call, const T *x, size_t n, size
     int op = call->op;
     F(buffer) b = F(buffer_new)(n, (y_offset + 3) % MAX_OFFSET);
     F(buffer) want = F(buffer_new)(n, y_offset), got = F(buffer_new)(n, y_offset);
-    double *magnitude = checked_alloc(n * sizeof(double)), group_want = NAN, group_got = NAN, group_mag;
+    double *magnitude = checked_alloc(n * sizeof(double)), group_mag;
+    double group_want[FSM_GROUP_RESULTS(1)] = {NAN, NAN}, group_got[FSM_GROUP_RESULTS(1)] = {NAN, NAN};
     if (call->with_b) F(fill_b)(call, b.data, 1, n);
     int64_t target = call->with_target ? (int64_t)rng_below(n) : 0;
     const T *bp = call->with_b ? b.data : NULL;
@@ -488,15 +490,15 @@ static void F(check_frow)(const F(family_call) *call, const T *x, size_t n, size
     if (call->in_place) memcpy(want.data, x, n * sizeof(T)), memcpy(got.data, x, n * sizeof(T)), xw = want.data,
                                                                                                xg = got.data;
     T *yw = call->with_y ? want.data : NULL, *yg = call->with_y ? got.data : NULL;
-    ENTRY(reference, frow)[op](xw, yw, bp, n, &call->prm, target, &group_want);
-    ENTRY(tested, frow)[op](xg, yg, bp, n, &call->prm, target, &group_got);
+    ENTRY(reference, frow)[op](xw, yw, bp, n, &call->prm, target, group_want);
+    ENTRY(tested, frow)[op](xg, yg, bp, n, &call->prm, target, group_got);
     const char *entry = F(entry_name)("frow", op, F(family_note)(call));
     F(output_magnitudes)(call, x, 1, bp, 1, n, 1, magnitude);
     F(group_magnitudes)(call, x, 1, n, 1, &group_mag);
     if (call->with_y) F(expect_row)(entry, got.data, want.data, n, 0, magnitude);
     F(expect_guards)(entry, &got);
     if (op == FSM_OP_LOGSUMEXP || op == FSM_OP_CROSS_ENTROPY)
-        F(expect_groups)(entry, &group_got, &group_want, 1, &group_mag);
+        F(expect_groups)(entry, group_got, group_want, 1, &group_mag);
     free(magnitude);
     F(buffer_free)(&b), F(buffer_free)(&want), F(buffer_free)(&got);
 }
@@ -514,6 +516,7 @@ static void F(check_frow_groups)(const F(family_call) *call, size_t n, size_t co
     T *yw[FSM_ROW_GROUP], *yg[FSM_ROW_GROUP];
     int64_t targets[FSM_ROW_GROUP];
     double groups[3][FSM_ROW_GROUP], *gw[FSM_ROW_GROUP], *gg[FSM_ROW_GROUP], magnitude[FSM_ROW_GROUP];
+    double results[3][FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)]; /* each row's [result, sign]; groups: the results */
     double *out_magnitude = checked_alloc(n * sizeof(double));
     for (size_t g = 0; g < count; ++g) {
         x[g] = F(buffer_new)(n, rng_below(MAX_OFFSET)), b[g] = F(buffer_new)(n, rng_below(MAX_OFFSET));
@@ -526,7 +529,7 @@ static void F(check_frow_groups)(const F(family_call) *call, size_t n, size_t co
             memcpy(want[g].data, x[g].data, n * sizeof(T)), memcpy(got[g].data, x[g].data, n * sizeof(T));
             xw[g] = want[g].data, xg[g] = got[g].data;
         }
-        gw[g] = &groups[0][g], gg[g] = &groups[1][g];
+        gw[g] = results[0][g], gg[g] = results[1][g];
     }
     int with_groups = op == FSM_OP_LOGSUMEXP || op == FSM_OP_CROSS_ENTROPY;
     const T *const *b_rows = call->with_b ? bp : NULL;
@@ -534,6 +537,7 @@ static void F(check_frow_groups)(const F(family_call) *call, size_t n, size_t co
                                 call->with_target ? targets : NULL, with_groups ? gw : NULL);
     ENTRY(tested, frows)[op](xg, call->with_y ? yg : NULL, b_rows, n, count, &call->prm,
                              call->with_target ? targets : NULL, with_groups ? gg : NULL);
+    for (size_t g = 0; g < count; ++g) groups[0][g] = results[0][g][0], groups[1][g] = results[1][g][0];
     const char *entry = F(entry_name)("frows", op, F(family_note)(call));
     for (size_t g = 0; g < count; ++g) {
         F(output_magnitudes)(call, x[g].data, 1, call->with_b ? bp[g] : NULL, 1, n, 1, out_magnitude);
@@ -547,7 +551,8 @@ static void F(check_frow_groups)(const F(family_call) *call, size_t n, size_t co
     for (size_t g = 0; g < count; ++g) {
         if (call->in_place) memcpy(want[g].data, x[g].data, n * sizeof(T));
         ENTRY(tested, frow)[op](xw[g], call->with_y ? want[g].data : NULL, call->with_b ? bp[g] : NULL, n, &call->prm,
-                                targets[g], &groups[2][g]);
+                                targets[g], results[2][g]);
+        groups[2][g] = results[2][g][0];
         if (call->with_y) F(expect_row)(vs_row, got[g].data, want[g].data, n, 1, NULL);
     }
     if (with_groups) count_check(same_doubles(groups[1], groups[2], count), vs_row, "a group result differs");
@@ -563,8 +568,8 @@ static void F(check_flanes)(const F(family_call) *call, size_t n, size_t lanes) 
     F(grid) want = F(grid_new)(n, lanes, lanes % 3, reversed), got = F(grid_new)(n, lanes, lanes % 3, reversed);
     double *work = checked_alloc(FSM_FAMILY_WORK_DOUBLES(lanes) * sizeof(double));
     double *magnitude = checked_alloc(n * lanes * sizeof(double));
-    double *group_want = checked_alloc(3 * lanes * sizeof(double)), *group_got = group_want + lanes,
-           *group_mag = group_want + 2 * lanes;
+    double *group_want = checked_alloc((2 * FSM_GROUP_RESULTS(lanes) + lanes) * sizeof(double));
+    double *group_got = group_want + FSM_GROUP_RESULTS(lanes), *group_mag = group_got + FSM_GROUP_RESULTS(lanes);
     int64_t *target = checked_alloc(lanes * sizeof(int64_t));
     for (size_t j = 0; j < lanes; ++j) {
         F(fill)(x.first + j, x.step, n, (int)((j + n) % NUM_PATTERNS));
