@@ -239,8 +239,9 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         (ptrdiff_t (*)[FSM_SHORT_ROW_LANES])((char *)scratch + 3 * lane_buf * sizeof(T) +
                                              fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) *
                                                             sizeof(double)));
-    const T *xs[FSM_SHORT_ROW_LANES], *bs[FSM_SHORT_ROW_LANES];
-    T *ys[FSM_SHORT_ROW_LANES];
+    /* the block's rows: in the scratch, not on a worker's stack */
+    const T **xs = (const T **)(offs + FSM_NUM_OPERANDS), **bs = xs + L;
+    T **ys = (T **)(bs + L);
     const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;
     T *y = (T *)o[FSM_Y].data;
     const int64_t *target = (const int64_t *)o[FSM_TARGET].data;
