@@ -7,7 +7,7 @@
  * group gives the same arithmetic whether it runs as a row or a lane, up to
  * the order of the sums.  Per-lane sums are taken in blocks of
  * FSM_COLS_SUM_BLOCK rows in T and added in double with compensation.
- * work holds 8 slots of `lanes` doubles (a slot may hold T values).
+ * work holds 10 slots of `lanes` doubles (a slot may hold T values).
  */
 
 #define SLOT(k) (work + (size_t)(k) * lanes)
@@ -260,7 +260,7 @@ static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out,
  * the stored exps as in cross_entropy_probs_pass. */
 static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, T *grad,
                                           ptrdiff_t grad_step, size_t n, size_t lanes, const T *m,
-                                          const double *total, const fsm_params *prm, double *q_sum,
+                                          const T *t, const T *inv, const fsm_params *prm, double *q_sum,
                                           double *q_gap, double *q_comp, double *gap_comp) {
     T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing);
     T uniform = (T)(prm->smoothing / (double)n);
@@ -275,9 +275,9 @@ static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T 
         }
         if (grad == NULL) continue;
         T *gr = grad + (ptrdiff_t)i * grad_step;
+#pragma omp simd
         for (size_t j = 0; j < lanes; ++j)
-            gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]), keep * qr[j] + uniform,
-                                          scale);
+            gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], keep * qr[j] + uniform, scale);
     }
     for (size_t j = 0; j < lanes; ++j) {
         q_sum[j] = isfinite(q_sum[j]) ? q_sum[j] + q_comp[j] : q_sum[j];
@@ -288,14 +288,14 @@ static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T 
 /* Index targets: grad from the stored exps, the target's entry with the
  * target's weight. */
 static void K(cross_entropy_index_flanes)(T *grad, ptrdiff_t grad_step, size_t n, size_t lanes,
-                                          const int64_t *target, const double *total, const fsm_params *prm) {
+                                          const int64_t *target, const T *t, const T *inv, const fsm_params *prm) {
     T scale = (T)prm->grad_scale, uniform = (T)(prm->smoothing / (double)n);
     T hit = (T)((double)uniform + (1.0 - prm->smoothing));
     for (size_t i = 0; i < n; ++i) {
         T *gr = grad + (ptrdiff_t)i * grad_step;
+#pragma omp simd
         for (size_t j = 0; j < lanes; ++j)
-            gr[j] = K(cross_entropy_grad)(gr[j], (T)total[j], INVERSE_TOTAL(total[j]),
-                                          (size_t)target[j] == i ? hit : uniform, scale);
+            gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], (size_t)target[j] == i ? hit : uniform, scale);
     }
 }
 
@@ -303,19 +303,22 @@ static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdi
                                     ptrdiff_t q_step, size_t n, size_t lanes, const fsm_params *prm,
                                     const int64_t *target, double *group_out, double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
-    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *total = SLOT(6), *c = SLOT(7);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *c = SLOT(7);
+    T *t = (T *)SLOT(8), *inv = (T *)SLOT(9); /* the total, and its inverse, per lane */
     K(cols_max)(x, x_step, n, lanes, m, 1);
     K(flanes_sums)(x, x_step, grad, grad_step, n, lanes, m, NULL, 0, grad == NULL ? FSM_STORE_NOTHING : FSM_STORE_EXP,
                    1, block, block_ties, rest, comp, ties);
+#pragma omp simd
     for (size_t j = 0; j < lanes; ++j) {
-        total[j] = rest[j] + ties[j] * EXP_SCALE;
+        double total = rest[j] + ties[j] * EXP_SCALE;
+        t[j] = (T)total, inv[j] = INVERSE_TOTAL(total);
         c[j] = (double)LOG_TOTAL(rest[j], ties[j], m[j]);
     }
     /* rest, comp and ties are free from here on */
     double *q_sum = rest, *q_gap = ties, *mean_gap = comp;
-    if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, total, prm,
+    if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, t, inv, prm,
                                                  q_sum, q_gap, SLOT(1), SLOT(2)); /* block's slots are free */
-    else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, total, prm);
+    else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, t, inv, prm);
     for (size_t j = 0; j < lanes; ++j) mean_gap[j] = 0;
     if (prm->smoothing > 0) {
         double w = 1.0 / (double)n;

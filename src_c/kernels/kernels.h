@@ -199,7 +199,7 @@ typedef struct {
     double smoothing, grad_scale;    /* cross entropy */
 } fsm_params;
 
-#define FSM_FAMILY_WORK_DOUBLES(lanes) (8 * (size_t)(lanes))
+#define FSM_FAMILY_WORK_DOUBLES(lanes) (10 * (size_t)(lanes))
 /* Values per group a family kernel may write to group_out: result, sign. */
 #define FSM_GROUP_RESULTS(lanes) (2 * (size_t)(lanes))
 
