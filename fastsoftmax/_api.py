@@ -308,8 +308,10 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         grad = grad_out if _core._writes_directly(grad_out, x, (x, t), in_place=False) else _core._new_output(x)
     samples = losses.size
     if x.size:
+        # aligned, as the kernels read them (an array unpickled from bytes may not be)
+        t = np.require(t, np.int64 if is_index else x.dtype, "A")
         _core._execute(_core.OPS["cross_entropy"], x, (ax,), grad, None if is_index else t, None,
-                       np.expand_dims(t.astype(np.int64, copy=False), ax) if is_index else None, losses,
+                       np.expand_dims(t, ax) if is_index else None, losses,
                        None, float(label_smoothing), 1.0 / samples if reduction == "mean" else 1.0, threads)
     loss = _reduced_loss(losses.reshape(sample_shape), reduction, result_dtype)
     if not return_grad:

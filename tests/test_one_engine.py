@@ -216,3 +216,20 @@ def test_memmap_outputs_of_every_function():
         out = _memmap(shape)
         assert call(fastsoftmax, out) is out
         np.testing.assert_allclose(out, call(reference, np.empty(shape)), rtol=1e-13)
+
+
+def test_unaligned_targets_and_probabilities():
+    """Arrays unpickled from bytes (Dask workers) may be unaligned: the
+    kernels get aligned ones (the sanitizer job checks the loads)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((50, 7))
+    t = rng.integers(0, 7, 50)
+    unaligned_t = np.frombuffer(b"\0" + t.astype(np.int64).tobytes(), np.int64, offset=1)
+    q = reference.softmax(rng.standard_normal((50, 7)))
+    unaligned_q = np.frombuffer(b"\0" + q.tobytes(), np.float64, offset=1).reshape(q.shape)
+    assert not unaligned_t.flags.aligned and not unaligned_q.flags.aligned
+    for aligned, unaligned in ((t, unaligned_t), (q, unaligned_q)):
+        expected = fastsoftmax.cross_entropy(x, aligned, reduction="none", return_grad=True)
+        got = fastsoftmax.cross_entropy(x, unaligned, reduction="none", return_grad=True)
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)

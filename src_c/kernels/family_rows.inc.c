@@ -547,7 +547,8 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
         }                                                                                                 \
         _Pragma("omp simd") for (size_t g = 0; g < FSM_ROW_GROUP; ++g) c[g] = LOG_TOTAL(rest[g], ties[g], m[g]); \
         for (size_t g = 0; g < count; ++g)                                                                \
-            K(op##_fdone)(x[g], y == NULL ? NULL : y[g], n, prm, group_out[g], &st[g], c[g]);             \
+            K(op##_fdone)(x[g], y == NULL ? NULL : y[g], n, prm, group_out == NULL ? NULL : group_out[g], &st[g], \
+                          c[g]);                                                                          \
     }
 
 FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax)
