@@ -372,8 +372,11 @@ cdef void _set_params(fsm_problem *p, tuple scale, double smoothing, double grad
     p.params.smoothing, p.params.grad_scale = smoothing, grad_scale
 
 
-def _reduced_flags(int ndim, tuple axes):
-    return [d in axes for d in range(ndim)]
+cdef void _flag_axes(bint *reduced, int ndim, tuple axes):
+    """reduced[d] for each dim d of an ndim array: whether axes names it."""
+    cdef int d
+    for d in range(ndim):
+        reduced[d] = d in axes
 
 
 def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
@@ -390,9 +393,7 @@ def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray 
     copies with those axes last."""
     cdef fsm_problem p
     cdef bint reduced[64]
-    cdef int d
-    for d in range(x.ndim):
-        reduced[d] = d in axes
+    _flag_axes(reduced, x.ndim, axes)
     if _describe(&p, op, x, y, b, mask, target, group_out, group_sign, reduced):
         _set_params(&p, scale, smoothing, grad_scale)
         return _run(&p, threads)
@@ -429,9 +430,8 @@ def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarra
     ("copy", 0) when the axes need the copying fallback; for tests."""
     cdef fsm_problem p
     cdef bint reduced[64]
-    cdef int d, t
-    for d in range(x.ndim):
-        reduced[d] = d in axes
+    cdef int t
+    _flag_axes(reduced, x.ndim, axes)
     if not _describe(&p, op, x, y, b, mask, target, group_out, group_sign, reduced):
         return "copy", 0
     p.scaled = scaled
