@@ -134,7 +134,7 @@ def implementations():
             return reference.cross_entropy(x, q, reduction="none")
         return getattr(reference, op)(x)
     impls.append(("numpy", run_numpy))
-    peers, _, _ = _bench.load_peers()
+    peers, _ = _bench.load_peers()
     if "scipy" in peers:
         impls.append(("scipy", lambda op, x, q=None: None if op == "cross_entropy"
                       else getattr(peers["scipy"], op)(x, axis=-1)))

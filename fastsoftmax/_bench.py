@@ -10,6 +10,7 @@ checked against the NumPy formula first; the timing is ``fastsoftmax._timing``'s
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import statistics
 import sys
@@ -21,8 +22,6 @@ import fastsoftmax
 
 from . import _timing
 from ._timing import DTYPES, Candidate, fmt_ratio, fmt_time, progress
-
-__all__ = ["main", "NUMPY_FN", "OPS", "candidates", "load_peers", "ort_session"]
 
 PROG = "fastsoftmax bench"
 STANDARD_SHAPES = [(2, 3), (1000000, 10), (16384, 128), (4096, 1000), (64, 32000),
@@ -53,27 +52,26 @@ NUMPY_FN = {"softmax": numpy_softmax, "log_softmax": numpy_log_softmax}
 
 def _import_peer(name):
     """(module, version) of a peer; raises when it does not import."""
-    if name == "scipy":
-        import scipy
-        import scipy.special
-        return scipy.special, scipy.__version__
-    if name == "torch":
-        import torch
-        return torch, torch.__version__
+    if name in ("scipy", "torch"):
+        module = importlib.import_module(name)
+        return importlib.import_module("scipy.special") if name == "scipy" else module, \
+            module.__version__
     import onnx
     import onnxruntime
     return (onnxruntime, onnx), f"{onnxruntime.__version__} (onnx {onnx.__version__})"
 
 
 def load_peers():
-    """The peers that import: ``({name: module}, {name: version}, {name: why not})``."""
-    found, versions, missing = {}, {}, {}
+    """The peers that import, ``{name: module}``, and every peer's version
+    (``"not found"`` for those that do not import, reported on stderr)."""
+    found, versions = {}, {}
     for name in PEERS:
         try:
             found[name], versions[name] = _import_peer(name)
         except Exception as exc:  # noqa: BLE001 - any import failure means "not found"
-            missing[name] = _timing.short_error(exc)
-    return found, versions, missing
+            progress(f"peer not found: {name} ({_timing.short_error(exc)})")
+            versions[name] = "not found"
+    return found, versions
 
 
 def ort_session(ort, onnx, op, axis, dtype, shape, threads):
@@ -165,28 +163,13 @@ def measure_array(dtype, shape, ops, axes, threads, peers, budget, rounds, failu
 
 def _plan(args, cpus):
     """The arrays to measure: dicts of dtype, shape, axes, threads, ops."""
-    if args.shapes is not None:
-        specs = args.shapes
-    elif args.quick:
-        specs = [(s, (-1,)) for s in QUICK_SHAPES] + [(s, (-1, 0)) for s in QUICK_AXIS0_SHAPES]
-    else:
-        specs = [(s, (-1,)) for s in STANDARD_SHAPES] + [(s, (-1, 0)) for s in AXIS0_SHAPES]
+    grid = (QUICK_SHAPES, QUICK_AXIS0_SHAPES) if args.quick else (STANDARD_SHAPES, AXIS0_SHAPES)
+    specs = args.shapes or [(s, (-1,)) for s in grid[0]] + [(s, (-1, 0)) for s in grid[1]]
+    specs = [spec + (args.threads,) for spec in specs]
     if args.shapes is None and not args.quick:
         specs.append((SCALING_SHAPE, (-1,), sorted(set(args.threads) | {1, cpus})))
-    return [{"dtype": name, "shape": spec[0], "axes": spec[1], "ops": args.op,
-             "threads": spec[2] if len(spec) > 2 else args.threads}
-            for name in args.dtype for spec in specs]
-
-
-def _sweep_plan(args):
-    """A fixed number of elements (so a fixed memory traffic) reshaped to rows
-    of 10 to 10**6 elements, for the plot: what row length alone costs."""
-    total = 2 ** 22 if args.quick else 2 ** 24
-    lengths = sorted([10 ** k for k in range(1, 7)] + [3 * 10 ** k for k in range(1, 6)] * (
-        not args.quick))
-    return [{"dtype": name, "shape": (max(1, total // n), n), "axes": (-1,),
-             "ops": args.op[:1], "threads": [max(args.threads)]}
-            for name in args.dtype for n in lengths]
+    return [{"dtype": name, "shape": shape, "axes": axes, "ops": args.op, "threads": threads}
+            for name in args.dtype for shape, axes, threads in specs]
 
 
 def _row(array, op, axis, t, times, background, peer_names):
@@ -213,10 +196,10 @@ def _row(array, op, axis, t, times, background, peer_names):
 
 
 def _summary(rows, peer_names):
-    lines, groups = [], {}
-    for r in rows:
-        groups.setdefault((r["dtype"], r["threads"]), []).append(r)
-    for (dtype, t), rs in groups.items():
+    """Per dtype and thread count: the median numpy/fsm and fastest-peer/fsm."""
+    lines = []
+    for dtype, t in dict.fromkeys((r["dtype"], r["threads"]) for r in rows):
+        rs = [r for r in rows if (r["dtype"], r["threads"]) == (dtype, t)]
         timed = [r["s"] for r in rs if r["s"]["fastsoftmax"]]
         ratios = [s["numpy"] / s["fastsoftmax"] for s in timed if s["numpy"]]
         text = (f"summary {dtype}, {t} thread(s), {len(rs)} rows: median numpy/fsm = "
@@ -232,37 +215,16 @@ def _summary(rows, peer_names):
     return lines
 
 
-def _plot(path, rows, meta):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 4.8), squeeze=False,
-                             sharey=True)
-    markers = {"fastsoftmax": "o", "numpy": "s", "scipy": "^", "torch": "v", "onnxruntime": "D"}
-    for axp, dtype in zip(axes[0], dtypes):
-        rs = [r for r in rows if r["dtype"] == dtype]
-        for impl, marker in markers.items():
-            ys = [r["s"].get(impl) / r["copy_s"] if r["s"].get(impl) and r["copy_s"]
-                  else float("nan") for r in rs]
-            if any(math.isfinite(v) for v in ys):
-                axp.plot([r["shape"][1] for r in rs], ys, label=impl, ms=4, marker=marker,
-                         lw=2.5 if impl == "fastsoftmax" else 1.5)
-        axp.axhline(1.0, color="k", ls="--", lw=1, label="np.copyto (memory floor)")
-        axp.set(xscale="log", yscale="log", title=f"{dtype} {rs[0]['op']}",
-                xlabel=f"row length (elements; rows x length = {math.prod(rs[0]['shape']):,})")
-        axp.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("time / time of np.copyto (lower is better)")
-    axes[0][-1].legend(fontsize=8)
-    cfg = meta["fastsoftmax"]
-    fig.suptitle(f"{meta['cpu']}, {meta['usable_cpus']} cores; {rows[0]['threads']} thread(s); "
-                 f"fastsoftmax {cfg['version']} ({cfg['kernel_variant']}), numpy {meta['numpy']}",
-                 fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def measure_plan(args, plan, peers):
+    """The table rows of every array of ``plan`` (``_plan``'s dicts), timed with
+    ``args.budget`` and ``args.rounds``; see ``_timing.measure_plan``."""
+    def measure_one(array, failures):
+        times, facts = measure_array(DTYPES[array["dtype"]], array["shape"], array["ops"],
+                                     array["axes"], array["threads"], peers, args.budget,
+                                     args.rounds, failures)
+        return [_row(array, op, axis, t, times, facts["background_cpus"], list(peers))
+                for op in array["ops"] for axis in array["axes"] for t in array["threads"]], facts
+    return _timing.measure_plan(plan, measure_one)
 
 
 def build_parser():
@@ -276,8 +238,6 @@ def build_parser():
     p.add_argument("--op", type=_timing.list_arg(str, OPS),
                    metavar="softmax,log_softmax",
                    help="operations (default both; --quick: softmax)")
-    p.add_argument("--plot", metavar="PATH",
-                   help="also run a row-length sweep and plot it to a PNG (needs matplotlib)")
     return p
 
 
@@ -286,42 +246,15 @@ def main(argv=None) -> int:
     args = _timing.parse_args(build_parser(), argv)
     args.dtype = args.dtype or list(DTYPES)
     args.op = args.op or (["softmax"] if args.quick else list(OPS))
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            sys.stderr.write(f"{PROG}: --plot needs matplotlib (pip install matplotlib)\n")
-            return 2
-    meta = _timing.machine()
-    peers, versions, missing = load_peers() if args.peers else ({}, {}, {})
-    for name, why in missing.items():
-        progress(f"peer not found: {name} ({why})")
-        versions[name] = "not found"
+    peers, versions = load_peers() if args.peers else ({}, {})
 
-    def measure_one(array, failures):
-        times, facts = measure_array(DTYPES[array["dtype"]], array["shape"], array["ops"],
-                                     array["axes"], array["threads"], peers, args.budget,
-                                     args.rounds, failures)
-        return [_row(array, op, axis, t, times, facts["background_cpus"], list(peers))
-                for op in array["ops"] for axis in array["axes"] for t in array["threads"]], facts
-
-    rows, arrays, failures, background = _timing.measure_plan(
-        _plan(args, meta["usable_cpus"]), measure_one)
-    rows.sort(key=lambda r: (args.dtype.index(r["dtype"]), args.op.index(r["op"])))  # stable
-    notes = _summary(rows, list(peers)) + [_timing.background_note(background, meta)]
-    sweep = _timing.measure_plan(_sweep_plan(args), measure_one)[0] if args.plot else None
-    if sweep:
-        _plot(args.plot, sweep, meta)
-        notes.append(f"plot: {args.plot} (a row-length sweep, {sweep[0]['op']}, "
-                     f"{sweep[0]['threads']} thread(s))")
+    measured = measure_plan(args, _plan(args, _timing.machine()["usable_cpus"]), peers)
+    rows = sorted(measured[0], key=lambda r: (args.dtype.index(r["dtype"]),
+                                              args.op.index(r["op"])))
     head = ["dtype", "op", "shape", "axis", "thr", "fsm time", "GB/s", "fsm/copy", "numpy/fsm"]
     head += [f"{PEERS[n]}/{d}" for n in peers for d in ("fsm", "copy")] + ["notes"]
     table = (head, [r["cells"] for r in rows], {0, 1, 2, len(head) - 1},
              [(r["dtype"], r["op"]) for r in rows])
-    doc = {"command": args.command, "machine": meta, "peers": versions, "budget_s": args.budget,
-           "rounds": args.rounds, "background_cpus": background, "head": head, "rows": rows,
-           "arrays": arrays, "sweep": sweep}
-    _timing.report(args, "fastsoftmax benchmark",
-                   _timing.describe(meta, args, METHOD, versions if args.peers else None),
-                   table, notes, failures, doc)
+    _timing.report(args, "fastsoftmax benchmark", METHOD, table, _summary(rows, list(peers)),
+                   measured, versions if args.peers else None, peers=versions, head=head)
     return 0

@@ -21,8 +21,6 @@ import fastsoftmax as fsm
 from . import _timing
 from ._timing import DTYPES, Candidate, fmt_ratio, fmt_time
 
-__all__ = ["FUNCTIONS", "GRID", "QUICK_GRID", "candidates", "make_inputs", "main"]
-
 PROG = "fastsoftmax bench --family"
 GRID = [((1000000, 10), -1), ((16384, 128), -1), ((4096, 1000), -1), ((64, 32000), -1),
         ((1, 1000000), -1), ((1000, 4096), 0), ((32000, 64), 0)]
@@ -60,8 +58,9 @@ def _variants(op):
 FUNCTIONS = _variants("softmax") + [
     Function("logsumexp", lambda d, t: partial(fsm.logsumexp, d.x, d.axis, out=d.reduced_out,
                                                num_threads=t), "softmax", 1.0),
-    Function("logsumexp b=weights", lambda d, t: partial(fsm.logsumexp, d.x, d.axis, b=d.weights,
-                                                         out=d.reduced_out, num_threads=t), "logsumexp", 1.3),
+    Function("logsumexp b=weights", lambda d, t: partial(
+        fsm.logsumexp, d.x, d.axis, b=d.weights, out=d.reduced_out, num_threads=t),
+        "logsumexp", 1.3),
     Function("softmax_backward", lambda d, t: partial(
         fsm.softmax_backward, d.grad, d.y, d.axis, out=d.out, num_threads=t), "softmax", 1.3),
     Function("log_softmax_backward", lambda d, t: partial(
@@ -170,15 +169,10 @@ def main(argv=None) -> int:
 
     plan = [{"dtype": name, "shape": shape, "axis": axis}
             for name in dtypes for shape, axis in _plan(args)]
-    rows, arrays, failures, background = _timing.measure_plan(plan, measure_one)
-    meta = _timing.machine()
-    fields = _timing.describe(meta, args, "over base = time / the baseline's at the same "
-                              "thread count; 1thr/this = speed-up over 1 thread")
-    notes = _targets_summary(rows) + [_timing.background_note(background, meta)]
-    doc = {"command": args.command, "machine": meta, "budget_s": args.budget,
-           "rounds": args.rounds, "temperature": TEMPERATURE, "base": BASE,
-           "mask_true_fraction": MASK_TRUE, "background_cpus": background, "rows": rows,
-           "arrays": arrays}
-    _timing.report(args, "fastsoftmax family benchmark", fields, _table(rows, args.threads),
-                   notes, failures, doc)
+    measured = _timing.measure_plan(plan, measure_one)
+    rows = measured[0]
+    _timing.report(args, "fastsoftmax family benchmark", "over base = time / the baseline's at "
+                   "the same thread count; 1thr/this = speed-up over 1 thread",
+                   _table(rows, args.threads), _targets_summary(rows), measured,
+                   temperature=TEMPERATURE, base=BASE, mask_true_fraction=MASK_TRUE)
     return 0

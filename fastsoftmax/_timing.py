@@ -10,6 +10,7 @@ same rounds. /proc/stat tells how much CPU other processes used meanwhile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -131,19 +132,14 @@ def run(cands, budget, rounds, failures, where="", check=None):
 def load_meter():
     """A function giving the CPUs other processes used since this call: all
     CPUs' busy time from /proc/stat minus this process's own; None without it."""
-    busy0, own0, wall0 = _cpu_busy(), _own_cpu(), time.perf_counter()
+    busy0, own0, wall0 = _cpu_busy(), time.process_time(), time.perf_counter()
 
     def others():
         busy, wall = _cpu_busy(), time.perf_counter() - wall0
         if busy is None or busy0 is None or wall <= 0:
             return None
-        return max(0.0, (busy - busy0 - (_own_cpu() - own0)) / wall)
+        return max(0.0, (busy - busy0 - (time.process_time() - own0)) / wall)
     return others
-
-
-def _own_cpu():
-    t = os.times()
-    return t.user + t.system
 
 
 def _cpu_busy():
@@ -157,12 +153,10 @@ def _cpu_busy():
 
 def machine():
     cpu = platform.processor() or platform.machine() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            cpu = next((line.partition(":")[2].strip() for line in f
-                        if line.partition(":")[0].strip() in ("model name", "Model")), cpu)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8",
+                                            errors="replace") as f:
+        cpu = next((line.partition(":")[2].strip() for line in f
+                    if line.partition(":")[0].strip() in ("model name", "Model")), cpu)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"cpu": cpu, "logical_cpus": os.cpu_count() or 1,
             "usable_cpus": usable or os.cpu_count() or 1, "platform": platform.platform(),
@@ -187,14 +181,6 @@ def run_fields(meta, command, peer_versions=None):
               ("peers", ", ".join(f"{n} {v}" for n, v in (peer_versions or {}).items()))]
     return [(name, text) for name, text in fields
             if text or (name == "peers" and peer_versions is not None)]
-
-
-def describe(meta, args, method, peer_versions=None):
-    """The run's facts (``run_fields``), then the method: the timing's, then
-    ``method``."""
-    return run_fields(meta, args.command, peer_versions) + [
-        ("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
-                   f"time = MINIMUM per-call time; {method}")]
 
 
 def list_arg(kind=int, allowed=None):
@@ -269,16 +255,15 @@ def measure_plan(plan, measure_one):
 
 
 def progress(text):
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    print(text, file=sys.stderr, flush=True)
 
 
 def fmt_time(seconds):
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds and (seconds >= scale or unit == "ns"):
-            v = seconds / scale
-            return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
-    return "n/a"
+    if not seconds:
+        return "n/a"
+    v, unit = next((seconds / scale, unit) for unit, scale in (
+        ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)) if seconds >= scale or unit == "ns")
+    return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
 
 
 def fmt_ratio(value, missing="n/a"):
@@ -316,11 +301,18 @@ def table_lines(head, body, left, groups, markdown=False):
     return out
 
 
-def report(args, title, fields, table, notes, failures, doc):
-    """Print the header, ``table`` = (head, body, left, groups) and the notes;
-    write ``--markdown`` and ``--json`` where asked."""
-    notes = [n for n in notes if n] + [f"not measured / failed: {what}: {why}"
-                                       for what, why in failures.items()]
+def report(args, title, method, table, notes, measured, peer_versions=None, **raw):
+    """Print the run's facts (``run_fields``, then the timing method and
+    ``method``), ``table`` = (head, body, left, groups) and the notes, with the
+    background load and failures of ``measured`` (``measure_plan``'s result);
+    write ``--markdown`` and ``--json`` (with ``raw``) where asked."""
+    rows, arrays, failures, background = measured
+    meta = machine()
+    fields = run_fields(meta, args.command, peer_versions) + [
+        ("method", f"{METHOD} ({args.rounds} x {args.budget} s per candidate); "
+                   f"time = MINIMUM per-call time; {method}")]
+    notes = [n for n in notes + [background_note(background, meta)] if n] + [
+        f"not measured / failed: {what}: {why}" for what, why in failures.items()]
     print("\n".join([title] + [f"{name + ':':<10}{text}" for name, text in fields] + [""]
                     + table_lines(*table) + [""] + notes))
     if args.markdown:
@@ -328,13 +320,14 @@ def report(args, title, fields, table, notes, failures, doc):
                        table_lines(*table, markdown=True) + [""] + [f"{n}  " for n in notes])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(dict(doc, failures=failures), f, indent=1)
+            json.dump(dict(raw, command=args.command, machine=meta, budget_s=args.budget,
+                           rounds=args.rounds, background_cpus=background, rows=rows,
+                           arrays=arrays, failures=failures), f, indent=1)
         print(f"raw measurements: {args.json}")
 
 
 def write_markdown(path, title, fields, body):
-    """A Markdown report: ``title``, the run's ``fields`` as a list, then the
-    ``body`` lines."""
+    """A Markdown report: ``title``, the run's ``fields`` as a list, then ``body``."""
     head = [f"# {title}", ""] + [f"- **{name}**: " + (f"`{text}`" if name == "command" else text)
                                  for name, text in fields]
     with open(path, "w", encoding="utf-8") as f:
