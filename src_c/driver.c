@@ -13,10 +13,11 @@
  *               by a lane kernel, so the SIMD lanes are groups.
  *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
- *   split row   few long rows (plain softmax and log_softmax): every row is
- *               cut at sum-block boundaries into one chunk per thread; chunk
- *               maxima, then block sums, are combined in the single-thread
- *               order (bit-identical results for any thread count).
+ *   split row   few long contiguous rows (every op but a weighted logsumexp
+ *               or a masked one): every row is cut at sum-block boundaries
+ *               into one chunk per thread; chunk maxima, then block sums,
+ *               are combined in the single-thread order (bit-identical
+ *               results for any thread count).
  * Plain softmax and log_softmax (no scale) run the plain kernels, which
  * every plan has in a form of its own; every other op runs the family
  * kernels (kernels.h): row kernels in the rows plan, lane kernels in the
@@ -217,6 +218,15 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
 _Static_assert(FSM_SHORT_ROWS_WORK_DOUBLES <= FSM_FAMILY_WORK_DOUBLES(FSM_SHORT_ROW_LANES),
                "the short-row work area serves the plain short-row kernels too");
 
+/* Whether the op's groups can be split across threads (kernels.h): all
+ * operands contiguous; not a weighted logsumexp, nor a mask without a y to
+ * stage it in. */
+static int fsm_splits(const fsm_plan *plan) {
+    const fsm_problem *p = plan->p;
+    if (p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B)) return 0;
+    return plan->contiguous && (!plan->masked || fsm_has(p, FSM_Y));
+}
+
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     fsm_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -240,7 +250,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.kind = FSM_PLAN_SHORT_ROWS;
         plan.short_rows = fsm_short_rows_per_item(row_bytes);
         plan.items = (plan.batches + plan.short_rows - 1) / plan.short_rows;
-    } else if (plan.plain && plan.contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
+    } else if (fsm_splits(&plan) && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
@@ -290,8 +300,8 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
 static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 #ifdef _OPENMP
     size_t blocks = ((size_t)plan->p->n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
-    /* per block: sum and tie count; per thread: chunk max */
-    double *shared = malloc((2 * blocks + (size_t)threads) * sizeof(double));
+    /* per block: its sums; per thread: its chunk's reference point; the fold's result */
+    double *shared = malloc((FSM_SPLIT_SUMS * blocks + (size_t)threads + 1) * sizeof(double));
     if (shared == NULL) return FSM_ERR_NOMEM;
 #pragma omp parallel num_threads(threads)
     {

@@ -28,11 +28,12 @@ static inline K(group) K(group_at)(const fsm_problem *p, const ptrdiff_t *off) {
     return g;
 }
 
-/* The value a masked-out entry is staged as: exp gives exactly 0 for it
- * (+inf for a negative scale, whose reference point is the minimum). */
-static inline T K(masked_fill)(const fsm_problem *p) {
-    return p->scaled && p->params.scale_hi < 0 ? (T)INFINITY : -(T)INFINITY;
-}
+/* -1 for a negative scale, whose reference point is the group minimum;
+ * else 1 (the maximum). */
+static inline T K(ref_sign)(const fsm_problem *p) { return p->scaled && p->params.scale_hi < 0 ? (T)-1 : (T)1; }
+
+/* The value a masked-out entry is staged as: exp gives exactly 0 for it. */
+static inline T K(masked_fill)(const fsm_problem *p) { return -K(ref_sign)(p) * (T)INFINITY; }
 
 /* dst[i] = x[i] (where mask[i], else fill, when there is a mask), n
  * elements; contiguous ones by the variant's kernel. */
@@ -387,54 +388,57 @@ static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *s
 
 /* --- split rows --------------------------------------------------------------- */
 
-/* Called by every thread of a team, for contiguous rows: each row is cut
- * at block boundaries into one chunk per thread.  Phase 1: chunk maxima
- * (a masked chunk is staged in y first, by the thread that owns it);
- * phase 2: per-block sums with the row maximum; one thread folds them in
- * the row kernel's order; phase 3: each chunk is finished.  The arithmetic
- * is the row kernel's, so the result does not depend on the thread count.
- * `shared` holds 2 * blocks + team doubles. */
+/* The split steps of the plan's op (kernels.h). */
+static const K(fsm_split) *K(split_of)(const fsm_plan *plan) {
+    return plan->plain ? &TABLE(plan->k, split)[plan->p->op] : &TABLE(plan->k, fsplit)[plan->p->op];
+}
+
+/* The group's reference point from its chunks': their maximum, or their
+ * minimum for a negative scale (NaN chunks, of no finite entry, passed over). */
+static T K(combine_refs)(const fsm_problem *p, const double *chunk_ref, size_t team) {
+    T sign = K(ref_sign)(p), m = -(T)INFINITY;
+    for (size_t t = 0; t < team; ++t) m = sign * (T)chunk_ref[t] > m ? sign * (T)chunk_ref[t] : m;
+    return sign * m;
+}
+
+/* Called by every thread of a team, for contiguous groups: each group is
+ * cut at block boundaries into one chunk per thread.  Step 1: chunk
+ * reference points (a masked chunk is staged in y first, by the thread that
+ * owns it); step 2: per-block sums; one thread folds them in the row
+ * kernel's order; step 3: each chunk is finished.  The arithmetic is the
+ * row kernel's, so the result does not depend on the thread count.
+ * `shared` holds FSM_SPLIT_SUMS * blocks + team + 1 doubles. */
 static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *shared) {
     const fsm_problem *p = plan->p;
-    const fsm_kernel_table *k = plan->k;
+    const K(fsm_split) *split = K(split_of)(plan);
     size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
     size_t n = (size_t)p->n;
-    size_t first = blocks * id / team, last = blocks * (id + 1) / team;
-    size_t begin = first * FSM_SUM_BLOCK, end = last * FSM_SUM_BLOCK < n ? last * FSM_SUM_BLOCK : n;
-    T *sums = (T *)shared, *ties = (T *)(shared + blocks);
-    double *chunk_max = shared + 2 * blocks;
+    size_t begin = blocks * id / team * FSM_SUM_BLOCK, end = blocks * (id + 1) / team * FSM_SUM_BLOCK;
+    end = end < n ? end : n;
+    double *sums = shared, *chunk_ref = shared + FSM_SPLIT_SUMS * blocks, *c = chunk_ref + team;
     ptrdiff_t mask_step = p->operand[FSM_MASK].step;
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, 0);
     for (size_t r = 0; r < plan->batches; ++r, fsm_iter_next(p, &it)) {
         K(group) g = K(group_at)(p, it.off);
-        const T *x = g.x;
-        T *y = g.y;
         if (plan->masked && begin < end) {
-            K(stage)(k, x + begin, 1, g.mask + (ptrdiff_t)begin * mask_step, mask_step, y + begin, 1, end - begin,
-                     K(masked_fill)(p));
+            K(stage)(plan->k, g.x + begin, 1, g.mask + (ptrdiff_t)begin * mask_step, mask_step, g.y + begin, 1,
+                     end - begin, K(masked_fill)(p));
         }
-        if (plan->masked) x = y;
-        chunk_max[id] = begin < end ? TABLE(k, rmax)(x + begin, end - begin) : -INFINITY;
+        if (plan->masked) g.x = g.y;
+        T m = 0;
+        if (split->ref != NULL) {
+            chunk_ref[id] = begin < end ? split->ref(g.x + begin, end - begin, &p->params) : NAN;
 #pragma omp barrier
-        T m = -(T)INFINITY;
-        for (size_t t = 0; t < team; ++t) m = (T)chunk_max[t] > m ? (T)chunk_max[t] : m;
-        if (begin < end) TABLE(k, rblocks)[p->op](x + begin, y + begin, end - begin, m, sums + first, ties + first);
+            m = K(combine_refs)(p, chunk_ref, team);
+        }
+        if (begin < end) split->blocks(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, sums);
 #pragma omp barrier
 #pragma omp single
-        {
-            double total = 0.0, comp = 0.0, tie_count = 0.0;
-            for (size_t b = 0; b < blocks; ++b) {
-                fsm_neumaier_add(&total, &comp, sums[b]);
-                if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
-            }
-            double c = p->op == FSM_OP_SOFTMAX ? total + comp : TABLE(k, log_total)(total + comp, tie_count, m);
-            chunk_max[0] = c; /* broadcast; every thread has read the maxima */
-        }
-        double c = chunk_max[0];
-        if (begin < end) {
-            TABLE(k, finish)[p->op](x + begin, y + begin, end - begin, m, c);
-            if (plan->drop_masked) K(drop_masked_if_nan)(p, y + begin, g.mask + (ptrdiff_t)begin * mask_step,
+        *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, g.group_out);
+        if (begin < end && split->finish != NULL && g.y != NULL) {
+            split->finish(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, *c);
+            if (plan->drop_masked) K(drop_masked_if_nan)(p, g.y + begin, g.mask + (ptrdiff_t)begin * mask_step,
                                                          end - begin);
         }
 #pragma omp barrier
