@@ -139,6 +139,7 @@ typedef struct {
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
     int stream;                 /* rows plan: non-temporal output */
+    size_t row_group;           /* rows plan: rows per kernel call (1, or up to FSM_ROW_GROUP) */
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
@@ -209,7 +210,7 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
                fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 3 * L * sizeof(void *);
     case FSM_PLAN_ROWS:
-        return plan->contiguous && !plan->masked ? 0 : 3 * fsm_round_up64(n * isz);
+        return plan->contiguous && !plan->masked ? 0 : plan->row_group * 3 * fsm_round_up64(n * isz);
     default:
         return 0;
     }
@@ -225,6 +226,15 @@ static int fsm_splits(const fsm_plan *plan) {
     const fsm_problem *p = plan->p;
     if (p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B)) return 0;
     return plan->contiguous && (!plan->masked || fsm_has(p, FSM_Y));
+}
+
+/* Whether the rows plan runs its rows FSM_ROW_GROUP at a time: contiguous
+ * rows (masked ones staged first) of at most FSM_ROW_GROUP_MAX_BYTES, of an
+ * op with a row-group kernel. */
+static int fsm_groups_rows(const fsm_plan *plan, size_t row_bytes) {
+    int has_kernel = plan->plain || (plan->p->dtype == FSM_FLOAT32 ? plan->k->frows_f32[plan->p->op] != NULL
+                                                                   : plan->k->frows_f64[plan->p->op] != NULL);
+    return has_kernel && plan->contiguous && !plan->stream && row_bytes <= FSM_ROW_GROUP_MAX_BYTES;
 }
 
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
@@ -257,6 +267,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.stream = plan.plain && plan.contiguous && !plan.masked && p->op == FSM_OP_LOG_SOFTMAX &&
                       plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
+        plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;

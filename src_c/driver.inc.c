@@ -5,6 +5,9 @@
  * its share of every row, on every thread of a team).
  */
 
+/* Elements of one scratch row for groups of n (whole cache lines). */
+static inline size_t K(scratch_row)(size_t n) { return fsm_round_up64(n * sizeof(T)) / sizeof(T); }
+
 /* The operands of the group at offsets `off` (NULL where the op has none). */
 typedef struct {
     const T *x;
@@ -65,74 +68,84 @@ static inline void K(finish_group)(const fsm_plan *plan, const K(group) *g) {
 
 /* --- rows --------------------------------------------------------------- */
 
-/* Contiguous rows without a mask in groups of FSM_ROW_GROUP: the plain
- * row-group kernels, or the family's where the op has one. */
-static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
+/* Group g as a row kernel takes it: a contiguous group where it is; a
+ * strided or masked one staged in three scratch rows (x, with the
+ * masked-out entries replaced; b; y for a strided y, or for cross entropy,
+ * whose y may not be x).  Staging in the scratch row rather than in y keeps
+ * that pass in L1 and leaves the first write of y to the kernel: staged in
+ * y, softmax where= on float32 (4096, 1000) took 1.8x plain softmax instead
+ * of about 1.15x. */
+static K(group) K(stage_row)(const fsm_plan *plan, K(group) g, T *scratch) {
+    const fsm_problem *p = plan->p;
+    const fsm_operand *o = p->operand;
+    size_t n = (size_t)p->n, row = K(scratch_row)(n);
+    if (plan->contiguous && !plan->masked) return g;
+    T *bx = scratch, *bb = scratch + row;
+    K(stage)(plan->k, g.x, o[FSM_X].step, g.mask, o[FSM_MASK].step, bx, 1, n, K(masked_fill)(p));
+    if (g.b != NULL && o[FSM_B].step != 1)
+        K(stage)(plan->k, g.b, o[FSM_B].step, NULL, 0, bb, 1, n, 0), g.b = bb;
+    g.x = bx;
+    if (g.y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
+        g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
+    return g;
+}
+
+/* After the kernel ran on `staged`: its group results stored, y scattered
+ * back when it was staged, and the group finished. */
+static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K(group) *g, const double *results) {
+    if (g->group_out != NULL) *g->group_out = results[0];
+    if (g->group_sign != NULL) *g->group_sign = results[1];
+    if (g->y != NULL && staged->y != g->y)
+        K(stage)(plan->k, staged->y, 1, NULL, 0, g->y, plan->p->operand[FSM_Y].step, (size_t)plan->p->n, 0);
+    K(finish_group)(plan, g);
+}
+
+/* Rows in groups of FSM_ROW_GROUP (plan->row_group): the plain row-group
+ * kernels, or the family's. */
+static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
     int64_t targets[FSM_ROW_GROUP];
-    K(group) gs[FSM_ROW_GROUP];
+    K(group) gs[FSM_ROW_GROUP], staged[FSM_ROW_GROUP];
     double results[FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)], *result_of[FSM_ROW_GROUP];
     int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B);
+    size_t stride = 3 * K(scratch_row)((size_t)p->n);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            K(group) g = gs[count] = K(group_at)(p, it.off);
-            xs[count] = g.x, ys[count] = g.y, bs[count] = g.b, targets[count] = g.target;
+            gs[count] = K(group_at)(p, it.off);
+            T *rows = scratch == NULL ? NULL : scratch + count * stride; /* NULL: nothing to stage */
+            K(group) s = staged[count] = K(stage_row)(plan, gs[count], rows);
+            xs[count] = s.x, ys[count] = s.y, bs[count] = s.b, targets[count] = s.target;
             result_of[count] = results[count];
         }
-        if (plan->plain) {
+        if (plan->plain)
             TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
-            continue;
-        }
-        TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
-                                     targets, result_of);
-        for (size_t g = 0; g < count; ++g) {
-            if (gs[g].group_out != NULL) *gs[g].group_out = results[g][0];
-            if (gs[g].group_sign != NULL) *gs[g].group_sign = results[g][1];
-        }
+        else
+            TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+                                         targets, result_of);
+        for (size_t g = 0; g < count; ++g) K(unstage_row)(plan, &staged[g], &gs[g], results[g]);
     }
 }
 
-/* One group with the row kernel: a contiguous one where it is; a strided
- * or masked one staged in the scratch rows (x, with the masked-out entries
- * replaced; b; y for a strided y, or for cross entropy, whose y may not be
- * x), and y scattered back when it is strided.  Staging in the scratch row
- * rather than in y keeps that pass in L1 and leaves the first write of y
- * to the kernel: staged in y, softmax where= on float32 (4096, 1000) took
- * 1.8x plain softmax instead of about 1.15x. */
+/* One group with the row kernel. */
 static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
-    const fsm_operand *o = p->operand;
-    size_t n = (size_t)p->n, row = (fsm_round_up64(n * sizeof(T))) / sizeof(T);
-    T *y = g.y;
-    if (!plan->contiguous || plan->masked) {
-        T *bx = scratch, *bb = scratch + row;
-        K(stage)(plan->k, g.x, o[FSM_X].step, g.mask, o[FSM_MASK].step, bx, 1, n, K(masked_fill)(p));
-        if (g.b != NULL && o[FSM_B].step != 1)
-            K(stage)(plan->k, g.b, o[FSM_B].step, NULL, 0, bb, 1, n, 0), g.b = bb;
-        g.x = bx;
-        if (y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
-            g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
-    }
+    size_t n = (size_t)p->n;
+    K(group) s = K(stage_row)(plan, g, scratch);
     double results[FSM_GROUP_RESULTS(1)];
-    if (plan->plain) TABLE(plan->k, row)[p->op](g.x, g.y, n, plan->stream);
-    else TABLE(plan->k, frow)[p->op](g.x, g.y, g.b, n, &p->params, g.target, results);
-    if (g.group_out != NULL) *g.group_out = results[0];
-    if (g.group_sign != NULL) *g.group_sign = results[1];
-    if (y != NULL && g.y != y) K(stage)(plan->k, g.y, 1, NULL, 0, y, o[FSM_Y].step, n, 0);
-    g.y = y;
-    K(finish_group)(plan, &g);
+    if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);
+    else TABLE(plan->k, frow)[p->op](s.x, s.y, s.b, n, &p->params, s.target, results);
+    K(unstage_row)(plan, &s, &g, results);
 }
 
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
-    if ((plan->plain || TABLE(plan->k, frows)[p->op] != NULL) && plan->contiguous && !plan->stream &&
-        !plan->masked && (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
-        K(run_row_groups)(plan, begin, end);
+    if (plan->row_group > 1) {
+        K(run_row_groups)(plan, begin, end, scratch);
         return;
     }
     fsm_batch_iter it;

@@ -157,7 +157,7 @@ def test_every_op_on_every_plan_agrees_with_reference(op, dtype, layout, variant
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("op", ["log_softmax", "logsumexp", "cross_entropy"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "logsumexp", "cross_entropy"])
 def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
     """Contiguous rows of up to 1 KiB run a row-group kernel (the per-group
     log in SIMD lanes); strided rows, gathered, run the row kernel alone.
@@ -168,7 +168,7 @@ def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
     wide[4, :] = -np.inf
     strided = wide[:, ::2]
     contiguous = np.ascontiguousarray(strided)
-    assert plan_of(op, contiguous, -1, with_y=op == "log_softmax") == "rows"
+    assert plan_of(op, contiguous, -1, with_y=op in ("softmax", "log_softmax")) == "rows"
     fn = getattr(fastsoftmax, op)
     if op == "cross_entropy":
         t = rng.integers(0, 100, 37)
@@ -178,8 +178,11 @@ def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
         q = reference.softmax(rng.standard_normal((37, 100))).astype(dtype)
         np.testing.assert_array_equal(fn(contiguous, q, reduction="none"), fn(strided, q, reduction="none"))
     else:
-        kwargs = dict(temperature=0.7) if op == "log_softmax" else {}
+        kwargs = dict(temperature=0.7) if op in ("softmax", "log_softmax") else {}
         np.testing.assert_array_equal(fn(contiguous, **kwargs), fn(strided, **kwargs))
+        mask = rng.random(contiguous.shape) < 0.8  # masked rows are staged, then run in groups
+        mask[5] = False
+        np.testing.assert_array_equal(fn(contiguous, where=mask, **kwargs), fn(strided, where=mask, **kwargs))
 
 
 @pytest.mark.parametrize("scale", [dict(temperature=1.5), dict(base=0.5), dict(temperature=1.0)])

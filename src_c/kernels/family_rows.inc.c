@@ -166,6 +166,26 @@ static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_pa
     K(vnormalize)(y, y, n, rest);
 }
 
+/* softmax_frow on count <= FSM_ROW_GROUP rows, with the per-row 1 / total
+ * taken across the rows (one SIMD lane per row) as in softmax_rows: one at
+ * a time, a division per row of 128 cost about a tenth of the row. */
+static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                             const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    (void)b, (void)targets, (void)group_out;
+    K(scaling) sc = K(scaling_of)(prm);
+    double total[FSM_ROW_GROUP], ties;
+    T t[FSM_ROW_GROUP], inv[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        total[g] = 1.0; /* unused lanes: a harmless total */
+        if (g >= count) continue;
+        T m = K(rmax_signed)(x[g], n, sc.s_hi < 0 ? (T)-1 : (T)1);
+        K(fam_sums)(x[g], y[g], n, m, &sc, 1, FSM_STORE_EXP, 0, &total[g], &ties);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) t[g] = (T)total[g], inv[g] = INVERSE_TOTAL(total[g]);
+    for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
+}
+
 /* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c. */
 static FSM_ALWAYS_INLINE void K(log_softmax_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
                                                     int64_t target, K(group_stats) *st) {

@@ -190,8 +190,8 @@ static inline double fsm_compensated_total(double sum, double comp) { return isf
  *   the row kernel on count <= FSM_ROW_GROUP contiguous groups at once
  *   (x[g], y[g], b[g], targets[g], group_out[g] as the row kernel's; y, b,
  *   targets and group_out NULL where the op has none), bit-identical to it;
- *   for the ops with a log of the total (log_softmax, logsumexp, cross
- *   entropy), NULL for the others.
+ *   for the ops with a per-row division or log of the total (softmax,
+ *   log_softmax, logsumexp, cross entropy), NULL for the backward passes.
  * Lane kernels  fsm_<op>_flanes_<dtype>_<variant>(x, x_step, y, y_step, b, b_step,
  *                                                 n, lanes, params, target, group_out, work)
  *   `lanes` groups side by side as in the column kernels; target[j] and

@@ -213,9 +213,10 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
      KT(log_softmax_backward_##kind), KT(cross_entropy_##kind)}
     .frow_f32 = FSM_FAMILY_FNS(KF32, frow),
     .frow_f64 = FSM_FAMILY_FNS(KF64, frow),
-#define FSM_LOG_TOTAL_FNS(KT, kind) {NULL, KT(log_softmax_##kind), KT(logsumexp_##kind), NULL, NULL, KT(cross_entropy_##kind)}
-    .frows_f32 = FSM_LOG_TOTAL_FNS(KF32, frows),
-    .frows_f64 = FSM_LOG_TOTAL_FNS(KF64, frows),
+#define FSM_ROW_GROUP_FNS(KT, kind) \
+    {KT(softmax_##kind), KT(log_softmax_##kind), KT(logsumexp_##kind), NULL, NULL, KT(cross_entropy_##kind)}
+    .frows_f32 = FSM_ROW_GROUP_FNS(KF32, frows),
+    .frows_f64 = FSM_ROW_GROUP_FNS(KF64, frows),
     .flanes_f32 = FSM_FAMILY_FNS(KF32, flanes),
     .flanes_f64 = FSM_FAMILY_FNS(KF64, flanes),
 #define FSM_SPLIT(KT, ref, op, fold, finish) {KT(ref), KT(op##_blocks), KT(fold), finish}
