@@ -90,24 +90,31 @@ static K(group) K(stage_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     return g;
 }
 
+/* A family kernel's results for group g (FSM_GROUP_RESULTS(1)) stored. */
+static inline void K(store_results)(const K(group) *g, const double *results) {
+    if (g->group_out != NULL) *g->group_out = results[0];
+    if (g->group_sign != NULL) *g->group_sign = results[1];
+}
+
 /* After the kernel ran on `staged`: its group results stored, y scattered
  * back when it was staged, and the group finished. */
 static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K(group) *g, const double *results) {
-    if (g->group_out != NULL) *g->group_out = results[0];
-    if (g->group_sign != NULL) *g->group_sign = results[1];
+    K(store_results)(g, results);
     if (g->y != NULL && staged->y != g->y)
         K(stage)(plan->k, staged->y, 1, NULL, 0, g->y, plan->p->operand[FSM_Y].step, (size_t)plan->p->n, 0);
     K(finish_group)(plan, g);
 }
 
-/* Rows in groups of FSM_ROW_GROUP (plan->row_group): the plain row-group
- * kernels, or the family's. */
+/* Contiguous rows in groups of FSM_ROW_GROUP (plan->row_group): the plain
+ * row-group kernels, or the family's.  A masked row has its x staged in
+ * the scratch; its y, mask and group results are the row's own (y is
+ * contiguous, and cross entropy has no mask), so nothing is scattered back. */
 static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
     int64_t targets[FSM_ROW_GROUP];
-    K(group) gs[FSM_ROW_GROUP], staged[FSM_ROW_GROUP];
+    K(group) gs[FSM_ROW_GROUP];
     double results[FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)], *result_of[FSM_ROW_GROUP];
     int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B);
     size_t stride = 3 * K(scratch_row)((size_t)p->n);
@@ -116,18 +123,23 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T 
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            gs[count] = K(group_at)(p, it.off);
-            T *rows = scratch == NULL ? NULL : scratch + count * stride; /* NULL: nothing to stage */
-            K(group) s = staged[count] = K(stage_row)(plan, gs[count], rows);
-            xs[count] = s.x, ys[count] = s.y, bs[count] = s.b, targets[count] = s.target;
+            K(group) g = K(group_at)(p, it.off);
+            if (plan->masked) g = K(stage_row)(plan, g, scratch + count * stride);
+            xs[count] = g.x, ys[count] = g.y, bs[count] = g.b, targets[count] = g.target;
             result_of[count] = results[count];
+            /* stored last: read back field by field while just stored, the
+             * struct's copy stalled on store forwarding (a quarter of a
+             * float32 softmax of rows of 128) */
+            gs[count] = g;
         }
-        if (plan->plain)
+        if (plan->plain) {
             TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
-        else
+        } else {
             TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
                                          targets, result_of);
-        for (size_t g = 0; g < count; ++g) K(unstage_row)(plan, &staged[g], &gs[g], results[g]);
+            for (size_t g = 0; g < count; ++g) K(store_results)(&gs[g], results[g]);
+        }
+        for (size_t g = 0; plan->masked && g < count; ++g) K(finish_group)(plan, &gs[g]);
     }
 }
 
