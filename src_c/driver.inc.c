@@ -75,7 +75,7 @@ static inline void K(finish_group)(const fsm_plan *plan, const K(group) *g) {
  * that pass in L1 and leaves the first write of y to the kernel: staged in
  * y, softmax where= on float32 (4096, 1000) took 1.8x plain softmax instead
  * of about 1.15x. */
-static K(group) K(stage_row)(const fsm_plan *plan, K(group) g, T *scratch) {
+static FSM_ALWAYS_INLINE K(group) K(stage_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
     size_t n = (size_t)p->n, row = K(scratch_row)(n);
