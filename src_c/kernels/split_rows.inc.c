@@ -108,11 +108,25 @@ static FSM_ALWAYS_INLINE void K(fam_split_blocks)(const T *x, T *y, size_t begin
     }
 }
 
+/* The scaled softmaxes' blocks, as softmax_frow and log_softmax_frow take
+ * them: the exps stored, or for log_softmax z = (x - m) * s, its ties
+ * counted apart. */
+static FSM_ALWAYS_INLINE void K(scaled_fsplit_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
+                                                      const fsm_params *prm, double *sums, int log) {
+    K(scaling) sc = K(scaling_of)(prm);
+    K(fam_split_blocks)(x, y, begin, end, m, &sc, 1, log ? FSM_STORE_Z : FSM_STORE_EXP, log, sums);
+}
+
 static void K(softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                      const fsm_params *prm, int64_t target, double *sums) {
     (void)b, (void)n, (void)target;
-    K(scaling) sc = K(scaling_of)(prm);
-    K(fam_split_blocks)(x, y, begin, end, m, &sc, 1, FSM_STORE_EXP, 0, sums);
+    K(scaled_fsplit_blocks)(x, y, begin, end, m, prm, sums, 0);
+}
+
+static void K(log_softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
+                                         const fsm_params *prm, int64_t target, double *sums) {
+    (void)b, (void)n, (void)target;
+    K(scaled_fsplit_blocks)(x, y, begin, end, m, prm, sums, 1);
 }
 
 static void K(softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
@@ -121,13 +135,7 @@ static void K(softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, siz
     K(vnormalize)(y + begin, y + begin, end - begin, c);
 }
 
-static void K(log_softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
-                                         const fsm_params *prm, int64_t target, double *sums) {
-    (void)b, (void)n, (void)target;
-    K(scaling) sc = K(scaling_of)(prm);
-    K(fam_split_blocks)(x, y, begin, end, m, &sc, 1, FSM_STORE_Z, 1, sums);
-}
-
+/* y -= log(total), as log_softmax_fdone. */
 static void K(log_softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                          const fsm_params *prm, int64_t target, double c) {
     (void)b, (void)n, (void)m, (void)target;
