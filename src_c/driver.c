@@ -13,10 +13,11 @@
  *               by a lane kernel, so the SIMD lanes are groups.
  *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
- *   split row   few long rows (plain softmax and log_softmax): every row is
- *               cut at sum-block boundaries into one chunk per thread; chunk
- *               maxima, then block sums, are combined in the single-thread
- *               order (bit-identical results for any thread count).
+ *   split row   few long contiguous rows (every op but a weighted logsumexp
+ *               or a masked one): every row is cut at sum-block boundaries
+ *               into one chunk per thread; chunk maxima, then block sums,
+ *               are combined in the single-thread order (bit-identical
+ *               results for any thread count).
  * Plain softmax and log_softmax (no scale) run the plain kernels, which
  * every plan has in a form of its own; every other op runs the family
  * kernels (kernels.h): row kernels in the rows plan, lane kernels in the
@@ -138,6 +139,7 @@ typedef struct {
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
     int stream;                 /* rows plan: non-temporal output */
+    size_t row_group;           /* rows plan: rows per kernel call (1, or up to FSM_ROW_GROUP) */
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
@@ -208,7 +210,7 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
                fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 3 * L * sizeof(void *);
     case FSM_PLAN_ROWS:
-        return plan->contiguous && !plan->masked ? 0 : 3 * fsm_round_up64(n * isz);
+        return plan->contiguous && !plan->masked ? 0 : plan->row_group * 3 * fsm_round_up64(n * isz);
     default:
         return 0;
     }
@@ -216,6 +218,24 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
 
 _Static_assert(FSM_SHORT_ROWS_WORK_DOUBLES <= FSM_FAMILY_WORK_DOUBLES(FSM_SHORT_ROW_LANES),
                "the short-row work area serves the plain short-row kernels too");
+
+/* Whether the op's groups can be split across threads (kernels.h): all
+ * operands contiguous; not a weighted logsumexp, nor a mask without a y to
+ * stage it in. */
+static int fsm_splits(const fsm_plan *plan) {
+    const fsm_problem *p = plan->p;
+    if (p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B)) return 0;
+    return plan->contiguous && (!plan->masked || fsm_has(p, FSM_Y));
+}
+
+/* Whether the rows plan runs its rows FSM_ROW_GROUP at a time: contiguous
+ * rows (masked ones staged first) of at most FSM_ROW_GROUP_MAX_BYTES, of an
+ * op with a row-group kernel. */
+static int fsm_groups_rows(const fsm_plan *plan, size_t row_bytes) {
+    int has_kernel = plan->plain || (plan->p->dtype == FSM_FLOAT32 ? plan->k->frows_f32[plan->p->op] != NULL
+                                                                   : plan->k->frows_f64[plan->p->op] != NULL);
+    return has_kernel && plan->contiguous && !plan->stream && row_bytes <= FSM_ROW_GROUP_MAX_BYTES;
+}
 
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     fsm_plan plan;
@@ -240,13 +260,14 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
         plan.kind = FSM_PLAN_SHORT_ROWS;
         plan.short_rows = fsm_short_rows_per_item(row_bytes);
         plan.items = (plan.batches + plan.short_rows - 1) / plan.short_rows;
-    } else if (plan.plain && plan.contiguous && threads > 1 && plan.batches < 4 * (size_t)threads &&
+    } else if (fsm_splits(&plan) && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
     } else {
         plan.stream = plan.plain && plan.contiguous && !plan.masked && p->op == FSM_OP_LOG_SOFTMAX &&
                       plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
+        plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;
@@ -290,8 +311,8 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
 static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 #ifdef _OPENMP
     size_t blocks = ((size_t)plan->p->n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
-    /* per block: sum and tie count; per thread: chunk max */
-    double *shared = malloc((2 * blocks + (size_t)threads) * sizeof(double));
+    /* per block: its sums; per thread: its chunk's reference point; the fold's result */
+    double *shared = malloc((FSM_SPLIT_SUMS * blocks + (size_t)threads + 1) * sizeof(double));
     if (shared == NULL) return FSM_ERR_NOMEM;
 #pragma omp parallel num_threads(threads)
     {

@@ -5,6 +5,9 @@
  * its share of every row, on every thread of a team).
  */
 
+/* Elements of one scratch row for groups of n (whole cache lines). */
+static inline size_t K(scratch_row)(size_t n) { return fsm_round_up64(n * sizeof(T)) / sizeof(T); }
+
 /* The operands of the group at offsets `off` (NULL where the op has none). */
 typedef struct {
     const T *x;
@@ -28,11 +31,12 @@ static inline K(group) K(group_at)(const fsm_problem *p, const ptrdiff_t *off) {
     return g;
 }
 
-/* The value a masked-out entry is staged as: exp gives exactly 0 for it
- * (+inf for a negative scale, whose reference point is the minimum). */
-static inline T K(masked_fill)(const fsm_problem *p) {
-    return p->scaled && p->params.scale_hi < 0 ? (T)INFINITY : -(T)INFINITY;
-}
+/* -1 for a negative scale, whose reference point is the group minimum;
+ * else 1 (the maximum). */
+static inline T K(ref_sign)(const fsm_problem *p) { return p->scaled && p->params.scale_hi < 0 ? (T)-1 : (T)1; }
+
+/* The value a masked-out entry is staged as: exp gives exactly 0 for it. */
+static inline T K(masked_fill)(const fsm_problem *p) { return -K(ref_sign)(p) * (T)INFINITY; }
 
 /* dst[i] = x[i] (where mask[i], else fill, when there is a mask), n
  * elements; contiguous ones by the variant's kernel. */
@@ -64,9 +68,48 @@ static inline void K(finish_group)(const fsm_plan *plan, const K(group) *g) {
 
 /* --- rows --------------------------------------------------------------- */
 
-/* Contiguous rows without a mask in groups of FSM_ROW_GROUP: the plain
- * row-group kernels, or the family's where the op has one. */
-static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
+/* Group g as a row kernel takes it: a contiguous group where it is; a
+ * strided or masked one staged in three scratch rows (x, with the
+ * masked-out entries replaced; b; y for a strided y, or for cross entropy,
+ * whose y may not be x).  Staging in the scratch row rather than in y keeps
+ * that pass in L1 and leaves the first write of y to the kernel: staged in
+ * y, softmax where= on float32 (4096, 1000) took 1.8x plain softmax instead
+ * of about 1.15x. */
+static FSM_ALWAYS_INLINE K(group) K(stage_row)(const fsm_plan *plan, K(group) g, T *scratch) {
+    const fsm_problem *p = plan->p;
+    const fsm_operand *o = p->operand;
+    size_t n = (size_t)p->n, row = K(scratch_row)(n);
+    if (plan->contiguous && !plan->masked) return g;
+    T *bx = scratch, *bb = scratch + row;
+    K(stage)(plan->k, g.x, o[FSM_X].step, g.mask, o[FSM_MASK].step, bx, 1, n, K(masked_fill)(p));
+    if (g.b != NULL && o[FSM_B].step != 1)
+        K(stage)(plan->k, g.b, o[FSM_B].step, NULL, 0, bb, 1, n, 0), g.b = bb;
+    g.x = bx;
+    if (g.y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
+        g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
+    return g;
+}
+
+/* A family kernel's results for group g (FSM_GROUP_RESULTS(1)) stored. */
+static inline void K(store_results)(const K(group) *g, const double *results) {
+    if (g->group_out != NULL) *g->group_out = results[0];
+    if (g->group_sign != NULL) *g->group_sign = results[1];
+}
+
+/* After the kernel ran on `staged`: its group results stored, y scattered
+ * back when it was staged, and the group finished. */
+static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K(group) *g, const double *results) {
+    K(store_results)(g, results);
+    if (g->y != NULL && staged->y != g->y)
+        K(stage)(plan->k, staged->y, 1, NULL, 0, g->y, plan->p->operand[FSM_Y].step, (size_t)plan->p->n, 0);
+    K(finish_group)(plan, g);
+}
+
+/* Contiguous rows in groups of FSM_ROW_GROUP (plan->row_group): the plain
+ * row-group kernels, or the family's.  A masked row has its x staged in
+ * the scratch; its y, mask and group results are the row's own (y is
+ * contiguous, and cross entropy has no mask), so nothing is scattered back. */
+static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
@@ -74,64 +117,47 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end) {
     K(group) gs[FSM_ROW_GROUP];
     double results[FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)], *result_of[FSM_ROW_GROUP];
     int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B);
+    size_t stride = 3 * K(scratch_row)((size_t)p->n);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin);
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < FSM_ROW_GROUP && r < end; ++count, ++r, fsm_iter_next(p, &it)) {
-            K(group) g = gs[count] = K(group_at)(p, it.off);
+            K(group) g = K(group_at)(p, it.off);
+            if (plan->masked) g = K(stage_row)(plan, g, scratch + count * stride);
             xs[count] = g.x, ys[count] = g.y, bs[count] = g.b, targets[count] = g.target;
             result_of[count] = results[count];
+            /* stored last: read back field by field while just stored, the
+             * struct's copy stalled on store forwarding (a quarter of a
+             * float32 softmax of rows of 128) */
+            gs[count] = g;
         }
         if (plan->plain) {
             TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
-            continue;
+        } else {
+            TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+                                         targets, result_of);
+            for (size_t g = 0; g < count; ++g) K(store_results)(&gs[g], results[g]);
         }
-        TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
-                                     targets, result_of);
-        for (size_t g = 0; g < count; ++g) {
-            if (gs[g].group_out != NULL) *gs[g].group_out = results[g][0];
-            if (gs[g].group_sign != NULL) *gs[g].group_sign = results[g][1];
-        }
+        for (size_t g = 0; plan->masked && g < count; ++g) K(finish_group)(plan, &gs[g]);
     }
 }
 
-/* One group with the row kernel: a contiguous one where it is; a strided
- * or masked one staged in the scratch rows (x, with the masked-out entries
- * replaced; b; y for a strided y, or for cross entropy, whose y may not be
- * x), and y scattered back when it is strided.  Staging in the scratch row
- * rather than in y keeps that pass in L1 and leaves the first write of y
- * to the kernel: staged in y, softmax where= on float32 (4096, 1000) took
- * 1.8x plain softmax instead of about 1.15x. */
+/* One group with the row kernel. */
 static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
-    const fsm_operand *o = p->operand;
-    size_t n = (size_t)p->n, row = (fsm_round_up64(n * sizeof(T))) / sizeof(T);
-    T *y = g.y;
-    if (!plan->contiguous || plan->masked) {
-        T *bx = scratch, *bb = scratch + row;
-        K(stage)(plan->k, g.x, o[FSM_X].step, g.mask, o[FSM_MASK].step, bx, 1, n, K(masked_fill)(p));
-        if (g.b != NULL && o[FSM_B].step != 1)
-            K(stage)(plan->k, g.b, o[FSM_B].step, NULL, 0, bb, 1, n, 0), g.b = bb;
-        g.x = bx;
-        if (y != NULL && (o[FSM_Y].step != 1 || p->op == FSM_OP_CROSS_ENTROPY))
-            g.y = p->op == FSM_OP_CROSS_ENTROPY ? scratch + 2 * row : bx;
-    }
+    size_t n = (size_t)p->n;
+    K(group) s = K(stage_row)(plan, g, scratch);
     double results[FSM_GROUP_RESULTS(1)];
-    if (plan->plain) TABLE(plan->k, row)[p->op](g.x, g.y, n, plan->stream);
-    else TABLE(plan->k, frow)[p->op](g.x, g.y, g.b, n, &p->params, g.target, results);
-    if (g.group_out != NULL) *g.group_out = results[0];
-    if (g.group_sign != NULL) *g.group_sign = results[1];
-    if (y != NULL && g.y != y) K(stage)(plan->k, g.y, 1, NULL, 0, y, o[FSM_Y].step, n, 0);
-    g.y = y;
-    K(finish_group)(plan, &g);
+    if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);
+    else TABLE(plan->k, frow)[p->op](s.x, s.y, s.b, n, &p->params, s.target, results);
+    K(unstage_row)(plan, &s, &g, results);
 }
 
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
-    if ((plan->plain || TABLE(plan->k, frows)[p->op] != NULL) && plan->contiguous && !plan->stream &&
-        !plan->masked && (size_t)p->n * sizeof(T) <= FSM_ROW_GROUP_MAX_BYTES) {
-        K(run_row_groups)(plan, begin, end);
+    if (plan->row_group > 1) {
+        K(run_row_groups)(plan, begin, end, scratch);
         return;
     }
     fsm_batch_iter it;
@@ -387,54 +413,57 @@ static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *s
 
 /* --- split rows --------------------------------------------------------------- */
 
-/* Called by every thread of a team, for contiguous rows: each row is cut
- * at block boundaries into one chunk per thread.  Phase 1: chunk maxima
- * (a masked chunk is staged in y first, by the thread that owns it);
- * phase 2: per-block sums with the row maximum; one thread folds them in
- * the row kernel's order; phase 3: each chunk is finished.  The arithmetic
- * is the row kernel's, so the result does not depend on the thread count.
- * `shared` holds 2 * blocks + team doubles. */
+/* The split steps of the plan's op (kernels.h). */
+static const K(fsm_split) *K(split_of)(const fsm_plan *plan) {
+    return plan->plain ? &TABLE(plan->k, split)[plan->p->op] : &TABLE(plan->k, fsplit)[plan->p->op];
+}
+
+/* The group's reference point from its chunks': their maximum, or their
+ * minimum for a negative scale (NaN chunks, of no finite entry, passed over). */
+static T K(combine_refs)(const fsm_problem *p, const double *chunk_ref, size_t team) {
+    T sign = K(ref_sign)(p), m = -(T)INFINITY;
+    for (size_t t = 0; t < team; ++t) m = sign * (T)chunk_ref[t] > m ? sign * (T)chunk_ref[t] : m;
+    return sign * m;
+}
+
+/* Called by every thread of a team, for contiguous groups: each group is
+ * cut at block boundaries into one chunk per thread.  Step 1: chunk
+ * reference points (a masked chunk is staged in y first, by the thread that
+ * owns it); step 2: per-block sums; one thread folds them in the row
+ * kernel's order; step 3: each chunk is finished.  The arithmetic is the
+ * row kernel's, so the result does not depend on the thread count.
+ * `shared` holds FSM_SPLIT_SUMS * blocks + team + 1 doubles. */
 static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *shared) {
     const fsm_problem *p = plan->p;
-    const fsm_kernel_table *k = plan->k;
+    const K(fsm_split) *split = K(split_of)(plan);
     size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
     size_t n = (size_t)p->n;
-    size_t first = blocks * id / team, last = blocks * (id + 1) / team;
-    size_t begin = first * FSM_SUM_BLOCK, end = last * FSM_SUM_BLOCK < n ? last * FSM_SUM_BLOCK : n;
-    T *sums = (T *)shared, *ties = (T *)(shared + blocks);
-    double *chunk_max = shared + 2 * blocks;
+    size_t begin = blocks * id / team * FSM_SUM_BLOCK, end = blocks * (id + 1) / team * FSM_SUM_BLOCK;
+    end = end < n ? end : n;
+    double *sums = shared, *chunk_ref = shared + FSM_SPLIT_SUMS * blocks, *c = chunk_ref + team;
     ptrdiff_t mask_step = p->operand[FSM_MASK].step;
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, 0);
     for (size_t r = 0; r < plan->batches; ++r, fsm_iter_next(p, &it)) {
         K(group) g = K(group_at)(p, it.off);
-        const T *x = g.x;
-        T *y = g.y;
         if (plan->masked && begin < end) {
-            K(stage)(k, x + begin, 1, g.mask + (ptrdiff_t)begin * mask_step, mask_step, y + begin, 1, end - begin,
-                     K(masked_fill)(p));
+            K(stage)(plan->k, g.x + begin, 1, g.mask + (ptrdiff_t)begin * mask_step, mask_step, g.y + begin, 1,
+                     end - begin, K(masked_fill)(p));
         }
-        if (plan->masked) x = y;
-        chunk_max[id] = begin < end ? TABLE(k, rmax)(x + begin, end - begin) : -INFINITY;
+        if (plan->masked) g.x = g.y;
+        T m = 0;
+        if (split->ref != NULL) {
+            chunk_ref[id] = begin < end ? split->ref(g.x + begin, end - begin, &p->params) : NAN;
 #pragma omp barrier
-        T m = -(T)INFINITY;
-        for (size_t t = 0; t < team; ++t) m = (T)chunk_max[t] > m ? (T)chunk_max[t] : m;
-        if (begin < end) TABLE(k, rblocks)[p->op](x + begin, y + begin, end - begin, m, sums + first, ties + first);
+            m = K(combine_refs)(p, chunk_ref, team);
+        }
+        if (begin < end) split->blocks(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, sums);
 #pragma omp barrier
 #pragma omp single
-        {
-            double total = 0.0, comp = 0.0, tie_count = 0.0;
-            for (size_t b = 0; b < blocks; ++b) {
-                fsm_neumaier_add(&total, &comp, sums[b]);
-                if (p->op == FSM_OP_LOG_SOFTMAX) tie_count += ties[b];
-            }
-            double c = p->op == FSM_OP_SOFTMAX ? total + comp : TABLE(k, log_total)(total + comp, tie_count, m);
-            chunk_max[0] = c; /* broadcast; every thread has read the maxima */
-        }
-        double c = chunk_max[0];
-        if (begin < end) {
-            TABLE(k, finish)[p->op](x + begin, y + begin, end - begin, m, c);
-            if (plan->drop_masked) K(drop_masked_if_nan)(p, y + begin, g.mask + (ptrdiff_t)begin * mask_step,
+        *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, g.group_out);
+        if (begin < end && split->finish != NULL && g.y != NULL) {
+            split->finish(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, *c);
+            if (plan->drop_masked) K(drop_masked_if_nan)(p, g.y + begin, g.mask + (ptrdiff_t)begin * mask_step,
                                                          end - begin);
         }
 #pragma omp barrier

@@ -45,14 +45,69 @@ def test_every_op_runs_every_layout_without_a_copy(op, dtype):
     assert plan_of(op, np.zeros((64, 300), dtype).T, 0, with_y=with_y, with_b=with_b) == "rows"
 
 
-def test_split_rows_are_for_plain_softmax_only():
-    x = np.zeros((1, 2 * THRESHOLDS["min_elements_per_thread"]), np.float32)
+SPLIT_ROW = 2 * THRESHOLDS["min_elements_per_thread"] + 300  # cut in two chunks, the last sum block short
+
+
+def test_split_rows_for_every_op():
+    """Every op splits a long row across threads, but a weighted logsumexp."""
     if _core.get_num_threads() < 2:
         pytest.skip("needs two usable CPUs")
-    assert plan_of("softmax", x, -1, threads=2) == "split_row"
-    assert plan_of("log_softmax", x, -1, threads=2) == "split_row"
-    assert plan_of("softmax", x, -1, threads=2, scaled=True) == "rows"
-    assert plan_of("logsumexp", x, -1, threads=2, with_y=False) == "rows"
+    x = np.zeros((1, SPLIT_ROW), np.float32)
+    for op in OPS:
+        with_y = op not in ("logsumexp", "cross_entropy")
+        with_b = op in ("softmax_backward", "log_softmax_backward")
+        assert plan_of(op, x, -1, threads=2, with_y=with_y, with_b=with_b) == "split_row", op
+        assert plan_of(op, x, -1, threads=1, with_y=with_y, with_b=with_b) == "rows", op
+    assert plan_of("softmax", x, -1, threads=2, scaled=True) == "split_row"
+    assert plan_of("logsumexp", x, -1, threads=2, with_y=False, with_b=True) == "rows"
+
+
+def _split_row_calls(x, rng):
+    """{label: call(module, threads)} of every op on the rows of x."""
+    n, dtype = x.shape[-1], x.dtype
+    mask = rng.random(x.shape) < 0.9
+    mask[-1, : n // 2] = False  # the first chunk of a row all masked out
+    grad = rng.standard_normal(x.shape).astype(dtype)
+    y, log_y = reference.softmax(x).astype(dtype), reference.log_softmax(x).astype(dtype)
+    index = rng.integers(0, n, x.shape[0])
+    index[0] = n - 1  # in the last chunk
+    probs = reference.softmax(rng.standard_normal(x.shape)).astype(dtype)
+    calls = {f"{name} {label}": (lambda m, t, name=name, kw=kw: getattr(m, name)(x, num_threads=t, **kw))
+             for name in ("softmax", "log_softmax")
+             for label, kw in (("temperature", dict(temperature=1.5)), ("base<1", dict(base=0.5)),
+                               ("where", dict(where=mask)), ("temperature where", dict(temperature=0.3, where=mask)))}
+    ce = dict(reduction="none", return_grad=True, label_smoothing=0.1)
+    calls.update({
+        "logsumexp": lambda m, t: m.logsumexp(x, num_threads=t),
+        "logsumexp where": lambda m, t: m.logsumexp(x, where=mask, num_threads=t),
+        "softmax_backward": lambda m, t: m.softmax_backward(grad, y, num_threads=t),
+        "log_softmax_backward": lambda m, t: m.log_softmax_backward(grad, log_y, num_threads=t),
+        "cross_entropy index": lambda m, t: m.cross_entropy(x, index, num_threads=t, **ce),
+        "cross_entropy probs": lambda m, t: m.cross_entropy(x, probs, num_threads=t, **ce),
+        "cross_entropy index, no gradient": lambda m, t: m.cross_entropy(x, index, reduction="none", num_threads=t),
+        "cross_entropy probs, no gradient": lambda m, t: m.cross_entropy(x, probs, reduction="none", num_threads=t),
+    })
+    return calls
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_every_op_split_across_threads_is_bit_identical(dtype, variant):
+    """A row split across two threads gives the bits of the unsplit row
+    kernel (one thread), for every op and option, and agrees with the
+    reference; bad rows among good ones."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((4, SPLIT_ROW)) * 3).astype(dtype)
+    x[1, : SPLIT_ROW // 2] = -np.inf  # the first chunk all -inf
+    x[2, -5] = np.nan                 # in the last chunk only
+    x_before = x.copy()
+    tol = dict(rtol=2e-5, atol=2e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    for label, call in _split_row_calls(x, rng).items():
+        one, two, expected = call(fastsoftmax, 1), call(fastsoftmax, 2), call(reference, 1)
+        np.testing.assert_array_equal(x, x_before, err_msg=f"{label}: x modified")
+        for a, b, e in zip(*(r if isinstance(r, tuple) else (r,) for r in (one, two, expected))):
+            np.testing.assert_array_equal(a, b, err_msg=label)
+            with np.errstate(invalid="ignore"):
+                np.testing.assert_allclose(b, e, err_msg=label, **tol)
 
 
 def test_axes_no_stride_addresses_fall_back_to_a_copy():
@@ -102,7 +157,7 @@ def test_every_op_on_every_plan_agrees_with_reference(op, dtype, layout, variant
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("op", ["log_softmax", "logsumexp", "cross_entropy"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "logsumexp", "cross_entropy"])
 def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
     """Contiguous rows of up to 1 KiB run a row-group kernel (the per-group
     log in SIMD lanes); strided rows, gathered, run the row kernel alone.
@@ -113,7 +168,7 @@ def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
     wide[4, :] = -np.inf
     strided = wide[:, ::2]
     contiguous = np.ascontiguousarray(strided)
-    assert plan_of(op, contiguous, -1, with_y=op == "log_softmax") == "rows"
+    assert plan_of(op, contiguous, -1, with_y=op in ("softmax", "log_softmax")) == "rows"
     fn = getattr(fastsoftmax, op)
     if op == "cross_entropy":
         t = rng.integers(0, 100, 37)
@@ -123,8 +178,11 @@ def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
         q = reference.softmax(rng.standard_normal((37, 100))).astype(dtype)
         np.testing.assert_array_equal(fn(contiguous, q, reduction="none"), fn(strided, q, reduction="none"))
     else:
-        kwargs = dict(temperature=0.7) if op == "log_softmax" else {}
+        kwargs = dict(temperature=0.7) if op in ("softmax", "log_softmax") else {}
         np.testing.assert_array_equal(fn(contiguous, **kwargs), fn(strided, **kwargs))
+        mask = rng.random(contiguous.shape) < 0.8  # masked rows are staged, then run in groups
+        mask[5] = False
+        np.testing.assert_array_equal(fn(contiguous, where=mask, **kwargs), fn(strided, where=mask, **kwargs))
 
 
 @pytest.mark.parametrize("scale", [dict(temperature=1.5), dict(base=0.5), dict(temperature=1.0)])

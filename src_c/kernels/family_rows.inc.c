@@ -107,6 +107,24 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const
     *ties += tie;
 }
 
+/* One sum block [start, end) of the group: *rest = the sum of the scaled
+ * exps (of x != m when split_ties, whose count goes to *ties), in
+ * FSM_SUM_CHAINS chains folded in T; stored in y as `store` says. */
+static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_t end, T m, const K(scaling) *sc,
+                                           int scaled, int store, int split_ties, T *rest, T *ties) {
+    size_t i = start;
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
+            K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
+    }
+    for (size_t j = 0; i + j < end; ++j)
+        K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
+    *rest = K(sum_chains)(acc);
+    *ties = K(sum_chains)(tie_acc);
+}
+
 /* Over the group in sum blocks: *rest = the sum of the scaled exps with
  * x != m, *ties = the number of entries with x == m; or, without split_ties
  * (softmax needs only the total), *rest = the sum of all and *ties = 0. */
@@ -114,17 +132,10 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const
                                           int store, int split_ties, double *rest, double *ties) {
     double sum = 0.0, comp = 0.0, tie_total = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
-#pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-                K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
-        }
-        for (size_t j = 0; i + j < end; ++j)
-            K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
-        fsm_neumaier_add(&sum, &comp, K(sum_chains)(acc));
-        tie_total += K(sum_chains)(tie_acc);
+        T block_rest, block_ties;
+        K(fam_block)(x, y, start, K(block_end)(start, n), m, sc, scaled, store, split_ties, &block_rest, &block_ties);
+        fsm_neumaier_add(&sum, &comp, block_rest);
+        tie_total += block_ties;
     }
     *rest = sum + comp;
     *ties = tie_total;
@@ -153,6 +164,26 @@ static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_pa
     double rest, ties;
     K(fam_sums)(x, y, n, m, &sc, 1, FSM_STORE_EXP, 0, &rest, &ties);
     K(vnormalize)(y, y, n, rest);
+}
+
+/* softmax_frow on count <= FSM_ROW_GROUP rows, with the per-row 1 / total
+ * taken across the rows (one SIMD lane per row) as in softmax_rows: one at
+ * a time, a division per row of 128 cost about a tenth of the row. */
+static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                             const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    (void)b, (void)targets, (void)group_out;
+    K(scaling) sc = K(scaling_of)(prm);
+    double total[FSM_ROW_GROUP], ties;
+    T t[FSM_ROW_GROUP], inv[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        total[g] = 1.0; /* unused lanes: a harmless total */
+        if (g >= count) continue;
+        T m = K(rmax_signed)(x[g], n, sc.s_hi < 0 ? (T)-1 : (T)1);
+        K(fam_sums)(x[g], y[g], n, m, &sc, 1, FSM_STORE_EXP, 0, &total[g], &ties);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) t[g] = (T)total[g], inv[g] = INVERSE_TOTAL(total[g]);
+    for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
 }
 
 /* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c. */
@@ -339,24 +370,28 @@ static FSM_ALWAYS_INLINE void K(logsumexp_fdone)(const T *x, T *y, size_t n, con
 
 /* sum over i < n of TERM(a, b, i, m, w), in sum blocks of FSM_SUM_CHAINS
  * partial sums in ACC (T, or double where a term may overflow T), folded in
- * double with compensation (as the row sums).  An infinite total is returned
- * as it is: the compensation of inf is NaN, IEEE's sum is not. */
+ * double with compensation (as the row sums); name##_block is one block
+ * [start, end), folded.  An infinite total is returned as it is: the
+ * compensation of inf is NaN, IEEE's sum is not. */
 #define FSM_DEFINE_ROW_REDUCTION(name, TERM, ACC)                                                 \
+    static FSM_ALWAYS_INLINE double K(name##_block)(const T *a, const T *b, size_t start, size_t end, T m, \
+                                                    double w) {                                   \
+        size_t i = start;                                                                         \
+        ACC acc[FSM_SUM_CHAINS] = {0};                                                            \
+        (void)b, (void)m, (void)w;                                                                \
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {                                  \
+            _Pragma("omp simd") for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) acc[j] +=             \
+                TERM(a, b, i + j, m, w);                                                          \
+        }                                                                                         \
+        for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m, w);                   \
+        FSM_FOLD_CHAINS(acc);                                                                     \
+        return (double)acc[0];                                                                    \
+    }                                                                                             \
     static double K(name)(const T *a, const T *b, size_t n, T m, double w) {                     \
         double sum = 0.0, comp = 0.0;                                                             \
-        (void)b, (void)m, (void)w;                                                                \
-        for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {                               \
-            size_t end = K(block_end)(start, n), i = start;                                       \
-            ACC acc[FSM_SUM_CHAINS] = {0};                                                        \
-            for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {                              \
-                _Pragma("omp simd") for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) acc[j] +=         \
-                    TERM(a, b, i + j, m, w);                                                      \
-            }                                                                                     \
-            for (size_t j = 0; i + j < end; ++j) acc[j] += TERM(a, b, i + j, m, w);               \
-            FSM_FOLD_CHAINS(acc);                                                                 \
-            fsm_neumaier_add(&sum, &comp, (double)acc[0]);                                        \
-        }                                                                                         \
-        return isfinite(sum) ? sum + comp : sum;                                                  \
+        for (size_t start = 0; start < n; start += FSM_SUM_BLOCK)                                 \
+            fsm_neumaier_add(&sum, &comp, K(name##_block)(a, b, start, K(block_end)(start, n), m, w)); \
+        return fsm_compensated_total(sum, comp);                                                  \
     }
 
 #define FSM_TERM_SUM(a, b, i, m, w) (a)[i]
@@ -376,20 +411,28 @@ FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP, double)
  * 1000, AVX2), and the API documents y <= 0. */
 static inline T K(exp_of_log_prob)(T y) { return SCALED_EXP(y, (T)0) * (T)EXP_UNSCALE; }
 
+/* out = y * (g - dot), dot = sum(g * y) of the group. */
+static void K(softmax_backward_apply)(const T *g, T *out, const T *y, size_t n, T dot) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) out[i] = y[i] * (g[i] - dot);
+}
+
+/* out = g - exp(y) * total, total = sum(g) of the group. */
+static void K(log_softmax_backward_apply)(const T *g, T *out, const T *y, size_t n, T total) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) out[i] = g[i] - K(exp_of_log_prob)(y[i]) * total;
+}
+
 static void K(softmax_backward_frow)(const T *g, T *out, const T *y, size_t n, const fsm_params *prm,
                                      int64_t target, double *group_out) {
     (void)prm, (void)target, (void)group_out;
-    T dot = (T)K(row_dot)(g, y, n, 0, 1.0);
-#pragma omp simd
-    for (size_t i = 0; i < n; ++i) out[i] = y[i] * (g[i] - dot);
+    K(softmax_backward_apply)(g, out, y, n, (T)K(row_dot)(g, y, n, 0, 1.0));
 }
 
 static void K(log_softmax_backward_frow)(const T *g, T *out, const T *y, size_t n, const fsm_params *prm,
                                          int64_t target, double *group_out) {
     (void)prm, (void)target, (void)group_out;
-    T total = (T)K(row_sum)(g, NULL, n, 0, 1.0);
-#pragma omp simd
-    for (size_t i = 0; i < n; ++i) out[i] = g[i] - K(exp_of_log_prob)(y[i]) * total;
+    K(log_softmax_backward_apply)(g, out, y, n, (T)K(row_sum)(g, NULL, n, 0, 1.0));
 }
 
 /* sum(q) and sum(q (m - x)) over one block in double, chains as in
@@ -415,53 +458,78 @@ static inline T K(cross_entropy_grad)(T e, T t, T inv, T tq, T scale) {
     return (K(quotient)(e, t, inv) - tq) * scale;
 }
 
-/* One element of cross_entropy_probs_pass: q into chain s, q (m - x) into
+/* What the gradient of a group of n takes besides its exps and targets:
+ * its total (t, and inv = 1 / t) and the options. */
+typedef struct {
+    T t, inv, scale, keep, uniform;
+} K(grad_factors);
+
+static inline K(grad_factors) K(grad_factors_of)(double total, const fsm_params *prm, size_t n) {
+    K(grad_factors) gf;
+    gf.inv = INVERSE_TOTAL(total), gf.t = (T)total, gf.scale = (T)prm->grad_scale;
+    gf.keep = (T)(1.0 - prm->smoothing), gf.uniform = (T)(prm->smoothing / (double)n);
+    return gf;
+}
+
+/* The gradient of an entry with target probability qi, from its scaled exp e. */
+static inline T K(cross_entropy_probs_grad)(T e, T qi, K(grad_factors) gf) {
+    return K(cross_entropy_grad)(e, gf.t, gf.inv, gf.keep * qi + gf.uniform, gf.scale);
+}
+
+/* One element of cross_entropy_probs_block: q into chain s, q (m - x) into
  * chain g (q = 0 adds nothing, even at x = -inf); with_grad: the gradient
  * from the scaled exp stored in *grad. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *grad, int with_grad,
-                                                          T t, T inv, T keep, T uniform, T scale,
-                                                          T *s, T *g) {
+                                                          K(grad_factors) gf, T *s, T *g) {
     *s += qi;
     *g = FMA_T(qi, qi != 0 ? m - xi : (T)0, *g);
-    if (with_grad) *grad = K(cross_entropy_grad)(*grad, t, inv, keep * qi + uniform, scale);
+    if (with_grad) *grad = K(cross_entropy_probs_grad)(*grad, qi, gf);
+}
+
+/* Probability targets, one sum block [start, end): *s_block = sum(q) and
+ * *g_block = sum(q (m - x)) (0 where q == 0, even at x = -inf); with_grad:
+ * also the gradient from the exps stored in grad.  Element i of a block goes
+ * to chain i % chains; the chains are in T (float32 in double ran the pass
+ * at half the vector width), folded in double.  Each term is >= 0, so a
+ * chain of k terms in T is within k rounding errors of its value; a float
+ * block that overflowed (or holds a NaN) is summed again in double. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_probs_block)(const T *x, const T *q, size_t start, size_t end, T m,
+                                                           T *grad, int with_grad, K(grad_factors) gf,
+                                                           double *s_block, double *g_block) {
+    size_t i = start;
+    T s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
+    for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
+            K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad, gf,
+                                        &s_acc[j], &g_acc[j]);
+    }
+    for (size_t j = 0; i + j < end; ++j)
+        K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad, gf,
+                                    &s_acc[j], &g_acc[j]);
+    K(fold_chains_f64)(s_acc, s_block);
+    K(fold_chains_f64)(g_acc, g_block);
+    if (sizeof(T) == sizeof(float) && !(isfinite(*s_block) && isfinite(*g_block)))
+        K(cross_entropy_probs_block_f64)(q, x, start, end, m, s_block, g_block);
 }
 
 /* Probability targets, one pass over the group: *q_sum = sum(q) and
- * *q_gap = sum(q (m - x)) (0 where q == 0, even at x = -inf); with_grad:
- * also the gradient from the exps stored in grad.  Element i of a block goes
- * to chain i % chains; the chains are in T (float32 in double ran the pass
- * at half the vector width), folded in double and each block's sums added
- * with compensation.  Each term is >= 0, so a chain of k terms in T is
- * within k rounding errors of its value; a float block that overflowed (or
- * holds a NaN) is summed again in double. */
+ * *q_gap = sum(q (m - x)), each block's sums added with compensation; with
+ * with_grad, the gradient too. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const T *x, const T *q, size_t n, T m, T *grad,
                                                           double total, const fsm_params *prm, int with_grad,
                                                           double *q_sum, double *q_gap) {
-    T inv = INVERSE_TOTAL(total), t = (T)total, scale = (T)prm->grad_scale;
-    T keep = (T)(1.0 - prm->smoothing), uniform = (T)(prm->smoothing / (double)n);
+    K(grad_factors) gf = K(grad_factors_of)(total, prm, n);
     double sum = 0.0, sum_comp = 0.0, gap = 0.0, gap_comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
-#pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-                K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
-                                            t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
-        }
-        for (size_t j = 0; i + j < end; ++j)
-            K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad,
-                                        t, inv, keep, uniform, scale, &s_acc[j], &g_acc[j]);
         double s_block, g_block;
-        K(fold_chains_f64)(s_acc, &s_block);
-        K(fold_chains_f64)(g_acc, &g_block);
-        if (sizeof(T) == sizeof(float) && !(isfinite(s_block) && isfinite(g_block)))
-            K(cross_entropy_probs_block_f64)(q, x, start, end, m, &s_block, &g_block);
+        K(cross_entropy_probs_block)(x, q, start, K(block_end)(start, n), m, grad, with_grad, gf, &s_block,
+                                     &g_block);
         fsm_neumaier_add(&sum, &sum_comp, s_block);
         fsm_neumaier_add(&gap, &gap_comp, g_block);
     }
-    *q_sum = isfinite(sum) ? sum + sum_comp : sum;
-    *q_gap = isfinite(gap) ? gap + gap_comp : gap;
+    *q_sum = fsm_compensated_total(sum, sum_comp);
+    *q_gap = fsm_compensated_total(gap, gap_comp);
 }
 
 /* The loss of one group from c = log(sum(exp(x - m))), its maximum m, the
@@ -483,14 +551,14 @@ static double K(cross_entropy_loss)(const fsm_params *prm, int index_target, T x
 }
 
 /* grad = (softmax(x) - q) * grad_scale for an index target, from the
- * stored scaled exps. */
-static void K(cross_entropy_index_grad)(T *grad, size_t n, size_t target, double total, const fsm_params *prm) {
-    T inv = INVERSE_TOTAL(total), t = (T)total, scale = (T)prm->grad_scale;
-    T keep = (T)(1.0 - prm->smoothing), uniform = (T)(prm->smoothing / (double)n);
-    T e_target = grad[target];
+ * stored scaled exps, on entries [begin, end) of a group of n. */
+static void K(cross_entropy_index_grad)(T *grad, size_t begin, size_t end, size_t target, K(grad_factors) gf) {
+    T e_target = target >= begin && target < end ? grad[target] : (T)0;
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) grad[i] = K(cross_entropy_grad)(grad[i], t, inv, uniform, scale);
-    grad[target] = K(cross_entropy_grad)(e_target, t, inv, (T)((double)uniform + (double)keep), scale);
+    for (size_t i = begin; i < end; ++i) grad[i] = K(cross_entropy_grad)(grad[i], gf.t, gf.inv, gf.uniform, gf.scale);
+    if (target >= begin && target < end)
+        grad[target] = K(cross_entropy_grad)(e_target, gf.t, gf.inv, (T)((double)gf.uniform + (double)gf.keep),
+                                             gf.scale);
 }
 
 static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
@@ -506,7 +574,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const
         if (grad == NULL) K(cross_entropy_probs_pass)(x, q, n, m, NULL, total, prm, 0, &st->q_sum, &st->q_gap);
         else K(cross_entropy_probs_pass)(x, q, n, m, grad, total, prm, 1, &st->q_sum, &st->q_gap);
     } else if (grad != NULL) {
-        K(cross_entropy_index_grad)(grad, n, (size_t)target, total, prm);
+        K(cross_entropy_index_grad)(grad, 0, n, (size_t)target, K(grad_factors_of)(total, prm, n));
     }
     st->mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, m, 1.0 / (double)n) : 0.0;
     st->index_target = q == NULL;

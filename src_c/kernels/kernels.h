@@ -137,6 +137,10 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
     *sum = s;
 }
 
+/* The compensated sum of (sum, comp); an infinite sum as it is (its
+ * compensation is NaN, IEEE's sum is not). */
+static inline double fsm_compensated_total(double sum, double comp) { return isfinite(sum) ? sum + comp : sum; }
+
 /* --- family kernels: every op, scaled softmaxes included ---------------------
  *
  *   op                    x        b         y (n per group)          group_out
@@ -186,8 +190,8 @@ static inline void fsm_neumaier_add(double *sum, double *comp, double v) {
  *   the row kernel on count <= FSM_ROW_GROUP contiguous groups at once
  *   (x[g], y[g], b[g], targets[g], group_out[g] as the row kernel's; y, b,
  *   targets and group_out NULL where the op has none), bit-identical to it;
- *   for the ops with a log of the total (log_softmax, logsumexp, cross
- *   entropy), NULL for the others.
+ *   for the ops with a per-row division or log of the total (softmax,
+ *   log_softmax, logsumexp, cross entropy), NULL for the backward passes.
  * Lane kernels  fsm_<op>_flanes_<dtype>_<variant>(x, x_step, y, y_step, b, b_step,
  *                                                 n, lanes, params, target, group_out, work)
  *   `lanes` groups side by side as in the column kernels; target[j] and
@@ -221,6 +225,42 @@ typedef void (*fsm_flanes_f64_fn)(const double *x, ptrdiff_t x_step, double *y, 
                                   const fsm_params *prm, const int64_t *target, double *group_out,
                                   double *work);
 
+/* --- split rows: one long group cut across threads -------------------------
+ * The split-row plan cuts a contiguous group of n elements at multiples of
+ * FSM_SUM_BLOCK into one chunk [begin, end) per thread.  x, y and b point at
+ * the whole group (y NULL where the op has none), target is its class index.
+ * Per op, in the order the driver calls them (a team barrier between steps):
+ *   ref(x, n, prm): the reference point of a chunk of n elements: the
+ *     maximum, or the minimum for a negative scale, NaN passed over; NULL for
+ *     the ops without one (the backward passes).  The group's m is the
+ *     maximum (minimum) of its chunks'.
+ *   blocks(x, y, b, n, begin, end, m, prm, target, sums): the chunk's block
+ *     sums, FSM_SPLIT_SUMS doubles for block k of the group at
+ *     sums[k * FSM_SPLIT_SUMS]; may write y[begin, end).
+ *   fold(x, b, n, m, prm, target, sums, group_out): on one thread: the group's
+ *     block sums folded in block order; writes group_out[0] where the op has
+ *     it, and returns c, what finish takes (the total, or its log).
+ *   finish(x, y, b, n, begin, end, m, prm, target, c): y[begin, end), called
+ *     when y is not NULL; NULL for logsumexp, whose y only stages a mask.
+ * Each step runs the row kernel's own block functions (the plain row kernel
+ * for plain softmax and log_softmax, frow for the others), so a split group
+ * is bit-identical to an unsplit one.  Not split: logsumexp with weights,
+ * and a mask without a y to stage it in. */
+#define FSM_SPLIT_SUMS 5
+#define FSM_DECLARE_SPLIT(T, sfx)                                                                              \
+    typedef struct {                                                                                         \
+        T (*ref)(const T *x, size_t n, const fsm_params *prm);                                               \
+        void (*blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,                \
+                       const fsm_params *prm, int64_t target, double *sums);                                 \
+        double (*fold)(const T *x, const T *b, size_t n, T m, const fsm_params *prm, int64_t target,         \
+                       const double *sums, double *group_out);                                               \
+        void (*finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,                \
+                       const fsm_params *prm, int64_t target, double c);                                     \
+    } fsm_split_##sfx;
+FSM_DECLARE_SPLIT(float, f32)
+FSM_DECLARE_SPLIT(double, f64)
+#undef FSM_DECLARE_SPLIT
+
 typedef struct {
     const char *name;
     fsm_row_f32_fn row_f32[FSM_NUM_PLAIN_OPS];
@@ -252,6 +292,10 @@ typedef struct {
     fsm_frows_f64_fn frows_f64[FSM_NUM_OPS];
     fsm_flanes_f32_fn flanes_f32[FSM_NUM_OPS];
     fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
+    fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
+    fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
+    fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */
+    fsm_split_f64 fsplit_f64[FSM_NUM_OPS];
 } fsm_kernel_table;
 
 /* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */

@@ -125,6 +125,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "short_rows.inc.c"
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
+#include "split_rows.inc.c"
 #undef T
 #undef K
 #undef TILE
@@ -164,6 +165,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "short_rows.inc.c"
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
+#include "split_rows.inc.c"
 #undef T
 #undef K
 #undef TILE
@@ -211,9 +213,25 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
      KT(log_softmax_backward_##kind), KT(cross_entropy_##kind)}
     .frow_f32 = FSM_FAMILY_FNS(KF32, frow),
     .frow_f64 = FSM_FAMILY_FNS(KF64, frow),
-#define FSM_LOG_TOTAL_FNS(KT, kind) {NULL, KT(log_softmax_##kind), KT(logsumexp_##kind), NULL, NULL, KT(cross_entropy_##kind)}
-    .frows_f32 = FSM_LOG_TOTAL_FNS(KF32, frows),
-    .frows_f64 = FSM_LOG_TOTAL_FNS(KF64, frows),
+#define FSM_ROW_GROUP_FNS(KT, kind) \
+    {KT(softmax_##kind), KT(log_softmax_##kind), KT(logsumexp_##kind), NULL, NULL, KT(cross_entropy_##kind)}
+    .frows_f32 = FSM_ROW_GROUP_FNS(KF32, frows),
+    .frows_f64 = FSM_ROW_GROUP_FNS(KF64, frows),
     .flanes_f32 = FSM_FAMILY_FNS(KF32, flanes),
     .flanes_f64 = FSM_FAMILY_FNS(KF64, flanes),
+#define FSM_SPLIT(KT, ref, op, fold, finish) {KT(ref), KT(op##_blocks), KT(fold), finish}
+    .split_f32 = {FSM_SPLIT(KF32, split_max, softmax_split, softmax_split_fold, KF32(softmax_split_finish)),
+                  FSM_SPLIT(KF32, split_max, log_softmax_split, log_total_split_fold, KF32(log_softmax_split_finish))},
+    .split_f64 = {FSM_SPLIT(KF64, split_max, softmax_split, softmax_split_fold, KF64(softmax_split_finish)),
+                  FSM_SPLIT(KF64, split_max, log_softmax_split, log_total_split_fold, KF64(log_softmax_split_finish))},
+#define FSM_FAMILY_SPLITS(KT)                                                                                  \
+    {FSM_SPLIT(KT, split_scaled_ref, softmax_fsplit, softmax_split_fold, KT(softmax_fsplit_finish)),           \
+     FSM_SPLIT(KT, split_scaled_ref, log_softmax_fsplit, log_total_split_fold, KT(log_softmax_fsplit_finish)), \
+     FSM_SPLIT(KT, split_max, logsumexp_fsplit, logsumexp_fsplit_fold, NULL),                                  \
+     {NULL, KT(softmax_backward_fsplit_blocks), KT(backward_fsplit_fold), KT(softmax_backward_fsplit_finish)}, \
+     {NULL, KT(log_softmax_backward_fsplit_blocks), KT(backward_fsplit_fold),                                 \
+      KT(log_softmax_backward_fsplit_finish)},                                                                 \
+     FSM_SPLIT(KT, split_max, cross_entropy_fsplit, cross_entropy_fsplit_fold, KT(cross_entropy_fsplit_finish))}
+    .fsplit_f32 = FSM_FAMILY_SPLITS(KF32),
+    .fsplit_f64 = FSM_FAMILY_SPLITS(KF64),
 };

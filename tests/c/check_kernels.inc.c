@@ -195,6 +195,29 @@ static double F(split_row)(const fsm_kernel_table *k, int op, const T *x, T *y, 
     return c;
 }
 
+/* One group through the split-row steps s (kernels.h) as the split-row plan
+ * runs them (driver.inc.c), in chunks of one sum block: the reference point
+ * over the chunks' (their maximum, or minimum for a negative scale), the
+ * chunks' block sums, the fold, then finish when there is a y. */
+static void F(run_split)(const CAT(fsm_split_, SUFFIX) *s, const T *x, T *y, const T *b, size_t n,
+                         const fsm_params *prm, int64_t target, double *group_out) {
+    double sums[FSM_SPLIT_SUMS * 8] = {0}; /* row_lengths: at most 5 blocks */
+    T m = 0, sign = prm->scale_hi < 0 ? (T)-1 : (T)1;
+    if (s->ref != NULL) {
+        m = -(T)INFINITY;
+        for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+            T r = sign * s->ref(x + start, n - start < FSM_SUM_BLOCK ? n - start : FSM_SUM_BLOCK, prm);
+            m = r > m ? r : m;
+        }
+        m *= sign;
+    }
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK)
+        s->blocks(x, y, b, n, start, n - start < FSM_SUM_BLOCK ? n : start + FSM_SUM_BLOCK, m, prm, target, sums);
+    double c = s->fold(x, b, n, m, prm, target, sums, group_out);
+    for (size_t start = 0; y != NULL && s->finish != NULL && start < n; start += FSM_SUM_BLOCK)
+        s->finish(x, y, b, n, start, n - start < FSM_SUM_BLOCK ? n : start + FSM_SUM_BLOCK, m, prm, target, c);
+}
+
 /* row[op] against scalar; streamed, in place and split against itself. */
 static void F(check_row)(int op, const T *x, size_t n, size_t y_offset) {
     F(buffer) want = F(buffer_new)(n, y_offset), got = F(buffer_new)(n, y_offset);
@@ -224,6 +247,10 @@ static void F(check_row)(int op, const T *x, size_t n, size_t y_offset) {
         F(expect_row)(F(entry_name)("rblocks", op, " ties"), ties[1], ties[0], blocks, 1, NULL);
     F(expect_row)(F(entry_name)("rblocks+finish", op, " vs row"), other.data, got.data, n, 1, NULL);
     F(expect_guards)(F(entry_name)("rblocks+finish", op, ""), &other);
+    fsm_params unscaled = {.scale_hi = 1.0, .exp_step_hi = 0x1.62e42fefa39efp-1, .grad_scale = 1.0};
+    F(run_split)(&ENTRY(tested, split)[op], x, other.data, NULL, n, &unscaled, 0, NULL);
+    F(expect_row)(F(entry_name)("split", op, " vs row"), other.data, got.data, n, 1, NULL);
+    F(expect_guards)(F(entry_name)("split", op, ""), &other);
     F(buffer_free)(&want), F(buffer_free)(&got), F(buffer_free)(&other);
 }
 
@@ -475,6 +502,23 @@ static const char *F(family_note)(const F(family_call) *call) {
     return note;
 }
 
+/* fsplit[op] on x, in chunks of one sum block: bit-identical to this
+ * variant's frow (y_row, group_row). */
+static void F(check_fsplit)(const F(family_call) *call, const T *x, size_t n, size_t y_offset, const T *b,
+                            int64_t target, const T *y_row, const double *group_row) {
+    F(buffer) split = F(buffer_new)(n, y_offset);
+    double group_split[FSM_GROUP_RESULTS(1)] = {NAN, NAN};
+    if (call->in_place) memcpy(split.data, x, n * sizeof(T)), x = split.data;
+    F(run_split)(&ENTRY(tested, fsplit)[call->op], x, call->with_y ? split.data : NULL, b, n, &call->prm, target,
+                 group_split);
+    const char *entry = F(entry_name)("fsplit", call->op, " vs frow");
+    if (call->with_y) F(expect_row)(entry, split.data, y_row, n, 1, NULL);
+    F(expect_guards)(entry, &split);
+    if (call->op == FSM_OP_LOGSUMEXP || call->op == FSM_OP_CROSS_ENTROPY)
+        count_check(same_doubles(group_split, group_row, 1), entry, "a group result differs");
+    F(buffer_free)(&split);
+}
+
 /* frow[op] of one call on x (n elements at x_offset) against scalar. */
 static void F(check_frow)(const F(family_call) *call, const T *x, size_t n, size_t y_offset) {
     int op = call->op;
@@ -499,6 +543,8 @@ static void F(check_frow)(const F(family_call) *call, const T *x, size_t n, size
     F(expect_guards)(entry, &got);
     if (op == FSM_OP_LOGSUMEXP || op == FSM_OP_CROSS_ENTROPY)
         F(expect_groups)(entry, group_got, group_want, 1, &group_mag);
+    if (!(op == FSM_OP_LOGSUMEXP && call->with_b)) /* a weighted logsumexp is not split */
+        F(check_fsplit)(call, x, n, y_offset, bp, target, got.data, group_got);
     free(magnitude);
     F(buffer_free)(&b), F(buffer_free)(&want), F(buffer_free)(&got);
 }
