@@ -93,7 +93,7 @@ def test_weighted_result_does_not_depend_on_the_thread_count(dtype):
 def test_weighted_special_values_match_scipy(layout, dtype, variant):
     scipy_special = pytest.importorskip("scipy.special")
     shape, axis, _ = LAYOUTS[layout]
-    groups = 12
+    groups = 13
     x = np.zeros(shape, dtype)
     w = np.ones(shape, dtype)
     lead = np.moveaxis(x, axis, -1)  # views: group g is lead[g] (or lead[:, g])
@@ -111,6 +111,7 @@ def test_weighted_special_values_match_scipy(layout, dtype, variant):
         ([1.0, 1.0], [np.nan, 1]),          # NaN weight
         ([5.0, -np.inf], [2, 7]),
         ([1e30 if dtype == np.float32 else 1e300, 0.0], [-1, 0.5]),
+        ([200.0 if dtype == np.float32 else 1000.0, 1.0], [0, 1]),  # the maximum has no weight: 1.0, not -inf
     ]
     assert len(cases) == groups
     for g, (xs, ws) in enumerate(cases):

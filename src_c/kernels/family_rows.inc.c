@@ -189,10 +189,18 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
 
 /* --- weighted logsumexp: log|sum(b * exp(x))| and its sign ---------------
  * An entry with b == 0 takes no part, whatever its x (NaN and +inf
- * included), as in SciPy.  m is the maximum of the other entries; the terms
- * are b * exp(x - m) * 2^B, those with x == m kept apart as their weights
- * (ties), so that a total close to the maximum's weight keeps its accuracy
- * (the log is log|ties| + log1p(rest / ties)). */
+ * included), as in SciPy.  With m the maximum of the other entries, the
+ * terms are b * exp(x - m) * 2^B, those with x == m kept apart as their
+ * weights (ties), so that a total close to the maximum's weight keeps its
+ * accuracy (the log is log|ties| + log1p(rest / ties)).
+ *
+ * Fast path: m is the maximum of every x, taken as plain logsumexp takes
+ * it (x alone: the weights are read once, by the sum pass), and the terms
+ * have no select for b == 0.  It is the careful result, bit for bit,
+ * whenever the ties' weight is not 0 (an entry with a weight is at m, so m
+ * is the maximum of the weighted entries) and the sums are finite (no NaN
+ * or +inf with weight 0 took part); otherwise the group is summed again
+ * the careful way, from the maximum of the weighted entries. */
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
  * NaN entries passed over.  In chains, as rmax_signed. */
@@ -215,13 +223,15 @@ static T K(rmax_weighted)(const T *x, const T *b, size_t n) {
     return m;
 }
 
-/* One weighted term: b * exp(x - m) * 2^B into *rest, or b into *ties
- * when x == m; nothing when b == 0. */
-static FSM_ALWAYS_INLINE void K(weighted_term)(T xi, T bi, T m, T *rest, T *ties) {
-    T tie = xi == m ? (T)1 : (T)0;
-    T e = bi != 0 ? SCALED_EXP(xi, m) : (T)0; /* x may be +inf or NaN where b == 0 */
-    *rest += bi * e * ((T)1 - tie);
-    *ties += bi * tie;
+/* One weighted term: b * exp(x - m) * 2^B, returned, or b into *tie when
+ * x == m.  careful: 0 where b == 0, whatever x (it may exceed m, or be
+ * +inf or NaN). */
+static FSM_ALWAYS_INLINE T K(weighted_term)(T xi, T bi, T m, int careful, T *tie) {
+    T e = SCALED_EXP(xi, m);
+    if (careful) e = bi != 0 ? e : (T)0;
+    int at_max = xi == m;
+    *tie = at_max ? bi : (T)0;
+    return (at_max ? (T)0 : bi) * e;
 }
 
 /* The rest of entries [start, end) in double: for a float block whose
@@ -234,6 +244,46 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
         if (bi != 0 && xi != m) rest += (double)bi * (double)SCALED_EXP(xi, m);
     }
     return rest;
+}
+
+/* The weighted terms of a contiguous group summed in the sum blocks of
+ * fam_sums: *rest (scaled by 2^B) and *ties, the weight of the entries at
+ * m; a float block whose terms overflowed float (b near FLT_MAX) is summed
+ * again in double. */
+static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
+                                               double *ties) {
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n), i = start;
+        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+                T tie;
+                acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+                tie_acc[j] += tie;
+            }
+        }
+        for (size_t j = 0; i + j < end; ++j) {
+            T tie;
+            acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+            tie_acc[j] += tie;
+        }
+        double block_rest, block_ties;
+        K(fold_chains_f64)(acc, &block_rest);
+        K(fold_chains_f64)(tie_acc, &block_ties);
+        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        fsm_neumaier_add(&sum, &comp, block_rest);
+        tie_total += block_ties;
+    }
+    *rest = isfinite(sum) ? sum + comp : sum;
+    *ties = tie_total;
+}
+
+/* The fast path's sums are the careful ones (see above). */
+static inline int K(weighted_fast_path_holds)(double rest, double ties) {
+    return ties != 0 && isfinite(rest + ties);
 }
 
 /* log(v) for v > 0, straight-line so that it vectorises: v = 2^k mant with
@@ -287,29 +337,22 @@ static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const 
 
 /* Weighted logsumexp of one contiguous group (b contiguous too). */
 static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
-    T m = K(rmax_weighted)(x, b, n);
+    double rest, ties;
+    T m = K(rmax)(x, n);
+    if (isfinite(m)) {
+        K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
+        if (K(weighted_fast_path_holds)(rest, ties)) {
+            *result = K(signed_log_total)(rest, ties, m, sign);
+            return;
+        }
+    }
+    m = K(rmax_weighted)(x, b, n);
     if (!isfinite(m)) {
         *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
         return;
     }
-    double rest = 0.0, comp = 0.0, ties = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
-#pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
-        }
-        for (size_t j = 0; i + j < end; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
-        double block_rest, block_ties;
-        K(fold_chains_f64)(acc, &block_rest);
-        K(fold_chains_f64)(tie_acc, &block_ties);
-        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
-        fsm_neumaier_add(&rest, &comp, block_rest);
-        ties += block_ties;
-    }
-    *result = K(signed_log_total)(isfinite(rest) ? rest + comp : rest, ties, m, sign);
+    K(weighted_sums)(x, b, n, m, 1, &rest, &ties);
+    *result = K(signed_log_total)(rest, ties, m, sign);
 }
 
 static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
