@@ -286,29 +286,35 @@ static inline int K(weighted_fast_path_holds)(double rest, double ties) {
     return ties != 0 && isfinite(rest + ties);
 }
 
-/* log(v) for v > 0, straight-line so that it vectorises: v = 2^k mant with
- * mant in [1, 2), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is exact),
- * about 1 ulp; subnormal v scaled up first; +inf gives +inf. */
+/* log(v) for v > 0 to about 1 ulp, near v = 1 too (on both sides),
+ * straight-line so that it vectorises: v = 2^k mant with mant in
+ * [sqrt(1/2), sqrt(2)), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is
+ * exact, and so is 1 + (mant - 1) in fsm_log1p_f64, which then reduces no
+ * further); subnormal v scaled up first; +inf gives +inf. */
 static FSM_ALWAYS_INLINE double K(log_positive)(double v) {
     int tiny = v < 0x1p-1000;
     double scaled = tiny ? v * 0x1p200 : v;
     uint64_t bits = fsm_f64_bits(scaled);
     double k = fsm_f64_from_bits((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0) - (tiny ? 200.0 : 0.0);
     double mant = fsm_f64_from_bits((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    int big = mant > 0x1.6a09e667f3bcdp0; /* sqrt(2) */
+    mant = big ? 0.5 * mant : mant;
+    k = big ? k + 1.0 : k;
     double r = k * 0x1.62e42fee00000p-1 + (fsm_log1p_f64(mant - 1.0) + k * 0x1.a39ef35793c76p-33);
     return v < INFINITY ? r : v;
 }
 
-/* From m (finite), rest (scaled by 2^B) and the weight of the ties:
- * log|total| + m as log|ties| + log1p(rest / ties), so that a total close
- * to the ties' weight keeps its accuracy (|1 + q| = 1 + (-2 - q) when
- * 1 + q < 0), and the sign of the total (0 for a zero total, whose log is
- * -inf; NaN for a NaN total).  Straight-line: the lane kernel takes it
- * once per lane in a SIMD loop. */
+/* From m (finite), rest (scaled by 2^B) and the weight of the ties: m +
+ * log|total| and the sign of the total (0 for a zero total, whose log is
+ * -inf; NaN for a NaN total).  total = ties + rest / 2^B is carried exactly
+ * as total + low (TwoSum), and log|total + low| = log|total| + low / total
+ * to about 1 ulp, also for a total close to 1 (one log: the lane kernel
+ * takes it once per lane, in a SIMD loop, and a group of 10 float32 spent
+ * as long in two logs as in its exps). */
 static FSM_ALWAYS_INLINE double K(signed_log_total)(double rest, double ties, T m, double *sign) {
-    double r = rest * EXP_UNSCALE, total = ties + r;
-    double q = r / ties, u = q < -1 ? -2 - q : q;
-    double log_total = ties != 0 ? K(log_positive)(fabs(ties)) + fsm_log1p_f64(u) : K(log_positive)(fabs(r));
+    double r = rest * EXP_UNSCALE, bb, total = ties + r;
+    double low = FSM_TWO_SUM_ERR(ties, r, total, bb);
+    double log_total = K(log_positive)(fabs(total)) + (isfinite(total) && total != 0 ? low / total : 0.0);
     int bad = total != total;
     *sign = bad ? NAN : (double)((total > 0) - (total < 0));
     return bad ? NAN : total == 0 ? -INFINITY : (double)m + log_total;
