@@ -10,8 +10,8 @@ import numpy as np
 from . import _core
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    computed_by_numpy, masked_as_where, masked_reduction, masked_result, normalize_axes, prepare_input, prepare_weights,
-    reduced_shape, scalar_if_0d,
+    computed_by_numpy, masked_as_where, masked_reduction, masked_result, names_errors, normalize_axes, prepare_input,
+    prepare_weights, reduced_shape, scalar_if_0d,
 )
 from ._version import __version__
 
@@ -27,6 +27,7 @@ softmax = _core.softmax
 log_softmax = _core.log_softmax
 
 
+@names_errors
 def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None, where=None,
               num_threads=None):
     """log(sum(b * exp(x))) over `axis`, without overflow or underflow.
@@ -190,6 +191,7 @@ def _backward(op: str, grad, y, axis, out, num_threads):
     return _core._deliver(dst, out, shape, result_dtype)
 
 
+@names_errors
 def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     return _backward("softmax_backward", grad, y, axis, out, num_threads)
 
@@ -209,6 +211,7 @@ softmax_backward.__doc__ = (
 )
 
 
+@names_errors
 def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     return _backward("log_softmax_backward", grad, y, axis, out, num_threads)
 
@@ -235,6 +238,7 @@ log_softmax_backward.__doc__ = (
 )
 
 
+@names_errors
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
                   return_grad=False, num_threads=None, grad_out=None):
     """Cross-entropy loss of softmax(logits) against a target, fused.
@@ -365,6 +369,7 @@ def show_config() -> None:
         print(f"{key:28s} {value}")
 
 
+@names_errors
 def set_num_threads(num_threads) -> None:
     """Cap the threads of every call made with ``num_threads=None``.
 

@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import (
     broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range,
-    computed_by_numpy, masked_as_where, masked_result, normalize_axes, prepare_input,
+    computed_by_numpy, masked_as_where, masked_result, named_error, normalize_axes, prepare_input,
 )
 from . import _threads
 
@@ -626,20 +626,29 @@ def _scale_parts(scaling) -> tuple:
 _LN2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680")
 
 
+cdef inline str _softmax_name(int op):
+    return "softmax" if op == FSM_OP_SOFTMAX else "log_softmax"
+
+
 cdef object _softmax_general(int op, object x, object axis, object out, object num_threads,
                              object temperature, object base, object where):
     """Every other softmax / log_softmax call: validates, converts the
     input, and computes through a temporary when out cannot be written
-    directly; a masked array x acts as `where` (_validation)."""
-    x, where, input_mask = masked_as_where(x, where)
-    return masked_result(_softmax_unmasked(op, x, axis, out, num_threads, temperature, base, where), input_mask)
+    directly; a masked array x acts as `where` (_validation).  Its errors
+    name the function called (named_error)."""
+    try:
+        x, where, input_mask = masked_as_where(x, where)
+        return masked_result(_softmax_unmasked(op, x, axis, out, num_threads, temperature, base, where),
+                             input_mask)
+    except (TypeError, ValueError) as exc:
+        raise named_error(exc, _softmax_name(op)) from exc.__cause__
 
 
 cdef object _softmax_unmasked(int op, object x, object axis, object out, object num_threads,
                               object temperature, object base, object where):
     cdef int threads = check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
-    arr, result_dtype = prepare_input(x, "softmax" if op == FSM_OP_SOFTMAX else "log_softmax", complex_ok=True)
+    arr, result_dtype = prepare_input(x, _softmax_name(op), complex_ok=True)
     check_temperature_range(scaling, arr.dtype)
     if computed_by_numpy(arr.dtype):  # extended precision, complex: no kernel, NumPy computes it
         from . import reference  # only then is the twin imported

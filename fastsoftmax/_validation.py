@@ -5,18 +5,55 @@ whichever implementation runs.
 """
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
 from numpy.exceptions import AxisError
 
 __all__ = [
-    "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
+    "names_errors", "named_error", "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
     "normalize_axes", "check_out", "overlaps_itself", "refuse_masked", "masked_as_where",
     "masked_result", "masked_reduction", "check_num_threads", "check_temperature_base",
     "check_temperature_range",
     "broadcast_where", "reduced_shape", "check_int_axis", "check_same_shape", "check_cross_entropy_args",
 ]
+
+
+# --- the called function's name in every error message ------------------
+#
+# The checks below raise plain messages ("out has shape ..."); the public
+# function they were called for puts its name in front, here and nowhere
+# else, so that a message names the function the user called whichever
+# helper raised it.
+
+def named_error(exc: Exception, func: str) -> Exception:
+    """`exc` (a TypeError or ValueError) as raised by the public function
+    `func`: its message prefixed with ``"func: "`` unless it already is,
+    as the same exception type (or, for a type that does not take a bare
+    message, its nearest built-in base)."""
+    message = str(exc)
+    if message.startswith(f"{func}: "):
+        return exc
+    for cls in type(exc).__mro__:
+        try:
+            named = cls(f"{func}: {message}")
+        except TypeError:  # a constructor that wants other arguments
+            continue
+        return named.with_traceback(exc.__traceback__)
+    return exc
+
+
+def names_errors(fn):
+    """Decorator of a public function: the TypeErrors and ValueErrors
+    (AxisError included) raised in it name it (`named_error`)."""
+    @functools.wraps(fn)
+    def public(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise named_error(exc, fn.__name__) from exc.__cause__
+    return public
 
 
 def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
@@ -33,7 +70,7 @@ def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{func}: {name} could not be converted to an array: {exc}") from exc
+        raise type(exc)(f"{name} could not be converted to an array: {exc}") from exc
     kind, size = arr.dtype.kind, arr.dtype.itemsize
     if kind == "f" and size in (4, 8):
         result = np.dtype(arr.dtype.type)  # drops a non-native byte order
@@ -47,7 +84,7 @@ def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
     else:
         expected = "a floating point (real or complex)" if complex_ok else "a real floating point"
         raise TypeError(
-            f"{func}: {name} has dtype {arr.dtype}, which {func} does not accept: expected {expected}, "
+            f"{name} has dtype {arr.dtype}, which {func} does not accept: expected {expected}, "
             "integer or boolean array"
         )
     if arr.dtype != compute or not arr.flags.aligned:
@@ -72,7 +109,7 @@ def prepare_weights(arr, result_dtype, b, func: str):
     try:
         arr, w = np.broadcast_arrays(arr.astype(compute, copy=False), w.astype(compute, copy=False))
     except ValueError:
-        raise ValueError(f"{func}: b has shape {w.shape}, which does not broadcast with x's shape "
+        raise ValueError(f"b has shape {w.shape}, which does not broadcast with x's shape "
                          f"{arr.shape}") from None
     return arr, w, np.result_type(result_dtype, w_result)
 

@@ -62,7 +62,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastsoftmax.dask needs Dask: pip install "fastsoftmax[dask]"') from exc
 
 from . import _api
-from ._validation import check_int_axis, normalize_axes
+from ._validation import check_int_axis, names_errors, normalize_axes
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
@@ -97,7 +97,7 @@ def _group_chunks(x, axes):
     keep their chunks.  None when one group alone is over the limit."""
     for a in axes:
         if not _known(x.shape[a]):
-            raise ValueError(f"fastsoftmax.dask: axis {a} has unknown chunk sizes and spans "
+            raise ValueError(f"axis {a} has unknown chunk sizes and spans "
                              f"{len(x.chunks[a])} chunks; call x.compute_chunk_sizes() first")
     limit = group_limit()
     group = x.dtype.itemsize * math.prod(x.shape[a] for a in axes)
@@ -151,8 +151,7 @@ def _probed_dtype(fn, ndim, dtype, **kwargs):
     input, which the NumPy functions compute, is refused: the per-block
     statistics combined here are those of real numbers."""
     if np.dtype(dtype).kind == "c":
-        raise TypeError(f"fastsoftmax.dask.{getattr(fn, '__name__', 'function')}: complex input is not "
-                        "supported (the NumPy functions compute it)")
+        raise TypeError("complex input is not supported (the NumPy functions compute it)")
     return np.asarray(fn(np.zeros((1,) * ndim, dtype), **kwargs)).dtype
 
 
@@ -307,6 +306,7 @@ def _split_axes(log, arrays, axes, kwargs, dtype):
                          result_dtype=dtype, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
 
 
+@names_errors
 def softmax(x, axis=-1, *, num_threads=None, temperature=None, base=None, where=None):
     """Softmax of a Dask array over `axis`; see `fastsoftmax.softmax`.
 
@@ -339,6 +339,7 @@ def softmax(x, axis=-1, *, num_threads=None, temperature=None, base=None, where=
     return _softmax_or_log_softmax("softmax", x, axis, num_threads, temperature, base, where)
 
 
+@names_errors
 def log_softmax(x, axis=-1, *, num_threads=None, temperature=None, base=None, where=None):
     """Log-softmax of a Dask array over `axis`; see `fastsoftmax.log_softmax`.
 
@@ -357,6 +358,7 @@ def _block_logsumexp(block, mask=None, *, axes, num_threads, result_dtype):
                                      num_threads=num_threads), dtype=result_dtype)
 
 
+@names_errors
 def logsumexp(x, axis=-1, *, keepdims=False, where=None, num_threads=None):
     """``log(sum(exp(x)))`` of a Dask array over `axis`; see
     `fastsoftmax.logsumexp` (semantics of `scipy.special.logsumexp`).
@@ -422,7 +424,7 @@ def _composed_backward(name, grad, y, axes, dtype):
 def _backward(name, grad, y, axis, num_threads):
     grad, y = _as_dask(grad), _as_dask(y)
     if repr(grad.shape) != repr(y.shape):  # unknown lengths (nan) match
-        raise ValueError(f"fastsoftmax.dask.{name}: y has shape {y.shape}, expected the shape "
+        raise ValueError(f"y has shape {y.shape}, expected the shape "
                          f"of grad {grad.shape}")
     fn = getattr(_api, name)
     probe = np.zeros((1,) * grad.ndim, grad.dtype)
@@ -437,6 +439,7 @@ def _backward(name, grad, y, axis, num_threads):
                          meta=np.empty((0,) * grad.ndim, dtype))
 
 
+@names_errors
 def softmax_backward(grad, y, axis=-1, *, num_threads=None):
     """Backward pass of softmax on Dask arrays; see `fastsoftmax.softmax_backward`.
 
@@ -447,6 +450,7 @@ def softmax_backward(grad, y, axis=-1, *, num_threads=None):
     return _backward("softmax_backward", grad, y, axis, num_threads)
 
 
+@names_errors
 def log_softmax_backward(grad, y, axis=-1, *, num_threads=None):
     """Backward pass of log_softmax on Dask arrays; see
     `fastsoftmax.log_softmax_backward` and `softmax_backward`."""
@@ -471,6 +475,7 @@ def _cross_entropy_block(logits, target, *, ax, is_index, label_smoothing, grad_
     return np.expand_dims(losses, ax), grad
 
 
+@names_errors
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
                   return_grad=False, num_threads=None):
     """Cross-entropy loss of softmax(logits) against a target, on Dask arrays;
@@ -518,7 +523,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         raise ValueError(f"logits has no classes along axis {axis}")
     merged = _merged([logits], (ax,))
     if merged is None:
-        raise ValueError(f"fastsoftmax.dask.cross_entropy: one sample's logits take more than "
+        raise ValueError(f"one sample's logits take more than "
                          f"{group_limit()} bytes (dask's array.chunk-size); raise it")
     logits = merged[0]
     loss_chunks = logits.chunks[:ax] + ((1,),) + logits.chunks[ax + 1:]
@@ -549,5 +554,5 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
 def _check_target_shape(shape, expected):
     if len(shape) != len(expected) or any(
             _known(s) and _known(e) and s != e for s, e in zip(shape, expected)):
-        raise ValueError(f"fastsoftmax.dask.cross_entropy: target has shape {shape}, "
+        raise ValueError(f"target has shape {shape}, "
                          f"expected {expected}")

@@ -19,8 +19,8 @@ import numpy as np
 
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, check_temperature_range, masked_as_where, masked_reduction, masked_result, normalize_axes,
-    prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
+    check_temperature_base, check_temperature_range, masked_as_where, masked_reduction, masked_result, names_errors,
+    normalize_axes, prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
 )
 
 __all__ = [
@@ -88,16 +88,19 @@ def _log_softmax(arr, axes, scaling, mask):
     return y if mask is None else np.where(mask, y, -np.inf)
 
 
+@names_errors
 def softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference softmax; see `fastsoftmax.softmax`."""
     return _softmax_or_log_softmax(_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
+@names_errors
 def log_softmax(x, axis=-1, *, out=None, num_threads=None, temperature=None, base=None, where=None):
     """Reference log_softmax; see `fastsoftmax.log_softmax`."""
     return _softmax_or_log_softmax(_log_softmax, x, axis, out, num_threads, temperature, base, where)
 
 
+@names_errors
 def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, out=None, where=None,
               num_threads=None):
     """Reference logsumexp; see `fastsoftmax.logsumexp`."""
@@ -208,6 +211,7 @@ def _backward_result(result, shape, result_dtype, out):
     return out
 
 
+@names_errors
 def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     """Reference softmax_backward; see `fastsoftmax.softmax_backward`."""
     g, yy, axes, shape, result_dtype = _backward_inputs("softmax_backward", grad, y, axis, out, num_threads)
@@ -216,6 +220,7 @@ def softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     return _backward_result(result, shape, result_dtype, out)
 
 
+@names_errors
 def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     """Reference log_softmax_backward; see `fastsoftmax.log_softmax_backward`."""
     g, yy, axes, shape, result_dtype = _backward_inputs("log_softmax_backward", grad, y, axis, out, num_threads)
@@ -224,6 +229,7 @@ def log_softmax_backward(grad, y, axis=-1, *, out=None, num_threads=None):
     return _backward_result(result, shape, result_dtype, out)
 
 
+@names_errors
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
                   return_grad=False, num_threads=None, grad_out=None):
     """Reference cross_entropy; see `fastsoftmax.cross_entropy`."""

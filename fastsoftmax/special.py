@@ -25,11 +25,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _api
-from ._validation import normalize_axes, scalar_if_0d
+from ._validation import names_errors, normalize_axes, scalar_if_0d
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
 
+@names_errors
 def softmax(x, axis=None):
     """`scipy.special.softmax`: ``exp(x) / sum(exp(x))`` over `axis` (None:
     all axes), on fastsoftmax's kernels; see `fastsoftmax.softmax`."""
@@ -37,6 +38,7 @@ def softmax(x, axis=None):
     return scalar_if_0d(_api.softmax(x, axis))
 
 
+@names_errors
 def log_softmax(x, axis=None):
     """`scipy.special.log_softmax`: ``log(softmax(x))`` over `axis` (None:
     all axes), on fastsoftmax's kernels; see `fastsoftmax.log_softmax`.
@@ -49,6 +51,7 @@ def log_softmax(x, axis=None):
     return scalar_if_0d(y)
 
 
+@names_errors
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """`scipy.special.logsumexp`: ``log(sum(b * exp(a)))`` over `axis`
     (None: all axes), on fastsoftmax's kernels (the weights are read in the

@@ -247,6 +247,13 @@ static void K(scatter_lanes)(const fsm_problem *p, const fsm_plan *plan, const T
         for (size_t j = 0; j < n; ++j) rows[r][(ptrdiff_t)j * step] = buf[j * FSM_SHORT_ROW_LANES + r];
 }
 
+/* Whether every group has the same elements of `operand` (no batch step). */
+static int K(same_for_every_group)(const fsm_problem *p, int operand) {
+    for (int d = 0; d < p->nbatch; ++d)
+        if (p->operand[operand].batch_step[d] != 0) return 0;
+    return 1;
+}
+
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
  * as contiguous rows in the scratch first.  Plain contiguous rows go to the
  * plain short-row kernel; every other case is transposed into lane
@@ -276,6 +283,10 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
     /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
     T *lane_out = y == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
+    /* b broadcast over the batch (one row of weights for every group):
+     * its lane buffer is the same for every block, gathered once */
+    int b_is_one_row = b != NULL && K(same_for_every_group)(p, FSM_B);
+    size_t b_rows_gathered = 0;
     K(block) blk;
     blk.offs = offs;
     fsm_batch_iter it;
@@ -294,7 +305,10 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
             TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx, work);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
-            if (b != NULL) K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
+            if (b != NULL && !(b_is_one_row && b_rows_gathered >= rows)) {
+                K(gather_lanes)(p, plan, bs, o[FSM_B].step, rows, bb);
+                b_rows_gathered = rows;
+            }
             if (plan->plain)
                 TABLE(plan->k, cols)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, n, rows, work);
             else

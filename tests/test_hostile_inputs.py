@@ -146,7 +146,7 @@ def masked_refusals():
 @pytest.mark.parametrize("case", range(len(masked_refusals())))
 def test_masked_arrays_elsewhere_are_refused(impl, case):
     call, name = masked_refusals()[case]
-    with pytest.raises(TypeError, match=f"^{name} is a numpy.ma.MaskedArray"):
+    with pytest.raises(TypeError, match=rf"^\w+: {name} is a numpy.ma.MaskedArray"):
         call(impl)
 
 
@@ -176,13 +176,13 @@ def overlapping_outs():
 def test_out_with_zero_stride_is_refused(impl, case):
     call = overlapping_outs()[case]
     name = "grad_out" if case == len(overlapping_outs()) - 1 else "out"
-    with pytest.raises(ValueError, match=f"^{name} has elements that share memory"):
+    with pytest.raises(ValueError, match=rf"^\w+: {name} has elements that share memory"):
         call(impl, zero_stride((4, 6)))
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=IMPL_IDS)
 def test_logsumexp_out_with_zero_stride_is_refused(impl):
-    with pytest.raises(ValueError, match="^out has elements that share memory"):
+    with pytest.raises(ValueError, match="^logsumexp: out has elements that share memory"):
         impl.logsumexp(np.ones((3, 4)), out=zero_stride((3,)))
 
 

@@ -93,7 +93,7 @@ def test_weighted_result_does_not_depend_on_the_thread_count(dtype):
 def test_weighted_special_values_match_scipy(layout, dtype, variant):
     scipy_special = pytest.importorskip("scipy.special")
     shape, axis, _ = LAYOUTS[layout]
-    groups = 12
+    groups = 13
     x = np.zeros(shape, dtype)
     w = np.ones(shape, dtype)
     lead = np.moveaxis(x, axis, -1)  # views: group g is lead[g] (or lead[:, g])
@@ -111,6 +111,7 @@ def test_weighted_special_values_match_scipy(layout, dtype, variant):
         ([1.0, 1.0], [np.nan, 1]),          # NaN weight
         ([5.0, -np.inf], [2, 7]),
         ([1e30 if dtype == np.float32 else 1e300, 0.0], [-1, 0.5]),
+        ([200.0 if dtype == np.float32 else 1000.0, 1.0], [0, 1]),  # the maximum has no weight: 1.0, not -inf
     ]
     assert len(cases) == groups
     for g, (xs, ws) in enumerate(cases):
@@ -180,3 +181,20 @@ def test_backward_and_cross_entropy_errors_name_the_function_called():
 def test_weights_that_do_not_broadcast_raise():
     with pytest.raises(ValueError, match="^logsumexp: b has shape"):
         fastsoftmax.logsumexp(np.zeros((2, 3)), b=np.ones(4))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("layout", ["rows", "short_rows", "cols"])
+def test_weights_of_a_total_near_one_keep_the_accuracy(layout, dtype, variant):
+    # weights 1/n of entries just below the maximum 0: the total is close to 1
+    # while the maximum's weight is far from it (log|ties| + log1p(rest / ties)
+    # cancelled there: 3.3 eps for float64)
+    shape, axis, _ = LAYOUTS[layout]
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1e-3, 0, shape).astype(dtype)
+    np.moveaxis(x, axis, -1)[..., 0] = 0
+    w = np.full(shape, 1.0 / shape[axis], dtype)
+    res = fastsoftmax.logsumexp(x, axis, b=w)
+    exact = _exact(x, w, axis)[0]
+    allowed = 2 * eps(dtype) * np.where(np.abs(exact) > 1e-3, np.abs(exact), 1)
+    assert np.all(np.abs(res.astype(np.longdouble) - exact) <= allowed)

@@ -157,45 +157,86 @@ static void K(log_softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
     K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 1);
 }
 
-/* Weighted logsumexp of `lanes` groups (kernels.h): as weighted_logsumexp_row
- * per lane, with the per-lane blocks of flanes_sums. */
+/* The weighted terms of each lane (weighted_term) summed as flanes_sums
+ * sums the plain ones: four rows a step, blocks of FSM_COLS_SUM_BLOCK rows
+ * into the compensated rest[j] (a float block that overflowed float summed
+ * again in double), the weight of the entries at m[j] into ties[j].
+ * block, block_ties: scratch lanes in T; comp: in double. */
+static FSM_ALWAYS_INLINE void K(weighted_flanes_sums)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step,
+                                                      size_t n, size_t lanes, const T *m, int careful, int prefetch,
+                                                      T *block, T *block_ties, double *rest, double *comp,
+                                                      double *ties) {
+    _Static_assert(FSM_COLS_SUM_BLOCK % 4 == 0, "blocks of whole steps");
+    for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
+    for (size_t i = 0; i < n;) {
+        size_t block_start = i, block_end = n - i > FSM_COLS_SUM_BLOCK ? i + FSM_COLS_SUM_BLOCK : n;
+        for (; i + 4 <= block_end; i += 4) {
+            const T *x0 = x + (ptrdiff_t)i * x_step, *b0 = b + (ptrdiff_t)i * b_step;
+            for (size_t k = 0; k < 4; ++k) K(prefetch_row)(b, b_step, i + k, n, lanes, prefetch);
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) {
+                T t0, t1, t2, t3;
+                T e0 = K(weighted_term)(x0[j], b0[j], m[j], careful, &t0);
+                T e1 = K(weighted_term)(x0[x_step + j], b0[b_step + j], m[j], careful, &t1);
+                T e2 = K(weighted_term)(x0[2 * x_step + j], b0[2 * b_step + j], m[j], careful, &t2);
+                T e3 = K(weighted_term)(x0[3 * x_step + j], b0[3 * b_step + j], m[j], careful, &t3);
+                block[j] += (e0 + e1) + (e2 + e3);
+                block_ties[j] += (t0 + t1) + (t2 + t3);
+            }
+        }
+        for (; i < block_end; ++i) {
+            const T *xr = x + (ptrdiff_t)i * x_step, *br = b + (ptrdiff_t)i * b_step;
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j) {
+                T t;
+                block[j] += K(weighted_term)(xr[j], br[j], m[j], careful, &t);
+                block_ties[j] += t;
+            }
+        }
+        for (size_t j = 0; j < lanes; ++j) {
+            double block_rest = (double)block[j];
+            if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+                block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, block_start, block_end, m[j]);
+            fsm_neumaier_add(&rest[j], &comp[j], block_rest);
+            ties[j] += block_ties[j];
+            block[j] = 0, block_ties[j] = 0;
+        }
+    }
+    for (size_t j = 0; j < lanes; ++j) rest[j] = isfinite(rest[j]) ? rest[j] + comp[j] : rest[j];
+}
+
+/* Lane j of weighted_logsumexp_flanes the careful way (weighted_logsumexp_row's
+ * second path), in the same order of sums. */
+static void K(weighted_lane_carefully)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                       double *result, double *sign) {
+    T m = -(T)INFINITY, block, block_ties;
+    for (size_t i = 0; i < n; ++i) {
+        T v = b[(ptrdiff_t)i * b_step] != 0 ? x[(ptrdiff_t)i * x_step] : -(T)INFINITY;
+        m = v > m ? v : m;
+    }
+    if (!isfinite(m)) {
+        *result = K(weighted_lse_of_non_finite)(x, x_step, b, b_step, n, m, sign);
+        return;
+    }
+    double rest, comp, ties;
+    K(weighted_flanes_sums)(x, x_step, b, b_step, n, 1, &m, 1, 0, &block, &block_ties, &rest, &comp, &ties);
+    *result = K(signed_log_total)(rest, ties, m, sign);
+}
+
+/* Weighted logsumexp of `lanes` groups (kernels.h): the fast path of
+ * weighted_logsumexp_row for every lane, and the careful one for the
+ * lanes where it does not hold. */
 static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
                                          size_t lanes, double *group_out, double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
-    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
-    for (size_t j = 0; j < lanes; ++j) m[j] = -(T)INFINITY, block[j] = 0, block_ties[j] = 0;
-    for (size_t j = 0; j < lanes; ++j) rest[j] = 0, comp[j] = 0, ties[j] = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const T *xr = x + (ptrdiff_t)i * x_step, *br = b + (ptrdiff_t)i * b_step;
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *sign = group_out + lanes;
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, 1, block, block_ties, rest, comp, ties);
 #pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) {
-            T v = br[j] != 0 ? xr[j] : -(T)INFINITY;
-            m[j] = v > m[j] ? v : m[j];
-        }
-    }
-    for (size_t i = 0; i < n; ++i) {
-        const T *xr = x + (ptrdiff_t)i * x_step, *br = b + (ptrdiff_t)i * b_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) K(weighted_term)(xr[j], br[j], m[j], &block[j], &block_ties[j]);
-        if ((i + 1) % FSM_COLS_SUM_BLOCK == 0 || i + 1 == n) {
-            for (size_t j = 0; j < lanes; ++j) {
-                double block_rest = (double)block[j];
-                if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-                    block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, i - i % FSM_COLS_SUM_BLOCK,
-                                                      i + 1, m[j]);
-                fsm_neumaier_add(&rest[j], &comp[j], block_rest);
-                ties[j] += block_ties[j];
-                block[j] = 0, block_ties[j] = 0;
-            }
-        }
-    }
-    double *sign = group_out + lanes;
-#pragma omp simd
-    for (size_t j = 0; j < lanes; ++j)
-        group_out[j] = K(signed_log_total)(isfinite(rest[j]) ? rest[j] + comp[j] : rest[j], ties[j], m[j], &sign[j]);
+    for (size_t j = 0; j < lanes; ++j) group_out[j] = K(signed_log_total)(rest[j], ties[j], m[j], &sign[j]);
     for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
-        if (!isfinite(m[j]))
-            group_out[j] = K(weighted_lse_of_non_finite)(x + j, x_step, b + j, b_step, n, m[j], &sign[j]);
+        if (!isfinite(m[j]) || !K(weighted_fast_path_holds)(rest[j], ties[j]))
+            K(weighted_lane_carefully)(x + j, x_step, b + j, b_step, n, &group_out[j], &sign[j]);
 }
 
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,

@@ -220,10 +220,18 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
 
 /* --- weighted logsumexp: log|sum(b * exp(x))| and its sign ---------------
  * An entry with b == 0 takes no part, whatever its x (NaN and +inf
- * included), as in SciPy.  m is the maximum of the other entries; the terms
- * are b * exp(x - m) * 2^B, those with x == m kept apart as their weights
- * (ties), so that a total close to the maximum's weight keeps its accuracy
- * (the log is log|ties| + log1p(rest / ties)). */
+ * included), as in SciPy.  With m the maximum of the other entries, the
+ * terms are b * exp(x - m) * 2^B, those with x == m kept apart as their
+ * weights (ties), so that a total close to the maximum's weight keeps its
+ * accuracy (the log is log|ties| + log1p(rest / ties)).
+ *
+ * Fast path: m is the maximum of every x, taken as plain logsumexp takes
+ * it (x alone: the weights are read once, by the sum pass), and the terms
+ * have no select for b == 0.  It is the careful result, bit for bit,
+ * whenever the ties' weight is not 0 (an entry with a weight is at m, so m
+ * is the maximum of the weighted entries) and the sums are finite (no NaN
+ * or +inf with weight 0 took part); otherwise the group is summed again
+ * the careful way, from the maximum of the weighted entries. */
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
  * NaN entries passed over.  In chains, as rmax_signed. */
@@ -246,13 +254,15 @@ static T K(rmax_weighted)(const T *x, const T *b, size_t n) {
     return m;
 }
 
-/* One weighted term: b * exp(x - m) * 2^B into *rest, or b into *ties
- * when x == m; nothing when b == 0. */
-static FSM_ALWAYS_INLINE void K(weighted_term)(T xi, T bi, T m, T *rest, T *ties) {
-    T tie = xi == m ? (T)1 : (T)0;
-    T e = bi != 0 ? SCALED_EXP(xi, m) : (T)0; /* x may be +inf or NaN where b == 0 */
-    *rest += bi * e * ((T)1 - tie);
-    *ties += bi * tie;
+/* One weighted term: b * exp(x - m) * 2^B, returned, or b into *tie when
+ * x == m.  careful: 0 where b == 0, whatever x (it may exceed m, or be
+ * +inf or NaN). */
+static FSM_ALWAYS_INLINE T K(weighted_term)(T xi, T bi, T m, int careful, T *tie) {
+    T e = SCALED_EXP(xi, m);
+    if (careful) e = bi != 0 ? e : (T)0;
+    int at_max = xi == m;
+    *tie = at_max ? bi : (T)0;
+    return (at_max ? (T)0 : bi) * e;
 }
 
 /* The rest of entries [start, end) in double: for a float block whose
@@ -267,29 +277,75 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
     return rest;
 }
 
-/* log(v) for v > 0, straight-line so that it vectorises: v = 2^k mant with
- * mant in [1, 2), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is exact),
- * about 1 ulp; subnormal v scaled up first; +inf gives +inf. */
+/* The weighted terms of a contiguous group summed in the sum blocks of
+ * fam_sums: *rest (scaled by 2^B) and *ties, the weight of the entries at
+ * m; a float block whose terms overflowed float (b near FLT_MAX) is summed
+ * again in double. */
+static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
+                                               double *ties) {
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+        size_t end = K(block_end)(start, n), i = start;
+        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+                T tie;
+                acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+                tie_acc[j] += tie;
+            }
+        }
+        for (size_t j = 0; i + j < end; ++j) {
+            T tie;
+            acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+            tie_acc[j] += tie;
+        }
+        double block_rest, block_ties;
+        K(fold_chains_f64)(acc, &block_rest);
+        K(fold_chains_f64)(tie_acc, &block_ties);
+        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
+            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        fsm_neumaier_add(&sum, &comp, block_rest);
+        tie_total += block_ties;
+    }
+    *rest = isfinite(sum) ? sum + comp : sum;
+    *ties = tie_total;
+}
+
+/* The fast path's sums are the careful ones (see above). */
+static inline int K(weighted_fast_path_holds)(double rest, double ties) {
+    return ties != 0 && isfinite(rest + ties);
+}
+
+/* log(v) for v > 0 to about 1 ulp, near v = 1 too (on both sides),
+ * straight-line so that it vectorises: v = 2^k mant with mant in
+ * [sqrt(1/2), sqrt(2)), log(mant) = fsm_log1p_f64(mant - 1) (mant - 1 is
+ * exact, and so is 1 + (mant - 1) in fsm_log1p_f64, which then reduces no
+ * further); subnormal v scaled up first; +inf gives +inf. */
 static FSM_ALWAYS_INLINE double K(log_positive)(double v) {
     int tiny = v < 0x1p-1000;
     double scaled = tiny ? v * 0x1p200 : v;
     uint64_t bits = fsm_f64_bits(scaled);
     double k = fsm_f64_from_bits((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0) - (tiny ? 200.0 : 0.0);
     double mant = fsm_f64_from_bits((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    int big = mant > 0x1.6a09e667f3bcdp0; /* sqrt(2) */
+    mant = big ? 0.5 * mant : mant;
+    k = big ? k + 1.0 : k;
     double r = k * 0x1.62e42fee00000p-1 + (fsm_log1p_f64(mant - 1.0) + k * 0x1.a39ef35793c76p-33);
     return v < INFINITY ? r : v;
 }
 
-/* From m (finite), rest (scaled by 2^B) and the weight of the ties:
- * log|total| + m as log|ties| + log1p(rest / ties), so that a total close
- * to the ties' weight keeps its accuracy (|1 + q| = 1 + (-2 - q) when
- * 1 + q < 0), and the sign of the total (0 for a zero total, whose log is
- * -inf; NaN for a NaN total).  Straight-line: the lane kernel takes it
- * once per lane in a SIMD loop. */
+/* From m (finite), rest (scaled by 2^B) and the weight of the ties: m +
+ * log|total| and the sign of the total (0 for a zero total, whose log is
+ * -inf; NaN for a NaN total).  total = ties + rest / 2^B is carried exactly
+ * as total + low (TwoSum), and log|total + low| = log|total| + low / total
+ * to about 1 ulp, also for a total close to 1 (one log: the lane kernel
+ * takes it once per lane, in a SIMD loop, and a group of 10 float32 spent
+ * as long in two logs as in its exps). */
 static FSM_ALWAYS_INLINE double K(signed_log_total)(double rest, double ties, T m, double *sign) {
-    double r = rest * EXP_UNSCALE, total = ties + r;
-    double q = r / ties, u = q < -1 ? -2 - q : q;
-    double log_total = ties != 0 ? K(log_positive)(fabs(ties)) + fsm_log1p_f64(u) : K(log_positive)(fabs(r));
+    double r = rest * EXP_UNSCALE, bb, total = ties + r;
+    double low = FSM_TWO_SUM_ERR(ties, r, total, bb);
+    double log_total = K(log_positive)(fabs(total)) + (isfinite(total) && total != 0 ? low / total : 0.0);
     int bad = total != total;
     *sign = bad ? NAN : (double)((total > 0) - (total < 0));
     return bad ? NAN : total == 0 ? -INFINITY : (double)m + log_total;
@@ -318,29 +374,22 @@ static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const 
 
 /* Weighted logsumexp of one contiguous group (b contiguous too). */
 static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
-    T m = K(rmax_weighted)(x, b, n);
+    double rest, ties;
+    T m = K(rmax)(x, n);
+    if (isfinite(m)) {
+        K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
+        if (K(weighted_fast_path_holds)(rest, ties)) {
+            *result = K(signed_log_total)(rest, ties, m, sign);
+            return;
+        }
+    }
+    m = K(rmax_weighted)(x, b, n);
     if (!isfinite(m)) {
         *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
         return;
     }
-    double rest = 0.0, comp = 0.0, ties = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
-#pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
-        }
-        for (size_t j = 0; i + j < end; ++j) K(weighted_term)(x[i + j], b[i + j], m, &acc[j], &tie_acc[j]);
-        double block_rest, block_ties;
-        K(fold_chains_f64)(acc, &block_rest);
-        K(fold_chains_f64)(tie_acc, &block_ties);
-        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
-        fsm_neumaier_add(&rest, &comp, block_rest);
-        ties += block_ties;
-    }
-    *result = K(signed_log_total)(isfinite(rest) ? rest + comp : rest, ties, m, sign);
+    K(weighted_sums)(x, b, n, m, 1, &rest, &ties);
+    *result = K(signed_log_total)(rest, ties, m, sign);
 }
 
 static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
