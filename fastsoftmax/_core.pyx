@@ -281,12 +281,13 @@ cdef void _sort_and_merge(_dims *d) noexcept nogil:
 
 
 cdef bint _lanes_fit(const Py_ssize_t *group_steps, const Py_ssize_t *dim_steps, const bint *present) noexcept nogil:
-    """The dim can be SIMD lanes: unit steps in the inputs x and b, which
-    are not unit steps along the group.  The output does not steer the plan
-    (the driver tiles a y of another layout through scratch), so that its
-    layout never changes the result."""
+    """The dim can be SIMD lanes: unit steps in x, which are not unit steps
+    along the group, and in b unless b is the same for every lane (the driver
+    widens it into a tile).  The output does not steer the plan (the driver
+    tiles a y of another layout through scratch), so that its layout never
+    changes the result."""
     return (dim_steps[FSM_X] == 1 and group_steps[FSM_X] != 1
-            and (not present[FSM_B] or dim_steps[FSM_B] == 1))
+            and (not present[FSM_B] or dim_steps[FSM_B] in (0, 1)))
 
 
 cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray b, cnp.ndarray mask,

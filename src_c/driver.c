@@ -152,6 +152,17 @@ static int fsm_unit_step(const fsm_problem *p, int operand) {
     return !fsm_has(p, operand) || p->operand[operand].step == 1;
 }
 
+/* Lanes whose y has no unit lane step are computed in a scratch tile. */
+static int fsm_cols_through_scratch(const fsm_problem *p) {
+    return fsm_has(p, FSM_Y) && p->operand[FSM_Y].lane_step != 1;
+}
+
+/* A b that is the same for every lane (lane step 0) is widened into a
+ * scratch tile, so the lane kernels read it as they read x. */
+static int fsm_cols_widen_b(const fsm_problem *p) {
+    return fsm_has(p, FSM_B) && p->operand[FSM_B].lane_step == 0;
+}
+
 /* Lanes per column tile: the widest the scratch allows, so that each pass
  * reads long runs of every row (the kernel's prefetches fetch whole runs).
  * Tiles narrowed to fit x and y in L2 were slower: 16-lane tiles of long
@@ -166,20 +177,16 @@ static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) 
         share = (share + 15) & ~(size_t)15; /* whole vectors */
         tile = share < tile ? share : tile;
     }
-    if (fsm_has(p, FSM_Y) && p->operand[FSM_Y].lane_step != 1) {
-        /* y is computed in a scratch tile and scattered: at most
-         * FSM_SCRATCH_TILE_BYTES of it (each lane's result does not depend
-         * on the tile's width) */
+    if (fsm_cols_through_scratch(p) || fsm_cols_widen_b(p)) {
+        /* y is computed in a scratch tile and scattered, or b widened into
+         * one: at most FSM_SCRATCH_TILE_BYTES each (each lane's result does
+         * not depend on the tile's width) */
         size_t by_scratch = FSM_SCRATCH_TILE_BYTES / ((size_t)p->n * fsm_itemsize(p));
         tile = by_scratch < 1 ? 1 : by_scratch < tile ? by_scratch : tile;
     }
     return tile;
 }
 
-/* Lanes whose y has no unit lane step are computed in a scratch tile. */
-static int fsm_cols_through_scratch(const fsm_problem *p) {
-    return fsm_has(p, FSM_Y) && p->operand[FSM_Y].lane_step != 1;
-}
 
 static size_t fsm_short_rows_per_item(size_t row_bytes) {
     size_t rows = FSM_SHORT_ROW_LANES;
@@ -191,8 +198,9 @@ static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; 
 
 /* Per-thread scratch of a plan, carved by the runners (driver.inc.c):
  *   columns     the lane kernel's work, per-lane targets and group results
- *               (FSM_GROUP_RESULTS), and a
- *               tile of y when y is not contiguous along the lanes;
+ *               (FSM_GROUP_RESULTS), a tile of y when y is not contiguous
+ *               along the lanes, and one of b when b is the same for every
+ *               lane;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, the block's group offsets and its rows
  *               of x, b and y;
@@ -204,7 +212,8 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     case FSM_PLAN_COLS:
         return fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) + plan->tile_lanes +
                                FSM_GROUP_RESULTS(plan->tile_lanes)) * sizeof(double)) +
-               (fsm_cols_through_scratch(p) ? fsm_round_up64(n * plan->tile_lanes * isz) : 0);
+               (fsm_cols_through_scratch(p) ? fsm_round_up64(n * plan->tile_lanes * isz) : 0) +
+               (fsm_cols_widen_b(p) ? fsm_round_up64(n * plan->tile_lanes * isz) : 0);
     case FSM_PLAN_SHORT_ROWS:
         return 3 * fsm_round_up64(n * L * isz) +
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +

@@ -364,6 +364,13 @@ static void K(scatter_tile)(const T *tile, size_t n, size_t lanes, T *y, ptrdiff
             y[(ptrdiff_t)i * y_step + (ptrdiff_t)j * lane_step] = tile[i * lanes + j];
 }
 
+/* tile[i * lanes + j] = b[i * b_step] for every lane j: a b that is the same
+ * for every lane, widened. */
+static void K(widen_tile)(const T *b, ptrdiff_t b_step, size_t n, size_t lanes, T *tile) {
+    for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j < lanes; ++j) tile[i * lanes + j] = b[(ptrdiff_t)i * b_step];
+}
+
 /* Items are (batch entry, lane tile) pairs, tile-major within an entry.
  * The plan depends on x alone: a y that is not contiguous along the lanes
  * is computed in a scratch tile and scattered, so that its layout does not
@@ -377,7 +384,8 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
     T *scratch_tile = (T *)((char *)work + fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(plan->tile_lanes) +
                                                            plan->tile_lanes + FSM_GROUP_RESULTS(plan->tile_lanes)) *
                                                           sizeof(double)));
-    int through_scratch = fsm_cols_through_scratch(p);
+    int through_scratch = fsm_cols_through_scratch(p), widen_b = fsm_cols_widen_b(p);
+    T *b_tile = scratch_tile + (through_scratch ? fsm_round_up64(n * plan->tile_lanes * sizeof(T)) / sizeof(T) : 0);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin / plan->tiles);
     for (size_t item = begin; item < end; ++item) {
@@ -387,6 +395,8 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
         size_t lanes = (size_t)p->lanes - first;
         if (lanes > plan->tile_lanes) lanes = plan->tile_lanes;
         K(group) g = K(group_at)(p, it.off);
+        if (widen_b && (tile == 0 || item == begin)) /* the same for every tile of the entry */
+            K(widen_tile)(g.b, o[FSM_B].step, n, plan->tile_lanes, b_tile);
         const T *x = g.x + first;
         T *y_dst = g.y == NULL ? NULL : g.y + (ptrdiff_t)first * o[FSM_Y].lane_step;
         T *y = through_scratch ? scratch_tile : y_dst;
@@ -402,8 +412,10 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
             const int64_t *t = (const int64_t *)o[FSM_TARGET].data;
             for (size_t j = 0; t != NULL && j < lanes; ++j)
                 targets[j] = t[it.off[FSM_TARGET] + (ptrdiff_t)(first + j) * o[FSM_TARGET].lane_step];
-            TABLE(plan->k, flanes)[p->op](x, x_step, y, y_step, g.b == NULL ? NULL : g.b + first, o[FSM_B].step, n,
-                                         lanes, &p->params, targets, results, work);
+            const T *b = widen_b ? b_tile : g.b == NULL ? NULL : g.b + first;
+            ptrdiff_t b_step = widen_b ? (ptrdiff_t)plan->tile_lanes : o[FSM_B].step;
+            TABLE(plan->k, flanes)[p->op](x, x_step, y, y_step, b, b_step, n, lanes, &p->params, targets, results,
+                                         work);
             double *go = (double *)o[FSM_GROUP_OUT].data, *gs = (double *)o[FSM_GROUP_SIGN].data;
             for (size_t j = 0; go != NULL && j < lanes; ++j)
                 go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] = results[j];

@@ -35,6 +35,8 @@ def test_plans_are_covered(dtype):
     assert _plan(*LAYOUTS["rows"], dtype) == "rows"
     assert _plan(*LAYOUTS["short_rows"], dtype) == "short_rows"
     assert _plan(*LAYOUTS["cols"], dtype) == "cols"
+    # weights broadcast across the columns are widened into a tile, not read per column
+    assert _plan(*LAYOUTS["cols_broadcast_b"], dtype) == "cols"
     assert _plan(*LAYOUTS["copy"], dtype) == "copy"
 
 
