@@ -309,7 +309,10 @@ static int fsm_call_threads(const fsm_problem *p, int max_threads) {
     return fsm_thread_count(fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes, max_threads);
 }
 
+#include "half.inc.c"
+
 int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
+    if (fsm_half_problem(p)) return fsm_half_plan_kind(p, max_threads, threads);
     int t = fsm_call_threads(p, max_threads);
     fsm_plan plan = fsm_make_plan(p, t);
     if (plan.kind != FSM_PLAN_SPLIT_ROW && (size_t)t > plan.items) t = (int)plan.items;
@@ -318,6 +321,7 @@ int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
 }
 
 int fsm_run(const fsm_problem *p, int max_threads) {
+    if (fsm_half_problem(p)) return fsm_half_run(p, max_threads);
     int threads = fsm_call_threads(p, max_threads);
     fsm_plan plan = fsm_make_plan(p, threads);
     if (plan.kind == FSM_PLAN_SPLIT_ROW) return fsm_run_split_rows(&plan, threads);

@@ -181,6 +181,8 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef EXP_SCALE
 #undef EXP_UNSCALE
 
+#include "convert.inc.c"
+
 const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .name = FSM_STR(FSM_VARIANT),
     .row_f32 = {KF32(softmax_row), KF32(log_softmax_row)},
@@ -216,4 +218,6 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .frows_f64 = FSM_LOG_TOTAL_FNS(KF64, frows),
     .flanes_f32 = FSM_FAMILY_FNS(KF32, flanes),
     .flanes_f64 = FSM_FAMILY_FNS(KF64, flanes),
+    .widen = {KH(widen_f16), KH(widen_bf16)},
+    .narrow = {KH(narrow_f16), KH(narrow_bf16)},
 };
