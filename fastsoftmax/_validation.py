@@ -384,7 +384,7 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
         if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
             raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
         return x, result_dtype, ax, t, True
-    if t.dtype.kind == "f":
+    if t.dtype.kind == "f" or is_half(t.dtype):
         if t.shape != x.shape:
             raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
         return x, result_dtype, ax, t.astype(result_dtype, copy=False).astype(x.dtype, copy=False), False
