@@ -222,8 +222,9 @@ static void fsm_half_sub_problem(const fsm_problem *p, const fsm_half_chunk *ch,
     }
 }
 
-/* Runs chunks [begin, end) on the calling thread. */
-static int fsm_half_run_range(const fsm_half_plan *hp, size_t begin, size_t end) {
+/* Runs chunks [begin, end) of the fsm_half_plan `work` on the calling thread. */
+static int fsm_half_run_range(const void *work, size_t begin, size_t end) {
+    const fsm_half_plan *hp = (const fsm_half_plan *)work;
     const fsm_problem *p = hp->p;
     char *area = aligned_alloc(64, fsm_half_tiles_bytes(hp));
     void *scratch = NULL;
@@ -313,17 +314,13 @@ static int fsm_half_run_split_rows(const fsm_problem *p, int threads) {
     return status;
 }
 
-/* Threads for the chunks of hp: as for float32, at most one per chunk. */
-static int fsm_half_threads(const fsm_half_plan *hp, int threads) {
-    return (size_t)threads > hp->chunks ? (int)hp->chunks : threads;
-}
-
 static int fsm_half_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
     fsm_problem shadow = fsm_half_shadow(p);
     int kind = fsm_plan_kind(&shadow, max_threads, threads);
     if (kind != FSM_PLAN_SPLIT_ROW) {
         fsm_half_plan hp = fsm_half_make_plan(p);
-        *threads = fsm_half_threads(&hp, fsm_call_threads(p, max_threads));
+        int t = fsm_call_threads(p, max_threads);
+        *threads = (size_t)t > hp.chunks ? (int)hp.chunks : t; /* fsm_share_items' count */
     }
     return kind;
 }
@@ -333,15 +330,5 @@ static int fsm_half_run(const fsm_problem *p, int max_threads) {
     int threads = fsm_call_threads(p, max_threads);
     if (fsm_make_plan(&shadow, threads).kind == FSM_PLAN_SPLIT_ROW) return fsm_half_run_split_rows(p, threads);
     fsm_half_plan hp = fsm_half_make_plan(p);
-    threads = fsm_half_threads(&hp, threads);
-    if (threads <= 1) return fsm_half_run_range(&hp, 0, hp.chunks);
-    int status = FSM_OK;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(| : status)
-    {
-        size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
-        status |= fsm_half_run_range(&hp, hp.chunks * id / team, hp.chunks * (id + 1) / team);
-    }
-#endif
-    return status;
+    return fsm_share_items(fsm_half_run_range, &hp, hp.chunks, threads);
 }

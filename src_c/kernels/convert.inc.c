@@ -28,20 +28,28 @@ static inline void fsm_narrow_f16_vector(const float *src, uint16_t *dst) {
 }
 #endif
 
-static void KH(widen_f16)(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-#ifdef FSM_F16_VECTOR
-    for (; i + FSM_F16_VECTOR <= n; i += FSM_F16_VECTOR) fsm_widen_f16_vector(src + i, dst + i);
+#ifndef FSM_F16_VECTOR /* the scalar loop converts every element */
+#define FSM_F16_VECTOR 0
+#define fsm_widen_f16_vector(src, dst) ((void)0)
+#define fsm_narrow_f16_vector(src, dst) ((void)0)
 #endif
-    for (; i < n; ++i) dst[i] = fsm_f16_to_f32(src[i]);
+
+/* dst[i] = convert(src[i]) for i < n: whole vectors by `vector`, the tail
+ * by `scalar`. */
+#define FSM_F16_CONVERT(vector, scalar)                                                   \
+    do {                                                                                \
+        size_t i_ = 0;                                                                  \
+        if (FSM_F16_VECTOR > 0)                                                         \
+            for (; i_ + FSM_F16_VECTOR <= n; i_ += FSM_F16_VECTOR) vector(src + i_, dst + i_); \
+        for (; i_ < n; ++i_) dst[i_] = scalar(src[i_]);                                 \
+    } while (0)
+
+static void KH(widen_f16)(const uint16_t *src, float *dst, size_t n) {
+    FSM_F16_CONVERT(fsm_widen_f16_vector, fsm_f16_to_f32);
 }
 
 static void KH(narrow_f16)(const float *src, uint16_t *dst, size_t n) {
-    size_t i = 0;
-#ifdef FSM_F16_VECTOR
-    for (; i + FSM_F16_VECTOR <= n; i += FSM_F16_VECTOR) fsm_narrow_f16_vector(src + i, dst + i);
-#endif
-    for (; i < n; ++i) dst[i] = fsm_f32_to_f16(src[i]);
+    FSM_F16_CONVERT(fsm_narrow_f16_vector, fsm_f32_to_f16);
 }
 
 static void KH(widen_bf16)(const uint16_t *src, float *dst, size_t n) {
@@ -55,3 +63,4 @@ static void KH(narrow_bf16)(const float *src, uint16_t *dst, size_t n) {
 }
 
 #undef FSM_F16_VECTOR
+#undef FSM_F16_CONVERT
