@@ -710,7 +710,8 @@ _COMMON_PARAMETERS = """
     ----------
     x : array_like
         Input.  float32 and float64 are computed in their own precision;
-        float16 is computed in float32 and returned as float16; bool and
+        float16 and bfloat16 (with ml_dtypes) are computed in float32 and
+        rounded once to their own dtype; bool and
         integer inputs are computed and returned as float64; extended
         precision floats and complex numbers are computed by NumPy
         (`fastsoftmax.reference`; complex: any shift of x leaves the result
@@ -725,7 +726,9 @@ _COMMON_PARAMETERS = """
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it is returned
         (as the data of the masked result for a masked `x`).  It may be `x`
-        itself (in-place).  An `out` whose elements share memory (a zero
+        itself (in-place).  A float16/bfloat16 result may go into a float32
+        `out` (not rounded to the half type) and a float32 result into a
+        float16/bfloat16 `out` (rounded once).  An `out` whose elements share memory (a zero
         stride) raises ValueError; a masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use.  None uses the OpenMP
@@ -736,7 +739,7 @@ _COMMON_PARAMETERS = """
         Computes the {name} of ``x / temperature``, inside the kernel:
         ``x - max`` and the division are carried exactly, so the result is as
         accurate as without it.  In [2**-100, 2**100] for float32 (and
-        float16) input, [2**-1000, 2**1000] for float64; ValueError outside.
+        half-precision) input, [2**-1000, 2**1000] for float64; ValueError outside.
         Exclusive with `base`.
     base : float, optional
         Computes with powers of `base` instead of e: ``base**x / sum(base**x)``

@@ -248,7 +248,8 @@ static int fsm_half_run_range(const void *work, size_t begin, size_t end) {
         }
         if (status != FSM_OK) break;
         run_range_f32(&plan, 0, plan.items, scratch);
-        if (t.y != NULL) fsm_half_transfer(hp, &ch, FSM_Y, p->y_dtype, t.y, 0);
+        /* logsumexp's y is only where a mask is staged: here, in the tile */
+        if (t.y != NULL && p->op != FSM_OP_LOGSUMEXP) fsm_half_transfer(hp, &ch, FSM_Y, p->y_dtype, t.y, 0);
         if (t.group_out != NULL) fsm_half_scatter_results(p, &ch, FSM_GROUP_OUT, t.group_out);
         if (t.group_sign != NULL) fsm_half_scatter_results(p, &ch, FSM_GROUP_SIGN, t.group_sign);
     }
