@@ -16,7 +16,8 @@ from libc.stdint cimport int64_t, uint8_t
 
 from ._validation import (
     broadcast_where, check_num_threads, check_out, check_temperature_base, check_temperature_range,
-    computed_by_numpy, masked_as_where, masked_result, named_error, normalize_axes, prepare_input,
+    BFLOAT16, computed_by_numpy, masked_as_where, masked_result, named_error, normalize_axes, prepare_input,
+    writable_as,
 )
 from . import _threads
 
@@ -53,6 +54,8 @@ cdef extern from "fastsoftmax.h" nogil:
     ctypedef enum fsm_dtype:
         FSM_FLOAT32
         FSM_FLOAT64
+        FSM_FLOAT16
+        FSM_BFLOAT16
     ctypedef struct fsm_params:
         double scale_hi, scale_lo, exp_step_hi, exp_step_lo, smoothing, grad_scale
     ctypedef struct fsm_operand:
@@ -62,6 +65,7 @@ cdef extern from "fastsoftmax.h" nogil:
     ctypedef struct fsm_problem:
         int op
         fsm_dtype dtype
+        fsm_dtype y_dtype
         int scaled
         fsm_params params
         Py_ssize_t n, lanes
@@ -330,7 +334,8 @@ cdef bint _describe(fsm_problem *p, int op, cnp.ndarray x, cnp.ndarray y, cnp.nd
         _add_dim(&red, 1, steps)
     _sort_and_merge(&other)
     p.op = op
-    p.dtype = FSM_FLOAT32 if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 else FSM_FLOAT64
+    p.dtype = _fsm_dtype(x)
+    p.y_dtype = p.dtype if y is None else _fsm_dtype(y)
     p.scaled = 0
     p.params.scale_hi, p.params.scale_lo = 1.0, 0.0
     p.params.exp_step_hi, p.params.exp_step_lo = 0.0, 0.0
@@ -453,21 +458,42 @@ OPS = {"softmax": FSM_OP_SOFTMAX, "log_softmax": FSM_OP_LOG_SOFTMAX, "logsumexp"
 
 # --- memory relations of operands ---------------------------------------------
 
+# bfloat16's type number (ml_dtypes registers it at run time), or -1
+cdef int _NPY_BFLOAT16 = -1 if BFLOAT16 is None else BFLOAT16.num
+
+
+cdef inline bint _is_kernel_type(int t) noexcept:
+    """Arrays of NumPy type t are read and written by the kernels."""
+    return (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 or t == cnp.NPY_FLOAT16 or
+            (t == _NPY_BFLOAT16 and t >= 0))
+
+
+cdef fsm_dtype _fsm_dtype(cnp.ndarray a) noexcept:
+    """The kernels' dtype of an array of a kernel type."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_FLOAT32:
+        return FSM_FLOAT32
+    if t == cnp.NPY_FLOAT64:
+        return FSM_FLOAT64
+    return FSM_FLOAT16 if t == cnp.NPY_FLOAT16 else FSM_BFLOAT16
+
+
 cdef inline bint _is_ready_float(object x):
-    """x is an ndarray of native float32/float64 that the kernels can read as is."""
+    """x is an ndarray of native float32/float64/float16 that the kernels can
+    read as is (bfloat16 takes the general path)."""
     if type(x) is not np.ndarray:
         return False
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
+    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 or t == cnp.NPY_FLOAT16)
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
 
 
 cdef inline bint _is_writable_float(object x):
-    """Like _is_ready_float for an output, ndarray subclasses included."""
+    """x is an ndarray of a kernel type that the kernels can write as is,
+    ndarray subclasses included."""
     if not isinstance(x, np.ndarray):
         return False
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>x)
+    return (_is_kernel_type(cnp.PyArray_TYPE(<cnp.ndarray>x)) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>x)
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
 
 
@@ -512,13 +538,16 @@ cdef bint _may_overlap(cnp.ndarray a, cnp.ndarray b):
 
 def _writes_directly(out, cnp.ndarray like, inputs, in_place=True):
     """out can receive a result of `like`'s shape and dtype as it is: an
-    aligned native writeable float array of that shape and dtype that
-    overlaps none of `inputs` (None entries ignored), except, when
-    `in_place`, by being exactly one of them."""
+    aligned native writeable float array of that shape and of that dtype (or
+    of the mixed precision the kernels write: `writable_as`) that overlaps
+    none of `inputs` (None entries ignored), except, when `in_place`, by
+    being exactly one of them."""
     if out is None or not _is_writable_float(out):
         return False
     cdef cnp.ndarray o = <cnp.ndarray>out
-    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like) or not cnp.PyArray_SAMESHAPE(o, like):
+    if not cnp.PyArray_SAMESHAPE(o, like):
+        return False
+    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like) and not writable_as(like.dtype, o.dtype):
         return False
     for a in inputs:
         if a is not None and _may_overlap(o, <cnp.ndarray>a) and not (in_place and _same_memory(o, a)):
@@ -649,7 +678,7 @@ cdef object _softmax_unmasked(int op, object x, object axis, object out, object 
                               object temperature, object base, object where):
     cdef int threads = check_num_threads(num_threads)
     scaling = check_temperature_base(temperature, base)
-    arr, result_dtype = prepare_input(x, _softmax_name(op), complex_ok=True)
+    arr, result_dtype = prepare_input(x, _softmax_name(op), complex_ok=True, native_half=True)
     check_temperature_range(scaling, arr.dtype)
     if computed_by_numpy(arr.dtype):  # extended precision, complex: no kernel, NumPy computes it
         from . import reference  # only then is the twin imported
@@ -691,7 +720,8 @@ _COMMON_PARAMETERS = """
     ----------
     x : array_like
         Input.  float32 and float64 are computed in their own precision;
-        float16 is computed in float32 and returned as float16; bool and
+        float16 and bfloat16 (with ml_dtypes) are computed in float32 and
+        rounded once to their own dtype; bool and
         integer inputs are computed and returned as float64; extended
         precision floats and complex numbers are computed by NumPy
         (`fastsoftmax.reference`; complex: any shift of x leaves the result
@@ -706,7 +736,9 @@ _COMMON_PARAMETERS = """
     out : ndarray, optional
         Array of the result's shape and dtype to write into; it is returned
         (as the data of the masked result for a masked `x`).  It may be `x`
-        itself (in-place).  An `out` whose elements share memory (a zero
+        itself (in-place).  A float16/bfloat16 result may go into a float32
+        `out` (not rounded to the half type) and a float32 result into a
+        float16/bfloat16 `out` (rounded once).  An `out` whose elements share memory (a zero
         stride) raises ValueError; a masked array raises TypeError.
     num_threads : int, optional
         Upper bound on the threads this call may use.  None uses the OpenMP
@@ -717,7 +749,7 @@ _COMMON_PARAMETERS = """
         Computes the {name} of ``x / temperature``, inside the kernel:
         ``x - max`` and the division are carried exactly, so the result is as
         accurate as without it.  In [2**-100, 2**100] for float32 (and
-        float16) input, [2**-1000, 2**1000] for float64; ValueError outside.
+        half-precision) input, [2**-1000, 2**1000] for float64; ValueError outside.
         Exclusive with `base`.
     base : float, optional
         Computes with powers of `base` instead of e: ``base**x / sum(base**x)``

@@ -23,9 +23,12 @@ import time
 import numpy as np
 
 import fastsoftmax
+from fastsoftmax._validation import BFLOAT16, is_half
 
 SEED = 20240601
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
+if BFLOAT16 is not None:
+    DTYPES["bfloat16"] = BFLOAT16
 QUIESCE_S = 0.03
 BUDGET_S, QUICK_BUDGET_S = 0.1, 0.04  # seconds of samples per candidate per round
 SAMPLE_TARGET_S = 1e-3
@@ -38,7 +41,9 @@ METHOD = "interleaved rounds, order rotating, 30 ms pause before each candidate"
 
 def make_input(dtype, shape, seed=SEED):
     """Seeded standard normal ``x`` and a zero-filled (pages touched) output."""
-    x = np.random.default_rng(seed).standard_normal(shape, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape, dtype=np.float32).astype(dtype) if is_half(dtype) else \
+        rng.standard_normal(shape, dtype=dtype)
     return x, np.zeros_like(x)
 
 
@@ -216,7 +221,7 @@ def add_common_arguments(p, quick_help):
     p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--threads", type=list_arg(), metavar="T1,T2",
                    help="thread counts for fastsoftmax and the threaded peers (default 1)")
-    p.add_argument("--dtype", type=list_arg(str, DTYPES), metavar="float32,float64",
+    p.add_argument("--dtype", type=list_arg(str, DTYPES), metavar="float32,float64,float16,bfloat16",
                    help="dtypes (default both)")
     p.add_argument("--shapes", type=shapes_arg, metavar="AxB,...",
                    help="replace the shape grid, e.g. '4096x1000,64x32000'; "

@@ -12,7 +12,8 @@ import numpy as np
 from numpy.exceptions import AxisError
 
 __all__ = [
-    "names_errors", "named_error", "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
+    "names_errors", "named_error", "BFLOAT16", "HALF_DTYPES", "is_half", "common_dtype", "writable_as", "rounded_to",
+    "prepare_input", "prepare_weights", "computed_by_numpy", "scalar_if_0d",
     "normalize_axes", "check_out", "overlaps_itself", "refuse_masked", "masked_as_where",
     "masked_result", "masked_reduction", "check_num_threads", "check_temperature_base",
     "check_temperature_range",
@@ -56,15 +57,65 @@ def names_errors(fn):
     return public
 
 
-def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
+# --- dtypes -------------------------------------------------------------------
+#
+# Half precision: float16, and bfloat16 when ml_dtypes is installed (the
+# optional extra fastsoftmax[ml]).  Both are computed in float32 and
+# rounded once to the result: the kernels read and write them natively,
+# the reference computes in float32.  Mixed precision: a half result may be
+# written into a float32 out= (it is then not rounded to the half type),
+# and a float32 result into an out= of a half type (rounded once to it).
+
+try:
+    import ml_dtypes
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # the optional extra is not installed
+    BFLOAT16 = None
+
+HALF_DTYPES = (np.dtype(np.float16),) + (() if BFLOAT16 is None else (BFLOAT16,))
+
+
+def is_half(dtype) -> bool:
+    """Whether `dtype` is a half-precision type the kernels read natively."""
+    return np.dtype(dtype) in HALF_DTYPES
+
+
+def common_dtype(*dtypes) -> np.dtype:
+    """NumPy's result type of computation dtypes, except that two different
+    half types (which NumPy cannot promote) meet in float32."""
+    dtypes = [np.dtype(d) for d in dtypes]
+    if all(d == dtypes[0] for d in dtypes):
+        return dtypes[0]
+    return np.result_type(*(np.dtype(np.float32) if is_half(d) else d for d in dtypes))
+
+
+def writable_as(result_dtype, out_dtype) -> bool:
+    """Whether a result of `result_dtype` may be written into an out= of
+    `out_dtype`: the same dtype, or half and float32 either way round."""
+    result_dtype, out_dtype = np.dtype(result_dtype), np.dtype(out_dtype)
+    if result_dtype == out_dtype:
+        return True
+    return {result_dtype, out_dtype} <= set(HALF_DTYPES + (np.dtype(np.float32),)) and \
+        np.dtype(np.float32) in (result_dtype, out_dtype)
+
+
+def rounded_to(result_dtype, out) -> np.dtype:
+    """The dtype a result is rounded to, once: out's when out= is given
+    (mixed precision, `writable_as`), else the result dtype."""
+    return np.dtype(result_dtype) if out is None else out.dtype
+
+
+def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False, native_half: bool = False):
     """Return ``(array, result_dtype)`` for an array-like input of the
     public function `func` (named in the error messages).
 
     The array has the dtype the computation runs in (float32 or float64,
     native byte order, aligned) except for extended precision floats and,
     where `complex_ok`, complex numbers, which are returned as they are
-    (NumPy computes them).  float16 is computed in float32 and returned as
-    float16; bool and integers are computed and returned as float64.
+    (NumPy computes them).  A half type (float16, bfloat16) is computed in
+    float32 and returned as itself; with `native_half` (the kernels, which
+    convert it themselves) the array stays in it.  bool and integers are
+    computed and returned as float64.
     """
     refuse_masked(x, name)
     try:
@@ -75,8 +126,9 @@ def prepare_input(x, func: str, name: str = "x", complex_ok: bool = False):
     if kind == "f" and size in (4, 8):
         result = np.dtype(arr.dtype.type)  # drops a non-native byte order
         compute = result
-    elif kind == "f" and size == 2:
-        result, compute = np.dtype(np.float16), np.dtype(np.float32)
+    elif is_half(arr.dtype.newbyteorder("=")):
+        result = np.dtype(arr.dtype.type)
+        compute = result if native_half else np.dtype(np.float32)
     elif kind == "f" or (kind == "c" and complex_ok):
         return arr, np.dtype(arr.dtype.type)  # long double, complex: computed by the NumPy reference
     elif kind in "biu":
@@ -104,14 +156,14 @@ def prepare_weights(arr, result_dtype, b, func: str):
     weights usually as a stride-0 view); weights None when `b` is None."""
     if b is None:
         return arr, None, result_dtype
-    w, w_result = prepare_input(b, func, "b", complex_ok=True)
-    compute = np.result_type(arr.dtype, w.dtype)
+    w, w_result = prepare_input(b, func, "b", complex_ok=True, native_half=is_half(arr.dtype))
+    compute = common_dtype(arr.dtype, w.dtype)
     try:
         arr, w = np.broadcast_arrays(arr.astype(compute, copy=False), w.astype(compute, copy=False))
     except ValueError:
         raise ValueError(f"b has shape {w.shape}, which does not broadcast with x's shape "
                          f"{arr.shape}") from None
-    return arr, w, np.result_type(result_dtype, w_result)
+    return arr, w, common_dtype(result_dtype, w_result)
 
 
 def scalar_if_0d(result):
@@ -213,8 +265,9 @@ def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out"):
     refuse_masked(out, name)
     if out.shape != shape:
         raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
-    if out.dtype != dtype:
-        raise TypeError(f"{name} has dtype {out.dtype}, expected {dtype} (the result dtype)")
+    if not writable_as(dtype, out.dtype):
+        raise TypeError(f"{name} has dtype {out.dtype}, expected {dtype} (the result dtype; a half type "
+                        "and float32 may also be written into each other)")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
     if overlaps_itself(out):
@@ -338,11 +391,12 @@ def check_same_shape(a, b, a_name: str, b_name: str) -> None:
 
 
 def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads,
-                             grad_out=None):
+                             grad_out=None, native_half=False):
     """Shared checks of cross_entropy: returns (logits array, result dtype,
-    class axis, target array, whether target holds class indices)."""
+    class axis, target array, whether target holds class indices).
+    Probabilities are rounded to the logits' result dtype."""
     check_num_threads(num_threads)
-    x, result_dtype = prepare_input(logits, "cross_entropy", "logits")
+    x, result_dtype = prepare_input(logits, "cross_entropy", "logits", native_half=native_half)
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension (the class axis)")
     ax = check_int_axis(axis, x.ndim)
@@ -367,10 +421,10 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
         if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
             raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
         return x, result_dtype, ax, t, True
-    if t.dtype.kind == "f":
+    if t.dtype.kind == "f" or is_half(t.dtype):
         if t.shape != x.shape:
             raise ValueError(f"target holds probabilities and has shape {t.shape}, expected {x.shape}")
-        return x, result_dtype, ax, t.astype(x.dtype, copy=False), False
+        return x, result_dtype, ax, t.astype(result_dtype, copy=False).astype(x.dtype, copy=False), False
     raise TypeError(f"target must hold integer class indices or float probabilities, got dtype {t.dtype}")
 
 

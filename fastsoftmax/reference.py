@@ -19,8 +19,8 @@ import numpy as np
 
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
-    check_temperature_base, check_temperature_range, masked_as_where, masked_reduction, masked_result, names_errors,
-    normalize_axes, prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
+    check_temperature_base, check_temperature_range, common_dtype, masked_as_where, masked_reduction, masked_result,
+    names_errors, normalize_axes, prepare_input, prepare_weights, reduced_shape, rounded_to, scalar_if_0d,
 )
 
 __all__ = [
@@ -69,7 +69,7 @@ def _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, tempera
         flat_mask = None if mask is None else mask.reshape(flat.shape)
         with np.errstate(all="ignore"):
             result = compute(flat, axes, scaling, flat_mask)
-        result = result.reshape(arr.shape).astype(result_dtype, copy=False)
+        result = result.reshape(arr.shape).astype(rounded_to(result_dtype, out), copy=False)
     if out is None:
         return result
     np.copyto(out, result)
@@ -116,7 +116,8 @@ def _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threa
     axes = normalize_axes(axis, arr.ndim)
     mask = broadcast_where(where, arr.shape)
     shape = () if arr.ndim == 0 else reduced_shape(arr.shape, axes, keepdims)
-    value_dtype = np.finfo(result_dtype).dtype if return_sign else result_dtype  # |total|'s log is real
+    # |total|'s log is real
+    value_dtype = np.finfo(result_dtype).dtype if return_sign and result_dtype.kind == "c" else result_dtype
     if out is not None:
         check_out(out, shape, value_dtype)
     flat = arr.reshape(1) if arr.ndim == 0 else arr
@@ -135,7 +136,7 @@ def _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threa
             result, sign = m + np.log(np.abs(total)), np.sign(total)
             if not return_sign:
                 result = np.where(sign < 0, np.nan, result)
-    result = result.reshape(shape).astype(value_dtype)
+    result = result.reshape(shape).astype(rounded_to(value_dtype, out))
     if out is not None:
         np.copyto(out, result)
         result = out
@@ -192,8 +193,8 @@ def _backward_inputs(func, grad, y, axis, out, num_threads):
     g, g_result = prepare_input(grad, func, "grad")
     yy, y_result = prepare_input(y, func, "y")
     check_same_shape(g, yy, "grad", "y")
-    result_dtype = np.result_type(g_result, y_result)
-    compute = np.result_type(g.dtype, yy.dtype)
+    result_dtype = common_dtype(g_result, y_result)
+    compute = common_dtype(g.dtype, yy.dtype)
     axes = normalize_axes(axis, g.ndim)
     if out is not None:
         check_out(out, g.shape, result_dtype)
@@ -204,7 +205,7 @@ def _backward_inputs(func, grad, y, axis, out, num_threads):
 
 
 def _backward_result(result, shape, result_dtype, out):
-    result = result.reshape(shape).astype(result_dtype, copy=False)
+    result = result.reshape(shape).astype(rounded_to(result_dtype, out), copy=False)
     if out is None:
         return result
     np.copyto(out, result)
@@ -253,7 +254,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         if not return_grad:
             return loss
         scale = 1.0 / rows if reduction == "mean" and rows else 1.0
-        grad = ((np.exp(logp) - q) * scale).astype(result_dtype)
+        grad = ((np.exp(logp) - q) * scale).astype(rounded_to(result_dtype, grad_out))
     if grad_out is None:
         return loss, grad
     np.copyto(grad_out, grad)

@@ -17,11 +17,11 @@ static unsigned long long fsm_xgetbv0(void) {
     return ((unsigned long long)hi << 32) | lo;
 }
 
-static int fsm_cpu_has_avx2_fma(void) {
+static int fsm_cpu_has_avx2_fma_f16c(void) {
     unsigned int eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
-    const unsigned int fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28;
-    if ((ecx & (fma | osxsave | avx)) != (fma | osxsave | avx)) return 0;
+    const unsigned int fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29;
+    if ((ecx & (fma | osxsave | avx | f16c)) != (fma | osxsave | avx | f16c)) return 0;
     if ((fsm_xgetbv0() & 0x6) != 0x6) return 0; /* XMM and YMM state enabled by the OS */
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     return (ebx >> 5) & 1u; /* AVX2 */
@@ -29,7 +29,7 @@ static int fsm_cpu_has_avx2_fma(void) {
 
 static int fsm_cpu_has_avx512(void) {
     unsigned int eax, ebx, ecx, edx;
-    if (!fsm_cpu_has_avx2_fma() || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    if (!fsm_cpu_has_avx2_fma_f16c() || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     const unsigned int f = 1u << 16, dq = 1u << 17, bw = 1u << 30, vl = 1u << 31;
     if ((ebx & (f | dq | bw | vl)) != (f | dq | bw | vl)) return 0;
     /* XMM, YMM, opmask and both halves of the ZMM state enabled by the OS */
@@ -56,7 +56,7 @@ const char *fsm_variant_name(int v) {
 
 int fsm_variant_supported(int v) {
 #ifdef FSM_X86_64
-    if (v == FSM_VARIANT_AVX2) return fsm_cpu_has_avx2_fma();
+    if (v == FSM_VARIANT_AVX2) return fsm_cpu_has_avx2_fma_f16c();
     if (v == FSM_VARIANT_AVX512) return fsm_cpu_has_avx512();
 #endif
     return fsm_variant_table(v) != NULL;

@@ -317,6 +317,27 @@ static int fsm_run_range(const fsm_plan *plan, size_t begin, size_t end) {
     return FSM_OK;
 }
 
+static int fsm_run_plan_range(const void *plan, size_t begin, size_t end) {
+    return fsm_run_range((const fsm_plan *)plan, begin, end);
+}
+
+/* Runs items [0, items) with run_range(work, begin, end), split evenly
+ * over at most `threads` threads (one share each). */
+static int fsm_share_items(int (*run_range)(const void *work, size_t begin, size_t end), const void *work,
+                           size_t items, int threads) {
+    if ((size_t)threads > items) threads = (int)items;
+    if (threads <= 1) return run_range(work, 0, items);
+    int status = FSM_OK;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(| : status)
+    {
+        size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
+        status |= run_range(work, items * id / team, items * (id + 1) / team);
+    }
+#endif
+    return status;
+}
+
 static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 #ifdef _OPENMP
     size_t blocks = ((size_t)plan->p->n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
@@ -339,7 +360,10 @@ static int fsm_call_threads(const fsm_problem *p, int max_threads) {
     return fsm_thread_count(fsm_batch_count(p) * (size_t)p->n * (size_t)p->lanes, max_threads);
 }
 
+#include "half.inc.c"
+
 int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
+    if (fsm_half_problem(p)) return fsm_half_plan_kind(p, max_threads, threads);
     int t = fsm_call_threads(p, max_threads);
     fsm_plan plan = fsm_make_plan(p, t);
     if (plan.kind != FSM_PLAN_SPLIT_ROW && (size_t)t > plan.items) t = (int)plan.items;
@@ -348,18 +372,9 @@ int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
 }
 
 int fsm_run(const fsm_problem *p, int max_threads) {
+    if (fsm_half_problem(p)) return fsm_half_run(p, max_threads);
     int threads = fsm_call_threads(p, max_threads);
     fsm_plan plan = fsm_make_plan(p, threads);
     if (plan.kind == FSM_PLAN_SPLIT_ROW) return fsm_run_split_rows(&plan, threads);
-    if ((size_t)threads > plan.items) threads = (int)plan.items;
-    if (threads <= 1) return fsm_run_range(&plan, 0, plan.items);
-    int status = FSM_OK;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(| : status)
-    {
-        size_t id = (size_t)fsm_thread_id(), team = (size_t)fsm_team_size();
-        status |= fsm_run_range(&plan, plan.items * id / team, plan.items * (id + 1) / team);
-    }
-#endif
-    return status;
+    return fsm_share_items(fsm_run_plan_range, &plan, plan.items, threads);
 }

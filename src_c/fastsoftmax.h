@@ -25,7 +25,10 @@
 
 #define FSM_MAX_BATCH_DIMS 64
 
-typedef enum { FSM_FLOAT32 = 0, FSM_FLOAT64 = 1 } fsm_dtype;
+/* float16 and bfloat16 problems (x or y of a half type) are computed in
+ * float32 on tiles staged in the scratch (half.inc.c); y may be float32 for
+ * a half x, and of a half type for a float32 x. */
+typedef enum { FSM_FLOAT32 = 0, FSM_FLOAT64 = 1, FSM_FLOAT16 = 2, FSM_BFLOAT16 = 3 } fsm_dtype;
 
 /* The operands, by index into fsm_problem.operand. */
 enum {
@@ -51,7 +54,8 @@ typedef struct {
 
 typedef struct {
     int op;          /* FSM_OP_* (kernels.h) */
-    fsm_dtype dtype;
+    fsm_dtype dtype;   /* of x and b */
+    fsm_dtype y_dtype; /* of y: dtype, or the mixed precision above */
     int scaled;      /* softmax / log_softmax of x * scale (params.scale_*) */
     fsm_params params;
     ptrdiff_t n;     /* >= 1 */

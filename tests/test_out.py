@@ -191,8 +191,8 @@ def test_out_wrong_shape(name, impl):
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=IMPL_IDS)
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("x_dtype,out_dtype", [
-    (np.float64, np.float32), (np.float32, np.float64), (np.float16, np.float32),
-    (np.float32, np.float16), (np.int32, np.float32), (np.int64, np.int64),
+    (np.float64, np.float32), (np.float32, np.float64), (np.float16, np.float64),
+    (np.float64, np.float16), (np.int32, np.float32), (np.int64, np.int64),
     (np.bool_, np.bool_), (np.float64, np.longdouble), (np.longdouble, np.float64),
     (np.float64, np.complex128)])
 def test_out_wrong_dtype(x_dtype, out_dtype, name, impl):

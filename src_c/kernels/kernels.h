@@ -260,6 +260,12 @@ typedef void (*fsm_flanes_f64_fn)(const double *x, ptrdiff_t x_step, double *y, 
 FSM_DECLARE_SPLIT(float, f32)
 FSM_DECLARE_SPLIT(double, f64)
 #undef FSM_DECLARE_SPLIT
+/* Half-precision conversions of n contiguous elements, by type
+ * (convert.inc.c): widen[h] to float32, exact; narrow[h] from float32,
+ * rounded to nearest even (half_convert.h). */
+enum { FSM_HALF_F16 = 0, FSM_HALF_BF16 = 1, FSM_NUM_HALF_TYPES = 2 };
+typedef void (*fsm_widen_fn)(const uint16_t *src, float *dst, size_t n);
+typedef void (*fsm_narrow_fn)(const float *src, uint16_t *dst, size_t n);
 
 typedef struct {
     const char *name;
@@ -296,13 +302,15 @@ typedef struct {
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */
     fsm_split_f64 fsplit_f64[FSM_NUM_OPS];
+    fsm_widen_fn widen[FSM_NUM_HALF_TYPES];
+    fsm_narrow_fn narrow[FSM_NUM_HALF_TYPES];
 } fsm_kernel_table;
 
 /* One table per variant, defined by variant.c compiled with FSM_VARIANT=<name>. */
 extern const fsm_kernel_table fsm_kernels_scalar;   /* not vectorised: the reference */
 extern const fsm_kernel_table fsm_kernels_baseline; /* SSE2 on x86-64, NEON on aarch64 */
 #if defined(__x86_64__) || defined(_M_X64)
-extern const fsm_kernel_table fsm_kernels_avx2;     /* AVX2 + FMA */
+extern const fsm_kernel_table fsm_kernels_avx2;     /* AVX2 + FMA + F16C */
 extern const fsm_kernel_table fsm_kernels_avx512;   /* AVX-512 F/DQ/BW/VL, 512-bit vectors */
 #endif
 

@@ -183,6 +183,8 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef EXP_SCALE
 #undef EXP_UNSCALE
 
+#include "convert.inc.c"
+
 const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .name = FSM_STR(FSM_VARIANT),
     .row_f32 = {KF32(softmax_row), KF32(log_softmax_row)},
@@ -234,4 +236,6 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
      FSM_SPLIT(KT, split_max, cross_entropy_fsplit, cross_entropy_fsplit_fold, KT(cross_entropy_fsplit_finish))}
     .fsplit_f32 = FSM_FAMILY_SPLITS(KF32),
     .fsplit_f64 = FSM_FAMILY_SPLITS(KF64),
+    .widen = {KH(widen_f16), KH(widen_bf16)},
+    .narrow = {KH(narrow_f16), KH(narrow_bf16)},
 };
