@@ -152,37 +152,36 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
  * x itself enters the reduction n = round(x / ln 2), r = x - n ln 2, so no
  * x - m is ever rounded and no TwoSum is needed.  j is folded into the
  * shifter (k's bits then hold 2^(n - j + C)) and into the flush bound, once
- * per row.  Contract, for T in {float, double}:
- *   fsm_nosub_row_T(m, &j, &shifter, &lowest_n) is 1 when |m| <=
- *   FSM_NOSUB_MAX_T (the exact range; 0 for NaN and +-inf, whose rows keep
- *   the TwoSum form) and then sets the row's constants;
- *   fsm_scaled_exp_nosub_T(x, shifter, lowest_n) ~= exp(x) * 2^(C - j) for
- *   x <= m, which is exp(x - m) * 2^C * exp(m - j ln 2), the last factor in
- *   about [2^-0.5, 2^0.5], the same for the whole row.
- *   - The reduction is exact while n * LN2_HI is: LN2_HI has 12 bits (f32)
- *     or 32 (f64), and every result that is not flushed has |n| < 2^12
- *     (2^21) when |m| <= FSM_NOSUB_MAX_T.  A two-constant reduction with
- *     fewer bits in LN2_HI (about 8192 for float) needs FMA to stay within an
- *     ulp; this range keeps the variants without FMA (scalar, SSE2) exact.
+ * per row.  Float only: float64 rows keep the TwoSum form (measured on the
+ * accuracy families of benchmarks/accuracy.py, this form raised float64's
+ * worst softmax error from 3.0 to 3.5-3.7 eps and its worst row sum from
+ * 2.1 to 3.0 eps, its terms near the maximum being no longer exact, for no
+ * speed-up beyond the timing noise: float64's exp is mostly polynomial).
+ * Contract:
+ *   fsm_nosub_row_f32(m, &j, &shifter, &lowest_n) is 1 when |m| <=
+ *   FSM_NOSUB_MAX_F32 (the exact range; 0 for NaN and +-inf, whose rows
+ *   keep the TwoSum form) and then sets the row's constants;
+ *   fsm_scaled_exp_nosub_f32(x, shifter, lowest_n) ~= exp(x) * 2^(C - j)
+ *   for x <= m, which is exp(x - m) * 2^C * exp(m - j ln 2), the last
+ *   factor in about [2^-0.5, 2^0.5] and the same for the whole row.
+ *   - The reduction is exact while n * LN2_HI is: LN2_HI has 12 bits and
+ *     every result that is not flushed has |n| < 2^12 when |m| <= 2048.
+ *     With fewer bits in LN2_HI (a range of about 8192) the rounding of
+ *     n * LN2_LO costs up to 1 eps where there is no FMA (scalar, SSE2).
  *   - C = B + 1: every result whose quotient by the row total is above half
  *     the smallest subnormal is a normal number (no early flush); the flush
- *     to +0 (n - j < -151.5 or -1077.5) only drops results below it.
+ *     to +0 (n - j < -151.5) only drops results below it.
  *   - NaN x propagates; x = -inf gives +0.
- *   - Error: as the TwoSum form's, within about 1 ulp (r is rounded twice,
- *     below 2^-25 for float); measured in docs/accuracy.md, enforced by
- *     tests/test_accuracy.py (<= 3 eps on every variant). */
+ *   - Error: r is rounded twice (below 2^-25 together), so about 1 ulp like
+ *     the TwoSum form's, but now also on the terms near the maximum.
+ *     Softmax and log_softmax within 3 eps, row sums within 2.5 eps on
+ *     every variant (docs/accuracy.md; tests/test_accuracy.py). */
 #define FSM_NOSUB_SCALE_LOG2_F32 (FSM_EXP_SCALE_LOG2_F32 + 1)
-#define FSM_NOSUB_SCALE_LOG2_F64 (FSM_EXP_SCALE_LOG2_F64 + 1)
 #define FSM_NOSUB_MAX_F32 2048.0f
-#define FSM_NOSUB_MAX_F64 0x1p20
 #define FSM_NOSUB_LN2_HI_F32 0x1.62ep-1f
 #define FSM_NOSUB_LN2_LO_F32 0x1.0bfbe8p-15f
-#define FSM_NOSUB_LN2_HI_F64 FSM_LN2_HI_F64
-#define FSM_NOSUB_LN2_LO_F64 FSM_LN2_LO_F64
 #define FSM_NOSUB_SHIFTER_F32 (0x1.8p23f + (127 + FSM_NOSUB_SCALE_LOG2_F32))
-#define FSM_NOSUB_SHIFTER_F64 (0x1.8p52 + (1023 + FSM_NOSUB_SCALE_LOG2_F64))
 #define FSM_NOSUB_LOWEST_N_F32 -151.5f
-#define FSM_NOSUB_LOWEST_N_F64 -1077.5
 
 /* Per-row constants: j, shifter = SHIFTER - j, lowest_n = j + LOWEST_N. */
 static inline int fsm_nosub_row_f32(float m, float *j, float *shifter, float *lowest_n) {
@@ -193,27 +192,12 @@ static inline int fsm_nosub_row_f32(float m, float *j, float *shifter, float *lo
     return 1;
 }
 
-static inline int fsm_nosub_row_f64(double m, double *j, double *shifter, double *lowest_n) {
-    if (!(fabs(m) <= FSM_NOSUB_MAX_F64)) return 0;
-    *j = (m * 0x1.71547652b82fep0 + 0x1.8p52) - 0x1.8p52;
-    *shifter = FSM_NOSUB_SHIFTER_F64 - *j;
-    *lowest_n = *j + FSM_NOSUB_LOWEST_N_F64;
-    return 1;
-}
-
-/* The row's constants are passed as scalars: loops over x vectorise. */
+/* The row's constants are passed as scalars, so that loops over x vectorise. */
 static inline float fsm_scaled_exp_nosub_f32(float x, float shifter, float lowest_n) {
     float k = x * 0x1.715476p0f + shifter;
     float n = k - shifter;
     float r = (x - n * FSM_NOSUB_LN2_HI_F32) - n * FSM_NOSUB_LN2_LO_F32;
     return fsm_exp_join_f32(k, r, n < lowest_n); /* false for NaN: NaN propagates */
-}
-
-static inline double fsm_scaled_exp_nosub_f64(double x, double shifter, double lowest_n) {
-    double k = x * 0x1.71547652b82fep0 + shifter;
-    double n = k - shifter;
-    double r = (x - n * FSM_NOSUB_LN2_HI_F64) - n * FSM_NOSUB_LN2_LO_F64;
-    return fsm_exp_join_f64(k, r, n < lowest_n);
 }
 
 /* 2^(B - C) exp(j ln 2 - m), in double: the factor that turns a sum of
@@ -225,12 +209,6 @@ static inline double fsm_nosub_to_max_scale(double m, double j) {
     double d = (j * FSM_LN2_HI_F64 - m) + j * FSM_LN2_LO_F64;
     return fsm_scaled_exp_hilo_f64(d, 0.0) * (0.5 * FSM_EXP_UNSCALE_F64);
 }
-
-/* The dtype-generic names the kernels use (T is float or double). */
-#define FSM_NOSUB_ROW(m, j, shifter, lowest_n) \
-    _Generic((m), float: fsm_nosub_row_f32, double: fsm_nosub_row_f64)((m), (j), (shifter), (lowest_n))
-#define FSM_SCALED_EXP_NOSUB(x, shifter, lowest_n) \
-    _Generic((x), float: fsm_scaled_exp_nosub_f32, double: fsm_scaled_exp_nosub_f64)((x), (shifter), (lowest_n))
 
 /* a * b + c: one fused multiply-add where the target has one, else two
  * operations.  Explicit, so that every copy of fsm_log1p_f64 (the scalar

@@ -5,12 +5,14 @@
  *   K(name)             the dtype- and variant-suffixed name
  *   SCALED_EXP          fsm_scaled_exp_minus_max_f32 / _f64 (rows whose
  *                       maximum is beyond the no-subtraction form's range)
+ *   ROW_EXP_NOSUB       1 where rows may take the no-subtraction form
+ *                       (float), 0 where they keep the TwoSum form (double)
  *   INVERSE_TOTAL, LOG_TOTAL   fsm_inverse_total_f32 / fsm_log_total_f32 (or _f64)
  *   STREAM_VECTOR       non-temporal store of one vector (variant.c)
  * Contracts: kernels.h.  A softmax row makes three passes over a row the
  * caller has sized to stay in cache: max, exp (+ store) + sum, then scale.
  * The exp pass takes the no-subtraction form exp(x) * 2^(C - j) where the
- * row maximum allows it (exp_minus_max.h), else exp(x - m) * 2^B.
+ * dtype and the row maximum allow it (exp_minus_max.h), else exp(x - m) * 2^B.
  * Sums are taken in blocks of FSM_SUM_BLOCK elements in T (short per-lane
  * chains) and the block sums are added in double with Neumaier's
  * compensation, so the error of a row sum does not grow with the row length.
@@ -60,14 +62,20 @@ typedef struct {
 
 static inline K(row_exp) K(row_exp_for)(T m) {
     K(row_exp) e = {m, 0, 0, 0, 0};
-    e.nosub = FSM_NOSUB_ROW(m, &e.j, &e.shifter, &e.lowest_n);
+#if ROW_EXP_NOSUB
+    e.nosub = fsm_nosub_row_f32(m, &e.j, &e.shifter, &e.lowest_n);
+#endif
     return e;
 }
 
 /* The row's exponential of x; `nosub` is a constant where this is inlined,
  * so that each form gets its own loop. */
 static FSM_ALWAYS_INLINE T K(row_exp_at)(K(row_exp) e, T x, int nosub) {
-    return nosub ? FSM_SCALED_EXP_NOSUB(x, e.shifter, e.lowest_n) : SCALED_EXP(x, e.m);
+#if ROW_EXP_NOSUB
+    if (nosub) return fsm_scaled_exp_nosub_f32(x, e.shifter, e.lowest_n);
+#endif
+    (void)nosub;
+    return SCALED_EXP(x, e.m);
 }
 
 /* One block of at most FSM_SUM_BLOCK elements: y[i] = the row's exponential
