@@ -150,7 +150,7 @@ static inline size_t K(block_end)(size_t start, size_t n) {
 }
 
 /* block_store_exp in the row's form. */
-static T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
+static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
     return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
 }
 
@@ -218,8 +218,11 @@ static inline T K(quotient)(T e, T total, T inv) {
  * terms 0, or below its rounding): a no-subtraction term is not a power
  * of two, and e * (1 / e) may round below 1 (so would a lone finite
  * element among -inf).  In the TwoSum form such a term is 2^B and the
- * product is exact anyway. */
-static inline T K(row_quotient)(T e, T total, T inv) { return e == total ? (T)1 : K(quotient)(e, total, inv); }
+ * product is exact anyway (no select where only that form is used: it
+ * cost float64's short rows 4%). */
+static inline T K(row_quotient)(T e, T total, T inv) {
+    return ROW_EXP_NOSUB && e == total ? (T)1 : K(quotient)(e, total, inv);
+}
 
 /* dst[i] = src[i] / total, from t = total and inv = INVERSE_TOTAL(total);
  * dst == src is allowed. */
