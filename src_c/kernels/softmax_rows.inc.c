@@ -78,11 +78,12 @@ static FSM_ALWAYS_INLINE T K(row_exp_at)(K(row_exp) e, T x, int nosub) {
     return SCALED_EXP(x, e.m);
 }
 
-/* One block of at most FSM_SUM_BLOCK elements: y[i] = the row's exponential
- * of x[i], returns their sum in T.  FSM_SUM_CHAINS independent partial sums, so every
- * variant, vectorised or not, adds the same short chains in the same order;
- * each step adds four terms to a chain as (a + b) + (c + d).  In one long
- * chain the maximum's 2^B would meet every later small term of that chain
+/* One block of at most FSM_SUM_BLOCK elements: y[i] = the row's
+ * exponential of x[i], returns their sum in T.  FSM_SUM_CHAINS independent
+ * partial sums, so every variant, vectorised or not, adds the same short
+ * chains in the same order; each step adds four terms to a chain as
+ * (a + b) + (c + d).  In one long chain the maximum's term (2^B in the
+ * TwoSum form) would meet every later small term of that chain
  * (rounding equal terms the same way: 7.4 eps on a row sum with 16 terms a
  * chain); this way it meets at most five.  Always inlined: with a second
  * caller of raddstore_scaled_exp (softmax_rows) GCC stopped inlining it and
