@@ -23,6 +23,13 @@ then rounded to the dtype; the reference is computed from the rounded values):
 * equal terms:    600 rows of 256 (or 16: the short-row plan) entries, one
   entry 0 and the others all v, v swept over [-12, -0.5] (many equal small
   terms summed next to the maximum's)
+* subnormal outputs: uniform in [-110, 0] (float32 results down to e^-110,
+  many of them subnormal: their absolute error is reported apart)
+* uniform 5000..5080, uniform -8000..-7920: maxima far from 0 (float32
+  rows beyond the no-subtraction form's exact range, float64 rows inside)
+* range edges:    rows of uniform [-80, 0] shifted so that the maximum is
+  exactly +-2048 (inside float32's no-subtraction range |m| <= 2048) or
+  +-2048 (1 + 2^-11) (just beyond it); see src_c/exp_minus_max.h
 
 Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
 2**-52), maximum over all elements:
@@ -33,6 +40,9 @@ Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
   promised there);
 * softmax row sum: |sum(row) - 1|, the row's float results summed exactly
   (in long double);
+* softmax subnormal: |got - ref| over the elements whose reference is
+  below the smallest normal, in units of the smallest subnormal (1 = one
+  rounding; a result flushed to 0 early shows as its reference's size);
 * log_softmax: relative error where |ref| > 1e-3, absolute error elsewhere.
   Near 0 (the dominant entry of a row) log_softmax is a difference of nearly
   equal numbers; its absolute error is what any implementation can bound (a
@@ -105,6 +115,17 @@ def families(quick):
             return x
         return make
 
+    def range_edges(limit):
+        # four groups of rows: maximum +limit, -limit (inside the exact
+        # range), then +-limit (1 + 2^-11) (just outside)
+        def make(rng):
+            x = rng.uniform(-80.0, 0.0, (4 * edge_rows, 1000))
+            x[np.arange(4 * edge_rows), rng.integers(0, 1000, 4 * edge_rows)] = 0.0
+            maxima = np.repeat([limit, -limit, limit * (1 + 2.0**-11), -limit * (1 + 2.0**-11)], edge_rows)
+            return x + maxima[:, None]
+        return make
+
+    edge_rows = 16 if quick else 64
     return [
         (f"normal x4, ({n}, 1000)", lambda rng: 4.0 * rng.standard_normal((n, 1000))),
         (f"uniform [90, 100], ({n}, 1000)", lambda rng: rng.uniform(90.0, 100.0, (n, 1000))),
@@ -113,6 +134,10 @@ def families(quick):
         ("one row, (1, 1000000)", lambda rng: rng.standard_normal((1, 1000000))),
         ("one 0 among equal terms, (600, 256)", equal_terms(256)),
         ("one 0 among equal terms, (600, 16) (short-row plan)", equal_terms(16)),
+        (f"subnormal outputs, uniform [-110, 0], ({n}, 1000)", lambda rng: rng.uniform(-110.0, 0.0, (n, 1000))),
+        (f"uniform [5000, 5080], ({n}, 1000)", lambda rng: rng.uniform(5000.0, 5080.0, (n, 1000))),
+        (f"uniform [-8000, -7920], ({n}, 1000)", lambda rng: rng.uniform(-8000.0, -7920.0, (n, 1000))),
+        (f"range edges +-2048, ({4 * edge_rows}, 1000)", range_edges(2048.0)),
     ]
 
 
@@ -170,6 +195,19 @@ def softmax_error(got, ref, dtype):
         return 0.0
     rel = np.abs(g[mask] - ref[mask]) / np.abs(ref[mask])
     return float(rel.max() / LD(fi.eps))
+
+
+def subnormal_error(got, ref, dtype):
+    """Max absolute error, in smallest subnormals, over the elements whose
+    reference is below the smallest normal; None where there is none."""
+    fi = np.finfo(dtype)
+    tiny = np.abs(ref) < LD(fi.smallest_normal)
+    if not tiny.any():
+        return None
+    if not np.all(np.isfinite(got)):
+        return np.nan
+    err = np.abs(got.astype(LD)[tiny] - ref[tiny])
+    return float(err.max() / LD(fi.smallest_subnormal))
 
 
 def row_sum_error(got, dtype):
@@ -265,17 +303,20 @@ def main(argv=None):
                 ref_lsm = reference.log_softmax(xl)
                 ref_ce = reference.cross_entropy(xl, q.astype(LD), reduction="none")
                 label = f"{family} | {np.dtype(dtype).name}"
-                sm, rs, lsm, ce = [], [], [], []
+                sm, sub, rs, lsm, ce = [], [], [], [], []
                 for _, run in impls:
                     with np.errstate(all="ignore"):
                         got = run("softmax", x)
                         sm.append(softmax_error(got, ref_sm, dtype))
+                        sub.append(subnormal_error(got, ref_sm, dtype))
                         rs.append(row_sum_error(got, dtype))
                         got = run("log_softmax", x)
                         lsm.append(log_softmax_error(got, ref_lsm, dtype))
                         ce.append(loss_error(run("cross_entropy", x, q), ref_ce, dtype))
                 rows.append((label, "softmax: max rel. error", sm))
                 rows.append((label, "softmax: max \\|row sum - 1\\|", rs))
+                if any(v is not None for v in sub):
+                    rows.append((label, "softmax, subnormal results: max abs. error (smallest subnormals)", sub))
                 rows.append((label, "log_softmax: max error", lsm))
                 rows.append((label, "cross_entropy (probabilities): max rel. loss error", ce))
                 sys.stderr.write(f"  {family}, {np.dtype(dtype).name}: done\n")

@@ -145,6 +145,71 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
     return fsm_scaled_exp_hilo_f64(t, FSM_TWO_SUM_ERR(x, -m, t, bb));
 }
 
+/* --- exp(x) * 2^(C - j): the no-subtraction form ---------------------------
+ *
+ * Softmax is invariant under a common factor, so a row with maximum m may
+ * take exp(x) * 2^(C - j), j = round(m / ln 2), in place of exp(x - m) * 2^B:
+ * x itself enters the reduction n = round(x / ln 2), r = x - n ln 2, so no
+ * x - m is ever rounded and no TwoSum is needed.  j is folded into the
+ * shifter (k's bits then hold 2^(n - j + C)) and into the flush bound, once
+ * per row.  Float only: float64 rows keep the TwoSum form (measured on the
+ * accuracy families of benchmarks/accuracy.py, this form raised float64's
+ * worst softmax error from 3.0 to 3.5-3.7 eps and its worst row sum from
+ * 2.1 to 3.0 eps, its terms near the maximum being no longer exact, for no
+ * speed-up beyond the timing noise: float64's exp is mostly polynomial).
+ * Contract:
+ *   fsm_nosub_row_f32(m, &j, &shifter, &lowest_n) is 1 when |m| <=
+ *   FSM_NOSUB_MAX_F32 (the exact range; 0 for NaN and +-inf, whose rows
+ *   keep the TwoSum form) and then sets the row's constants;
+ *   fsm_scaled_exp_nosub_f32(x, shifter, lowest_n) ~= exp(x) * 2^(C - j)
+ *   for x <= m, which is exp(x - m) * 2^C * exp(m - j ln 2), the last
+ *   factor in about [2^-0.5, 2^0.5] and the same for the whole row.
+ *   - The reduction is exact while n * LN2_HI is: LN2_HI has 12 bits and
+ *     every result that is not flushed has |n| < 2^12 when |m| <= 2048.
+ *     With fewer bits in LN2_HI (a range of about 8192) the rounding of
+ *     n * LN2_LO costs up to 1 eps where there is no FMA (scalar, SSE2).
+ *   - C = B + 1: every result whose quotient by the row total is above half
+ *     the smallest subnormal is a normal number (no early flush); the flush
+ *     to +0 (n - j < -151.5) only drops results below it.
+ *   - NaN x propagates; x = -inf gives +0.
+ *   - Error: r is rounded twice (below 2^-25 together), so about 1 ulp like
+ *     the TwoSum form's, but now also on the terms near the maximum.
+ *     Softmax and log_softmax within 3 eps, row sums within 2.5 eps on
+ *     every variant (docs/accuracy.md; tests/test_accuracy.py). */
+#define FSM_NOSUB_SCALE_LOG2_F32 (FSM_EXP_SCALE_LOG2_F32 + 1)
+#define FSM_NOSUB_MAX_F32 2048.0f
+#define FSM_NOSUB_LN2_HI_F32 0x1.62ep-1f
+#define FSM_NOSUB_LN2_LO_F32 0x1.0bfbe8p-15f
+#define FSM_NOSUB_SHIFTER_F32 (0x1.8p23f + (127 + FSM_NOSUB_SCALE_LOG2_F32))
+#define FSM_NOSUB_LOWEST_N_F32 -151.5f
+
+/* Per-row constants: j, shifter = SHIFTER - j, lowest_n = j + LOWEST_N. */
+static inline int fsm_nosub_row_f32(float m, float *j, float *shifter, float *lowest_n) {
+    if (!(fabsf(m) <= FSM_NOSUB_MAX_F32)) return 0;
+    *j = (m * 0x1.715476p0f + 0x1.8p23f) - 0x1.8p23f;
+    *shifter = FSM_NOSUB_SHIFTER_F32 - *j;
+    *lowest_n = *j + FSM_NOSUB_LOWEST_N_F32;
+    return 1;
+}
+
+/* The row's constants are passed as scalars, so that loops over x vectorise. */
+static inline float fsm_scaled_exp_nosub_f32(float x, float shifter, float lowest_n) {
+    float k = x * 0x1.715476p0f + shifter;
+    float n = k - shifter;
+    float r = (x - n * FSM_NOSUB_LN2_HI_F32) - n * FSM_NOSUB_LN2_LO_F32;
+    return fsm_exp_join_f32(k, r, n < lowest_n); /* false for NaN: NaN propagates */
+}
+
+/* 2^(B - C) exp(j ln 2 - m), in double: the factor that turns a sum of
+ * no-subtraction terms into the sum of exp(x - m) * 2^B (log_softmax's
+ * log of the total needs it: there the common factor does not cancel).
+ * j ln 2 - m is formed exactly but for one rounding (j * LN2_HI_F64 is
+ * exact and nearly cancels m), so the factor is within about 1 ulp. */
+static inline double fsm_nosub_to_max_scale(double m, double j) {
+    double d = (j * FSM_LN2_HI_F64 - m) + j * FSM_LN2_LO_F64;
+    return fsm_scaled_exp_hilo_f64(d, 0.0) * (0.5 * FSM_EXP_UNSCALE_F64);
+}
+
 /* a * b + c: one fused multiply-add where the target has one, else two
  * operations.  Explicit, so that every copy of fsm_log1p_f64 (the scalar
  * one in a row kernel, the vectorised one across lanes) rounds alike: the

@@ -32,11 +32,28 @@ def _family(name, rng):
         return rng.standard_normal((1000, 300)) * 4, 0
     if name == "uniform_-80_80_columns":
         return rng.uniform(-80, 80, (1000, 300)), 0
+    if name == "uniform_5000_5080":
+        return rng.uniform(5000, 5080, (64, 1000)), -1
+    if name == "uniform_-8000_-7920":
+        return rng.uniform(-8000, -7920, (64, 1000)), -1
+    if name == "range_edges_2048":  # float32's no-subtraction range: |max| <= 2048
+        return _range_edges(rng, 2048.0), -1
     raise ValueError(name)
 
 
+def _range_edges(rng, limit, rows=16):
+    """Rows of uniform [-80, 0] shifted to a maximum of +-limit (inside the
+    no-subtraction form's exact range) and +-limit * (1 + 2^-11) (just
+    outside it: the TwoSum form), `rows` of each."""
+    x = rng.uniform(-80, 0, (4 * rows, 1000))
+    x[np.arange(4 * rows), rng.integers(0, 1000, 4 * rows)] = 0.0
+    maxima = np.repeat([limit, -limit, limit * (1 + 2.0**-11), -limit * (1 + 2.0**-11)], rows)
+    return x + maxima[:, None]
+
+
 FAMILIES = ["normal_x4", "uniform_90_100", "uniform_-80_80", "dominant_logit", "one_row_1e6",
-            "normal_x4_rows_of_256", "normal_x4_columns", "uniform_-80_80_columns"]
+            "normal_x4_rows_of_256", "normal_x4_columns", "uniform_-80_80_columns", "uniform_5000_5080",
+            "uniform_-8000_-7920", "range_edges_2048"]
 
 # Small bounds (eps) that fastsoftmax meets even where NumPy is better.
 SMALL_BOUND = {"softmax": SOFTMAX_EPS, "log_softmax": LOG_SOFTMAX_EPS}
@@ -101,3 +118,20 @@ def test_more_accurate_than_numpy_where_numpy_rounds_x_minus_max(family, name, d
     assert error <= SMALL_BOUND[name]
     if name == "softmax":
         assert error < numpy_error / 2
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_subnormal_results_not_flushed_early(dtype, variant):
+    """Results below the smallest normal keep their value: within 2.5
+    smallest subnormals of the reference (half of one for the final
+    rounding, and a relative error of 2 eps of a result just below the
+    smallest normal is 2 smallest subnormals); a result flushed to 0 early,
+    or rounded to a subnormal twice, would be off by far more."""
+    fi = np.finfo(dtype)
+    low = -110.0 if dtype == np.float32 else -760.0
+    x = np.random.default_rng(7).uniform(low, 0.0, (64, 1000)).astype(dtype)
+    expected = extended_reference("softmax", x)
+    tiny = expected < np.longdouble(fi.smallest_normal)
+    assert tiny.sum() > 1000  # the premise: many subnormal and zero results
+    error = np.abs(fast("softmax")(x).astype(np.longdouble) - expected)[tiny].max()
+    assert error <= 2.5 * np.longdouble(fi.smallest_subnormal)

@@ -3,11 +3,16 @@
  * per dtype by variant.c with
  *   T                   float or double
  *   K(name)             the dtype- and variant-suffixed name
- *   SCALED_EXP          fsm_scaled_exp_minus_max_f32 / _f64
+ *   SCALED_EXP          fsm_scaled_exp_minus_max_f32 / _f64 (rows whose
+ *                       maximum is beyond the no-subtraction form's range)
+ *   ROW_EXP_NOSUB       1 where rows may take the no-subtraction form
+ *                       (float), 0 where they keep the TwoSum form (double)
  *   INVERSE_TOTAL, LOG_TOTAL   fsm_inverse_total_f32 / fsm_log_total_f32 (or _f64)
  *   STREAM_VECTOR       non-temporal store of one vector (variant.c)
  * Contracts: kernels.h.  A softmax row makes three passes over a row the
  * caller has sized to stay in cache: max, exp (+ store) + sum, then scale.
+ * The exp pass takes the no-subtraction form exp(x) * 2^(C - j) where the
+ * dtype and the row maximum allow it (exp_minus_max.h), else exp(x - m) * 2^B.
  * Sums are taken in blocks of FSM_SUM_BLOCK elements in T (short per-lane
  * chains) and the block sums are added in double with Neumaier's
  * compensation, so the error of a row sum does not grow with the row length.
@@ -46,16 +51,44 @@ static inline T K(sum_chains)(T *acc) {
     return acc[0];
 }
 
-/* One block of at most FSM_SUM_BLOCK elements: y[i] = exp(x[i] - m) * 2^B,
- * returns their sum in T.  FSM_SUM_CHAINS independent partial sums, so every
- * variant, vectorised or not, adds the same short chains in the same order;
- * each step adds four terms to a chain as (a + b) + (c + d).  In one long
- * chain the maximum's 2^B would meet every later small term of that chain
+/* A row's exponential, the same for every element (and every chunk of a
+ * split row): the no-subtraction form when the row maximum m is in its
+ * exact range, else the TwoSum form.  Either is exp(x - m) * 2^B times a
+ * factor common to the row, which softmax's quotients cancel. */
+typedef struct {
+    T m, j, shifter, lowest_n;
+    int nosub;
+} K(row_exp);
+
+static inline K(row_exp) K(row_exp_for)(T m) {
+    K(row_exp) e = {m, 0, 0, 0, 0};
+#if ROW_EXP_NOSUB
+    e.nosub = fsm_nosub_row_f32(m, &e.j, &e.shifter, &e.lowest_n);
+#endif
+    return e;
+}
+
+/* The row's exponential of x; `nosub` is a constant where this is inlined,
+ * so that each form gets its own loop. */
+static FSM_ALWAYS_INLINE T K(row_exp_at)(K(row_exp) e, T x, int nosub) {
+#if ROW_EXP_NOSUB
+    if (nosub) return fsm_scaled_exp_nosub_f32(x, e.shifter, e.lowest_n);
+#endif
+    (void)nosub;
+    return SCALED_EXP(x, e.m);
+}
+
+/* One block of at most FSM_SUM_BLOCK elements: y[i] = the row's
+ * exponential of x[i], returns their sum in T.  FSM_SUM_CHAINS independent
+ * partial sums, so every variant, vectorised or not, adds the same short
+ * chains in the same order; each step adds four terms to a chain as
+ * (a + b) + (c + d).  In one long chain the maximum's term (2^B in the
+ * TwoSum form) would meet every later small term of that chain
  * (rounding equal terms the same way: 7.4 eps on a row sum with 16 terms a
  * chain); this way it meets at most five.  Always inlined: with a second
  * caller of raddstore_scaled_exp (softmax_rows) GCC stopped inlining it and
  * the float64 row kernel lost a few percent. */
-static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
+static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, K(row_exp) e, int nosub) {
     const size_t step = 4 * FSM_SUM_CHAINS;
     T acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
@@ -64,8 +97,9 @@ static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
             const T *xj = x + i + j;
             T *yj = y + i + j;
-            T e0 = SCALED_EXP(xj[0], m), e1 = SCALED_EXP(xj[FSM_SUM_CHAINS], m);
-            T e2 = SCALED_EXP(xj[2 * FSM_SUM_CHAINS], m), e3 = SCALED_EXP(xj[3 * FSM_SUM_CHAINS], m);
+            T e0 = K(row_exp_at)(e, xj[0], nosub), e1 = K(row_exp_at)(e, xj[FSM_SUM_CHAINS], nosub);
+            T e2 = K(row_exp_at)(e, xj[2 * FSM_SUM_CHAINS], nosub);
+            T e3 = K(row_exp_at)(e, xj[3 * FSM_SUM_CHAINS], nosub);
             yj[0] = e0, yj[FSM_SUM_CHAINS] = e1, yj[2 * FSM_SUM_CHAINS] = e2, yj[3 * FSM_SUM_CHAINS] = e3;
             acc[j] += (e0 + e1) + (e2 + e3);
         }
@@ -73,40 +107,40 @@ static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, T m) {
     for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
-            T e = SCALED_EXP(x[i + j], m);
-            y[i + j] = e;
-            acc[j] += e;
+            T ej = K(row_exp_at)(e, x[i + j], nosub);
+            y[i + j] = ej;
+            acc[j] += ej;
         }
     }
     for (size_t j = 0; i + j < n; ++j) {
-        T e = SCALED_EXP(x[i + j], m);
-        y[i + j] = e;
-        acc[j] += e;
+        T ej = K(row_exp_at)(e, x[i + j], nosub);
+        y[i + j] = ej;
+        acc[j] += ej;
     }
     return K(sum_chains)(acc);
 }
 
-static inline void K(add_rest_or_tie)(T x, T m, T *rest, T *ties) {
-    T is_tie = x == m ? (T)1 : (T)0;
-    *rest += SCALED_EXP(x, m) * ((T)1 - is_tie); /* a tie's exp is exactly 2^B, never NaN */
+static FSM_ALWAYS_INLINE void K(add_rest_or_tie)(K(row_exp) e, T x, int nosub, T *rest, T *ties) {
+    T is_tie = x == e.m ? (T)1 : (T)0;
+    *rest += K(row_exp_at)(e, x, nosub) * ((T)1 - is_tie); /* a tie's exp is never NaN */
     *ties += is_tie;
 }
 
-/* One block, for log_softmax: the sum of exp(x[i] - m) * 2^B over the terms
- * with x[i] != m, and in *ties the count of the others (each exactly 1
- * unscaled), so that log1p(rest + (ties - 1)) keeps its accuracy when the
- * total is close to 1.  A NaN term (x or m NaN) is never a tie. */
-static inline T K(block_exp_rest)(const T *x, size_t n, T m, T *ties) {
+/* One block, for log_softmax: the sum of the row's exponentials over the
+ * terms with x[i] != m, and in *ties the count of the others (each exactly
+ * 1 as exp(x - m)), so that log1p(rest + (ties - 1)) keeps its accuracy
+ * when the total is close to 1.  A NaN term (x or m NaN) is never a tie. */
+static FSM_ALWAYS_INLINE T K(block_exp_rest)(const T *x, size_t n, K(row_exp) e, int nosub, T *ties) {
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
     for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
-            K(add_rest_or_tie)(x[i + j], m, &acc[j], &tie_acc[j]);
+            K(add_rest_or_tie)(e, x[i + j], nosub, &acc[j], &tie_acc[j]);
         }
     }
     for (size_t j = 0; i + j < n; ++j) {
-        K(add_rest_or_tie)(x[i + j], m, &acc[j], &tie_acc[j]);
+        K(add_rest_or_tie)(e, x[i + j], nosub, &acc[j], &tie_acc[j]);
     }
     *ties = K(sum_chains)(tie_acc);
     return K(sum_chains)(acc);
@@ -116,12 +150,32 @@ static inline size_t K(block_end)(size_t start, size_t n) {
     return n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
 }
 
-/* y[i] = exp(x[i] - m) * 2^B; returns the sum of the y[i] (not unscaled). */
+/* block_store_exp in the row's form. */
+static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
+    return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
+}
+
+/* block_exp_rest in the row's form, as a sum of exp(x - m) * 2^B: a
+ * no-subtraction sum is multiplied by the inverse of the row's factor
+ * (to_max_scale: fsm_nosub_to_max_scale), block by block, so that a split
+ * row adds the same block sums. */
+static T K(block_rest_row_exp)(const T *x, size_t n, K(row_exp) e, double to_max_scale, T *ties) {
+    if (!e.nosub) return K(block_exp_rest)(x, n, e, 0, ties);
+    return (T)(K(block_exp_rest)(x, n, e, 1, ties) * to_max_scale);
+}
+
+/* The to_max_scale of block_rest_row_exp (unused by the TwoSum form). */
+static inline double K(to_max_scale)(K(row_exp) e) {
+    return e.nosub ? fsm_nosub_to_max_scale((double)e.m, (double)e.j) : 1.0;
+}
+
+/* y[i] = the row's exponential of x[i]; returns the sum of the y[i]. */
 static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
+    K(row_exp) e = K(row_exp_for)(m);
     double sum = 0.0, comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n);
-        fsm_neumaier_add(&sum, &comp, K(block_store_exp)(x + start, y + start, end - start, m));
+        fsm_neumaier_add(&sum, &comp, K(block_store_row_exp)(x + start, y + start, end - start, e));
     }
     return sum + comp;
 }
@@ -129,11 +183,13 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
 /* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
  * the sum of the terms with x != m, *ties = the count of the others. */
 static inline void K(exp_rest_and_ties)(const T *x, size_t n, T m, double *rest, double *ties) {
+    K(row_exp) e = K(row_exp_for)(m);
+    double to_max_scale = K(to_max_scale)(e);
     double sum = 0.0, comp = 0.0, tie_count = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         T block_ties;
         size_t end = K(block_end)(start, n);
-        fsm_neumaier_add(&sum, &comp, K(block_exp_rest)(x + start, end - start, m, &block_ties));
+        fsm_neumaier_add(&sum, &comp, K(block_rest_row_exp)(x + start, end - start, e, to_max_scale, &block_ties));
         tie_count += block_ties;
     }
     *rest = sum + comp;
@@ -159,11 +215,21 @@ static inline T K(quotient)(T e, T total, T inv) {
     return q;
 }
 
+/* quotient, and exactly 1 for a term that is the whole total (the other
+ * terms 0, or below its rounding): a no-subtraction term is not a power
+ * of two, and e * (1 / e) may round below 1 (so would a lone finite
+ * element among -inf).  In the TwoSum form such a term is 2^B and the
+ * product is exact anyway (no select where only that form is used: it
+ * cost float64's short rows 4%). */
+static inline T K(row_quotient)(T e, T total, T inv) {
+    return ROW_EXP_NOSUB && e == total ? (T)1 : K(quotient)(e, total, inv);
+}
+
 /* dst[i] = src[i] / total, from t = total and inv = INVERSE_TOTAL(total);
  * dst == src is allowed. */
 static void K(vquotients)(const T *src, T *dst, size_t n, T t, T inv) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) dst[i] = K(quotient)(src[i], t, inv);
+    for (size_t i = 0; i < n; ++i) dst[i] = K(row_quotient)(src[i], t, inv);
 }
 
 static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
@@ -236,14 +302,17 @@ static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t
 
 static void K(softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties) {
     (void)ties;
+    K(row_exp) e = K(row_exp_for)(m);
     for (size_t start = 0, b = 0; start < n; start += FSM_SUM_BLOCK, ++b)
-        sums[b] = K(block_store_exp)(x + start, y + start, K(block_end)(start, n) - start, m);
+        sums[b] = K(block_store_row_exp)(x + start, y + start, K(block_end)(start, n) - start, e);
 }
 
 static void K(log_softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties) {
     (void)y;
+    K(row_exp) e = K(row_exp_for)(m);
+    double to_max_scale = K(to_max_scale)(e);
     for (size_t start = 0, b = 0; start < n; start += FSM_SUM_BLOCK, ++b)
-        sums[b] = K(block_exp_rest)(x + start, K(block_end)(start, n) - start, m, &ties[b]);
+        sums[b] = K(block_rest_row_exp)(x + start, K(block_end)(start, n) - start, e, to_max_scale, &ties[b]);
 }
 
 static void K(softmax_finish)(const T *x, T *y, size_t n, T m, double c) {

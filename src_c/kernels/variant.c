@@ -107,6 +107,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define K KF32
 #define TILE FSM_TILE_F32
 #define SCALED_EXP fsm_scaled_exp_minus_max_f32
+#define ROW_EXP_NOSUB 1
 #define INVERSE_TOTAL fsm_inverse_total_f32
 #define LOG_TOTAL fsm_log_total_f32
 #define STREAM_VECTOR fsm_stream_f32
@@ -130,6 +131,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef K
 #undef TILE
 #undef SCALED_EXP
+#undef ROW_EXP_NOSUB
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
@@ -147,6 +149,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #define K KF64
 #define TILE FSM_TILE_F64
 #define SCALED_EXP fsm_scaled_exp_minus_max_f64
+#define ROW_EXP_NOSUB 0
 #define INVERSE_TOTAL fsm_inverse_total_f64
 #define LOG_TOTAL fsm_log_total_f64
 #define STREAM_VECTOR fsm_stream_f64
@@ -170,6 +173,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #undef K
 #undef TILE
 #undef SCALED_EXP
+#undef ROW_EXP_NOSUB
 #undef INVERSE_TOTAL
 #undef LOG_TOTAL
 #undef STREAM_VECTOR
