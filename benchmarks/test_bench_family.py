@@ -36,7 +36,7 @@ def _reference(name, d):
     if op in ("softmax", "log_softmax"):
         return getattr(reference, op)(x, axis, **options[option])
     if op == "logsumexp":
-        return reference.logsumexp(x, axis)
+        return reference.logsumexp(x, axis, b=d.weights if option == "b=weights" else None)
     if op.endswith("_backward"):
         return getattr(reference, op)(d.grad, d.y if op == "softmax_backward" else d.log_y, axis)
     target = d.probs if option == "probs" else d.index

@@ -28,7 +28,7 @@ IMPLS = [("fastsoftmax", t) for t in THREADS] + [("numpy", None), ("copy", None)
 
 def _array_candidates(dtype, shape, axis, op):
     x, y = _timing.make_input(dtype, shape)
-    return x, y, {c.key: c for c in _bench.candidates(x, y, [op], [axis], THREADS)}
+    return x, y, {c.key: c for c in _bench.candidates(x, y, [op], [axis], THREADS, {})}
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=[f"{i}{t or ''}" for i, t in IMPLS])

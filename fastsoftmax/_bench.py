@@ -94,12 +94,11 @@ def ort_session(ort, onnx, op, axis, dtype, shape, threads):
 
 
 def _numpy_candidate(x, op, axis):
-    """The NumPy formula; half precision in float32 (the way NumPy users take,
-    and accurate enough to check the others against)."""
-    fn = NUMPY_FN[op]
+    """The NumPy formula; half precision computed in float32, as NumPy users do."""
+    fn, key = NUMPY_FN[op], ("numpy", op, axis, None)
     if is_half(x.dtype):
-        return Candidate(("numpy", op, axis, None), lambda: fn(x.astype(np.float32), axis).astype(x.dtype))
-    return Candidate(("numpy", op, axis, None), partial(fn, x, axis))
+        return Candidate(key, lambda: fn(x.astype(np.float32), axis).astype(x.dtype))
+    return Candidate(key, partial(fn, x, axis))
 
 
 def _torch_tensor(torch, a):
@@ -123,20 +122,18 @@ def _peer_candidate(name, module, x, y, op, axis, t):
     return Candidate((name, op, axis, t), partial(sess.run_with_iobinding, io), keep=(sess, io))
 
 
-def candidates(x, y, ops, axes, threads, peers=None, numpy_fits=True, failures=None):
+def candidates(x, y, ops, axes, threads, failures, peers=None):
     """The candidates of one array; peer set-up errors go to ``failures``."""
-    failures = {} if failures is None else failures
     cands = [Candidate(COPY, partial(np.copyto, y, x))]
     for op in ops:
         for axis in axes:
-            if numpy_fits:
-                cands.append(_numpy_candidate(x, op, axis))
+            cands.append(_numpy_candidate(x, op, axis))
             cands += [Candidate(("fastsoftmax", op, axis, t), partial(
                 getattr(fastsoftmax, op), x, axis, out=y, num_threads=t)) for t in threads]
             for name, module in (peers or {}).items():
                 if is_half(x.dtype) and name != "torch":
                     continue  # no native half-precision softmax: torch is the peer there
-                for t in ([None] if numpy_fits else []) if name == "scipy" else threads:
+                for t in [None] if name == "scipy" else threads:
                     try:
                         cands.append(_peer_candidate(name, module, x, y, op, axis, t))
                     except Exception as exc:  # noqa: BLE001
@@ -145,13 +142,13 @@ def candidates(x, y, ops, axes, threads, peers=None, numpy_fits=True, failures=N
 
 
 def _agreement_check(y, step):
-    """Each (op, axis)'s first result (NumPy's) is the reference of the others."""
+    """Each (op, axis)'s first result (NumPy's) is the reference of the others
+    (onnxruntime's is in y; torch returns its out= tensor, a view of y)."""
     refs = {}
 
     def check(c, result):
         if c.key == COPY:
             return True
-        # onnxruntime writes into y, torch returns its out= tensor (a view of y)
         got = result if isinstance(result, np.ndarray) else y
         got = np.array(got.reshape(-1)[::step], dtype=np.float64)
         ref = refs.setdefault(c.key[1:3], got)
@@ -160,23 +157,10 @@ def _agreement_check(y, step):
     return check
 
 
-def _numpy_fits(nbytes):
-    """Whether the NumPy formula's temporaries (~4 arrays) fit in available memory."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            return next(4 * nbytes <= int(line.split()[1]) * 1024 for line in f
-                        if line.startswith("MemAvailable:"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return True
-
-
 def measure_array(dtype, shape, ops, axes, threads, peers, budget, rounds, failures):
     """Time the candidates of one array, each checked against the NumPy formula."""
     x, y = _timing.make_input(dtype, shape)
-    fits = _numpy_fits(x.nbytes)
-    if not fits:
-        failures[f"numpy, scipy {x.dtype} {shape}"] = "not measured: not enough memory"
-    cands = candidates(x, y, ops, axes, threads, peers, fits, failures)
+    cands = candidates(x, y, ops, axes, threads, failures, peers)
     return _timing.run(cands, budget, rounds, failures, f"{x.dtype} {shape}",
                        _agreement_check(y, max(1, x.size // 200000)))
 
@@ -193,17 +177,15 @@ def _plan(args, cpus):
 
 
 def _row(array, op, axis, t, times, background, peer_names):
-    """One table row (``cells``) and its figures: ``s`` maps each implementation
-    to its time, ``copy_s`` is np.copyto's."""
+    """One table row (``cells``) and its figures (``s``: each implementation's time)."""
     s = {impl: times.get((impl, op, axis, None if impl in ("numpy", "scipy") else t))
          for impl in ["fastsoftmax", "numpy"] + peer_names}
     fsm, copy, numpy_t = s["fastsoftmax"], times.get(COPY), s["numpy"]
     nbytes = math.prod(array["shape"]) * np.dtype(DTYPES[array["dtype"]]).itemsize
-    notes = [_timing.busy_note(background)]
-    if axis == 0 and fsm and times.get(("fastsoftmax", op, -1, t)):
-        notes.insert(0, f"ax0/ax-1={fsm / times[('fastsoftmax', op, -1, t)]:.2f}")
-    if t != 1 and fsm and times.get(("fastsoftmax", op, axis, 1)):
-        notes.insert(0, f"1thr/this={times[('fastsoftmax', op, axis, 1)] / fsm:.2f}")
+    one, last_axis = times.get(("fastsoftmax", op, axis, 1)), times.get(("fastsoftmax", op, -1, t))
+    notes = [f"1thr/this={one / fsm:.2f}" if t != 1 and fsm and one else "",
+             f"ax0/ax-1={fsm / last_axis:.2f}" if axis == 0 and fsm and last_axis else "",
+             _timing.busy_note(background)]
     cells = [array["dtype"], op, str(tuple(array["shape"])), str(axis), str(t), fmt_time(fsm),
              fmt_ratio(fsm and 2 * nbytes / fsm / 1e9), fmt_ratio(fsm and copy and fsm / copy),
              fmt_ratio(fsm and numpy_t and numpy_t / fsm)]
@@ -254,7 +236,8 @@ def build_parser():
         "from the same run."), epilog="Example: fastsoftmax bench --quick --peers")
     _timing.add_common_arguments(p, "a subset that runs in under a minute (softmax, 5 shapes)")
     p.add_argument("--peers", action="store_true",
-                   help="also time scipy, torch and onnxruntime, those that import")
+                   help="also time scipy, torch and onnxruntime, those that import, and "
+                   "(unless --dtype) the half types, against torch's")
     p.add_argument("--op", type=_timing.list_arg(str, OPS),
                    metavar="softmax,log_softmax",
                    help="operations (default both; --quick: softmax)")
@@ -264,7 +247,7 @@ def build_parser():
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _timing.parse_args(build_parser(), argv)
-    args.dtype = args.dtype or list(DTYPES)
+    args.dtype = args.dtype or (list(DTYPES) if args.peers else ["float32", "float64"])
     args.op = args.op or (["softmax"] if args.quick else list(OPS))
     peers, versions = load_peers() if args.peers else ({}, {})
 

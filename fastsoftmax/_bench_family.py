@@ -114,10 +114,8 @@ def _row(dtype, shape, axis, t, f, times, background):
              f"<= {f.target:.2f} {'' if passes is None else 'PASS' if passes else 'MISS'}"
              if f.target else ""] + [fmt_ratio(v, "") for v in speedups]
     return {"dtype": dtype, "shape": list(shape), "axis": axis, "threads": t, "function": f.name,
-            "s": s, "base": f.base, "over_base": over_base, "target": f.target,
-            "passes": passes, "one_thread_over_this": speedups[0] or None,
-            "base_one_thread_over_this": speedups[1] or None, "background_cpus": background,
-            "cells": cells + [_timing.busy_note(background)]}
+            "s": s, "base": f.base, "over_base": over_base, "target": f.target, "passes": passes,
+            "background_cpus": background, "cells": cells + [_timing.busy_note(background)]}
 
 
 def _table(rows, threads):

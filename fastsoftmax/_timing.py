@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -26,9 +27,8 @@ import fastsoftmax
 from fastsoftmax._validation import BFLOAT16, is_half
 
 SEED = 20240601
-DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
-if BFLOAT16 is not None:
-    DTYPES["bfloat16"] = BFLOAT16
+DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
+          **({} if BFLOAT16 is None else {"bfloat16": BFLOAT16})}
 QUIESCE_S = 0.03
 BUDGET_S, QUICK_BUDGET_S = 0.1, 0.04  # seconds of samples per candidate per round
 SAMPLE_TARGET_S = 1e-3
@@ -41,9 +41,8 @@ METHOD = "interleaved rounds, order rotating, 30 ms pause before each candidate"
 
 def make_input(dtype, shape, seed=SEED):
     """Seeded standard normal ``x`` and a zero-filled (pages touched) output."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape, dtype=np.float32).astype(dtype) if is_half(dtype) else \
-        rng.standard_normal(shape, dtype=dtype)
+    x = np.random.default_rng(seed).standard_normal(
+        shape, dtype=np.float32 if is_half(dtype) else dtype).astype(dtype, copy=False)
     return x, np.zeros_like(x)
 
 
@@ -162,11 +161,10 @@ def machine():
                                             errors="replace") as f:
         cpu = next((line.partition(":")[2].strip() for line in f
                     if line.partition(":")[0].strip() in ("model name", "Model")), cpu)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"cpu": cpu, "logical_cpus": os.cpu_count() or 1,
-            "usable_cpus": usable or os.cpu_count() or 1, "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "fastsoftmax": fastsoftmax.get_config(),
+    config = fastsoftmax.get_config()  # its usable CPUs: affinity and cgroup quota
+    return {"cpu": cpu, "logical_cpus": os.cpu_count() or 1, "usable_cpus": config["usable_cpus"],
+            "platform": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__, "fastsoftmax": config,
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
             "env": {k: v for k, v in os.environ.items() if k in (
                 "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "FASTSOFTMAX_KERNEL")}}
@@ -207,13 +205,11 @@ def shapes_arg(text):
     """``"4096x1000,1000x4096:0"``: (shape, axes) pairs; ``:0`` also measures axis 0."""
     specs = []
     for item in text.split(","):
-        body, _, suffix = item.strip().partition(":")
-        extents = body.lower().split("x")
-        shape = tuple(int(d) for d in extents) if all(d.isdigit() for d in extents) else ()
-        if not shape or min(shape) < 1 or suffix not in ("", "0") or (suffix and len(shape) < 2):
+        m = re.fullmatch(r"([1-9]\d*(?:x[1-9]\d*)*)(:0)?", item.strip().lower())
+        if not m or (m[2] and "x" not in m[1]):
             raise argparse.ArgumentTypeError(
                 f"{item!r}: want a shape like 4096x1000, ':0' (axis 0 too) on 2-d and up")
-        specs.append((shape, (-1, 0) if suffix else (-1,)))
+        specs.append((tuple(map(int, m[1].split("x"))), (-1, 0) if m[2] else (-1,)))
     return specs
 
 
@@ -221,8 +217,8 @@ def add_common_arguments(p, quick_help):
     p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--threads", type=list_arg(), metavar="T1,T2",
                    help="thread counts for fastsoftmax and the threaded peers (default 1)")
-    p.add_argument("--dtype", type=list_arg(str, DTYPES), metavar="float32,float64,float16,bfloat16",
-                   help="dtypes (default both)")
+    p.add_argument("--dtype", type=list_arg(str, DTYPES), metavar=",".join(DTYPES),
+                   help="dtypes (default float32,float64)")
     p.add_argument("--shapes", type=shapes_arg, metavar="AxB,...",
                    help="replace the shape grid, e.g. '4096x1000,64x32000'; "
                    "a ':0' suffix ('1000x4096:0') also measures axis 0")
