@@ -224,6 +224,15 @@ typedef void (*fsm_flanes_f64_fn)(const double *x, ptrdiff_t x_step, double *y, 
                                   const double *b, ptrdiff_t b_step, size_t n, size_t lanes,
                                   const fsm_params *prm, const int64_t *target, double *group_out,
                                   double *work);
+/* Scaled short-row kernels  fsm_<op>_fshort_<dtype>_<variant>(x, y, n, count, params, buf, work)
+ *   the lane kernel of softmax or log_softmax on count <= FSM_SHORT_ROW_LANES
+ *   contiguous short rows, as the plain short-row kernels run the column
+ *   kernel (same rules for x, y and buf); work: FSM_FAMILY_WORK_DOUBLES(count)
+ *   doubles.  Bit-identical to the lane kernel on the transposed rows. */
+typedef void (*fsm_fshort_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count,
+                                  const fsm_params *prm, float *buf, double *work);
+typedef void (*fsm_fshort_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
+                                  const fsm_params *prm, double *buf, double *work);
 
 /* --- split rows: one long group cut across threads -------------------------
  * The split-row plan cuts a contiguous group of n elements at multiples of
@@ -298,6 +307,8 @@ typedef struct {
     fsm_frows_f64_fn frows_f64[FSM_NUM_OPS];
     fsm_flanes_f32_fn flanes_f32[FSM_NUM_OPS];
     fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
+    fsm_fshort_f32_fn fshort_f32[FSM_NUM_PLAIN_OPS]; /* scaled softmax, log_softmax */
+    fsm_fshort_f64_fn fshort_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */
