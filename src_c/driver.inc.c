@@ -143,10 +143,22 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T 
     }
 }
 
+/* Whether a masked plain row stages and takes its maximum in one pass
+ * (masked_row): x, the mask and y contiguous. */
+static inline int K(masked_row_in_one_read)(const fsm_plan *plan) {
+    const fsm_operand *o = plan->p->operand;
+    return plan->plain && plan->masked && o[FSM_X].step == 1 && o[FSM_MASK].step == 1 && o[FSM_Y].step == 1;
+}
+
 /* One group with the row kernel. */
 static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
     size_t n = (size_t)p->n;
+    if (K(masked_row_in_one_read)(plan)) {
+        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, scratch);
+        K(finish_group)(plan, &g);
+        return;
+    }
     K(group) s = K(stage_row)(plan, g, scratch);
     double results[FSM_GROUP_RESULTS(1)];
     if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);

@@ -68,6 +68,46 @@ static void K(stage_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T f
     }
 }
 
+/* dst[i] = mask[i] ? x[i] : -inf, and the maximum of dst returned: the
+ * staging and the max pass of a masked softmax row in one read of x and
+ * the mask (float; double in two loops).  In chains, as rmax, so that it
+ * is rmax(dst) bit for bit. */
+static T K(stage_masked_max)(const T *x, const uint8_t *mask, T *dst, size_t n) {
+    if (sizeof(T) == sizeof(double)) { /* GCC left the one loop scalar for double on AVX-512: 5x slower */
+        K(stage_masked)(x, mask, dst, n, -(T)INFINITY);
+        return K(rmax)(dst, n);
+    }
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
+            T v = x[i + j]; /* read unconditionally, as in stage_masked */
+            v = mask[i + j] ? v : -(T)INFINITY;
+            dst[i + j] = v;
+            acc[j] = v > acc[j] ? v : acc[j];
+        }
+    }
+    T m = K(fold_maxima)(acc);
+    for (; i < n; ++i) {
+        T v = mask[i] ? x[i] : -(T)INFINITY;
+        dst[i] = v;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* Masked plain softmax and log_softmax rows (kernels.h): the row kernels
+ * on x staged in scratch, from the maximum taken while staging. */
+static void K(softmax_masked_row)(const T *x, const uint8_t *mask, T *y, size_t n, T *scratch) {
+    K(softmax_row_from_max)(scratch, y, n, K(stage_masked_max)(x, mask, scratch, n));
+}
+
+static void K(log_softmax_masked_row)(const T *x, const uint8_t *mask, T *y, size_t n, T *scratch) {
+    K(log_softmax_row_from_max)(scratch, y, n, K(stage_masked_max)(x, mask, scratch, n), 0);
+}
+
 /* sign * max(sign * x): the group maximum for sign = 1, the minimum for
  * sign = -1.  NaN entries are passed over (they make the group NaN later). */
 static T K(rmax_signed)(const T *x, size_t n, T sign) {
