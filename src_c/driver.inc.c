@@ -143,10 +143,22 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T 
     }
 }
 
+/* Whether a masked plain row stages and takes its maximum in one pass
+ * (masked_row): x, the mask and y contiguous. */
+static inline int K(masked_row_in_one_read)(const fsm_plan *plan) {
+    const fsm_operand *o = plan->p->operand;
+    return plan->plain && plan->masked && o[FSM_X].step == 1 && o[FSM_MASK].step == 1 && o[FSM_Y].step == 1;
+}
+
 /* One group with the row kernel. */
 static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
     size_t n = (size_t)p->n;
+    if (K(masked_row_in_one_read)(plan)) {
+        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, scratch);
+        K(finish_group)(plan, &g);
+        return;
+    }
     K(group) s = K(stage_row)(plan, g, scratch);
     double results[FSM_GROUP_RESULTS(1)];
     if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);
@@ -255,10 +267,10 @@ static int K(same_for_every_group)(const fsm_problem *p, int operand) {
 }
 
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
- * as contiguous rows in the scratch first.  Plain contiguous rows go to the
- * plain short-row kernel; every other case is transposed into lane
- * buffers, run by the lane kernel (the plain column kernel, or the
- * family's) and transposed back. */
+ * as contiguous rows in the scratch first.  Contiguous rows of softmax and
+ * log_softmax go to the short-row kernels (plain or scaled); every other
+ * case is transposed into lane buffers, run by the lane kernel (the plain
+ * column kernel, or the family's) and transposed back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
@@ -281,6 +293,8 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     double *group_out = (double *)o[FSM_GROUP_OUT].data, *group_sign = (double *)o[FSM_GROUP_SIGN].data;
     const uint8_t *mask = (const uint8_t *)o[FSM_MASK].data;
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
+    /* softmax and log_softmax read and write contiguous rows themselves */
+    int rows_direct = x_step == 1 && o[FSM_Y].step == 1;
     /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
     T *lane_out = y == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
     /* b broadcast over the batch (one row of weights for every group):
@@ -301,8 +315,10 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         for (size_t r = 0; target != NULL && r < rows; ++r) targets[r] = target[K(block_offset)(p, &blk, FSM_TARGET, r)];
         if (plan->masked) /* staged as rows in by (cross entropy, which needs by, has no mask) */
             K(stage_block)(plan, &blk, xs, mask, rows, by);
-        if (plan->plain && x_step == 1 && o[FSM_Y].step == 1) {
+        if (rows_direct && plan->plain) {
             TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx, work);
+        } else if (rows_direct && p->op < FSM_NUM_PLAIN_OPS) {
+            TABLE(plan->k, fshort)[p->op](xs, ys, n, rows, &p->params, bx, work);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
             if (b != NULL && !(b_is_one_row && b_rows_gathered >= rows)) {

@@ -185,6 +185,55 @@ def test_row_groups_are_bit_identical_to_single_rows(op, dtype, variant):
         np.testing.assert_array_equal(fn(contiguous, where=mask, **kwargs), fn(strided, where=mask, **kwargs))
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_masked_rows_are_bit_identical_to_staged_rows(name, dtype, variant, num_threads):
+    """A contiguous masked row is staged and its maximum taken in one pass;
+    a row whose mask is strided is staged apart, then run by the row kernel.
+    Same bits: row lengths around the max chains, special values, a row
+    with nothing kept, in place."""
+    rng = np.random.default_rng(8)
+    fn = getattr(fastsoftmax, name)
+    for n in (300, 1000, 1000 + 31, 4099):
+        x = (rng.standard_normal((6, n)) * 3).astype(dtype)
+        x[0, 5], x[1, :], x[2, 7], x[3, ::3], x[4, 1] = np.nan, -np.inf, np.inf, np.finfo(dtype).min, -0.0
+        mask = rng.random(x.shape) < 0.7
+        mask[0, 5] = False
+        mask[-1] = False
+        strided_mask = np.asfortranarray(mask)
+        assert plan_of(name, x, -1, with_y=True) == "rows"
+        expected = fn(x, where=strided_mask, num_threads=num_threads)
+        np.testing.assert_array_equal(fn(x, where=mask, num_threads=num_threads), expected, err_msg=f"n={n}")
+        in_place = x.copy()
+        fn(in_place, where=mask, out=in_place, num_threads=num_threads)
+        np.testing.assert_array_equal(in_place, expected, err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("scale", [dict(temperature=0.7), dict(base=0.5)])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_scaled_short_rows_are_bit_identical_to_the_lane_kernel(name, dtype, scale, variant):
+    """Contiguous short rows of a scaled softmax run its short-row kernel
+    (the last pass fused into the transpose back); strided ones are
+    gathered into lanes, run by the lane kernel and scattered.  Same bits,
+    for every row length of the plan, a partial block, masked rows and
+    special values."""
+    rng = np.random.default_rng(6)
+    fn = getattr(fastsoftmax, name)
+    for n in range(1, short_row_length(dtype) + 1):
+        wide = (rng.standard_normal((64 + 13, 2 * n)) * 3).astype(dtype)
+        wide[3, 0] = np.nan
+        wide[4, :] = -np.inf
+        wide[5, ::2] = np.finfo(dtype).min
+        strided = wide[:, ::2]
+        contiguous = np.ascontiguousarray(strided)
+        assert plan_of(name, contiguous, -1, with_y=True) == "short_rows"
+        mask = rng.random(contiguous.shape) < 0.8
+        mask[6] = False
+        for kwargs in (scale, dict(scale, where=mask)):
+            np.testing.assert_array_equal(fn(contiguous, **kwargs), fn(strided, **kwargs), err_msg=f"n={n}")
+
+
 @pytest.mark.parametrize("scale", [dict(temperature=1.5), dict(base=0.5), dict(temperature=1.0)])
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])

@@ -118,11 +118,14 @@ static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t
     for (size_t j = 0; j < lanes; ++j) total[j] = isfinite(total[j]) ? total[j] + comp[j] : total[j];
 }
 
-static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+/* The scaled softmax's passes but the last on `lanes` groups: y holds the
+ * exps (log: the scaled x - m), and per lane the last pass takes
+ * y = quotient(y, a, c) (log: y - c). */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                                             size_t n, size_t lanes, const fsm_params *prm,
-                                                            double *work, int log) {
+                                                            double *work, int log, T *a, T *c) {
     K(scaling) sc = K(scaling_of)(prm);
-    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2), *a = (T *)SLOT(6), *c = (T *)SLOT(7);
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
     K(flanes_max)(x, x_step, n, lanes, sc.s_hi < 0 ? (T)-1 : (T)1, m);
     K(flanes_sums)(x, x_step, y, y_step, n, lanes, m, &sc, 1, log ? FSM_STORE_Z : FSM_STORE_EXP, log, block,
@@ -131,6 +134,13 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_
         if (log) c[j] = LOG_TOTAL(rest[j], ties[j], m[j]);
         else a[j] = (T)rest[j], c[j] = INVERSE_TOTAL(rest[j]);
     }
+}
+
+static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+                                                            size_t n, size_t lanes, const fsm_params *prm,
+                                                            double *work, int log) {
+    T *a = (T *)SLOT(6), *c = (T *)SLOT(7);
+    K(scaled_softmax_flanes_sums)(x, x_step, y, y_step, n, lanes, prm, work, log, a, c);
     for (size_t i = 0; i < n; ++i) {
         T *yr = y + (ptrdiff_t)i * y_step;
         if (log) {
@@ -141,6 +151,31 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_
             for (size_t j = 0; j < lanes; ++j) yr[j] = K(quotient)(yr[j], a[j], c[j]);
         }
     }
+}
+
+/* The scaled softmax on count short rows, as the plain short-row kernels
+ * run the plain one: the lane kernel's passes on the transposed rows, the
+ * last fused into the transpose back (log: (v - 0) - c is v - c exactly). */
+static FSM_ALWAYS_INLINE void K(scaled_softmax_fshort_body)(const T *const *x, T *const *y, size_t n, size_t count,
+                                                            const fsm_params *prm, T *buf, double *work, int log) {
+    const size_t lanes = count;
+    T *a = (T *)SLOT(6), *c = (T *)SLOT(7);
+    K(rows_to_lanes)(x, n, count, buf);
+    K(scaled_softmax_flanes_sums)(buf, FSM_SHORT_ROW_LANES, buf, FSM_SHORT_ROW_LANES, n, count, prm, work, log, a,
+                                  c);
+    if (log)
+        for (size_t j = 0; j < count; ++j) a[j] = 0;
+    K(lanes_to_rows)(buf, n, count, y, a, c, log ? FSM_FINISH_SUB : FSM_FINISH_QUOTIENT);
+}
+
+static void K(softmax_fshort)(const T *const *x, T *const *y, size_t n, size_t count, const fsm_params *prm, T *buf,
+                              double *work) {
+    K(scaled_softmax_fshort_body)(x, y, n, count, prm, buf, work, 0);
+}
+
+static void K(log_softmax_fshort)(const T *const *x, T *const *y, size_t n, size_t count, const fsm_params *prm,
+                                  T *buf, double *work) {
+    K(scaled_softmax_fshort_body)(x, y, n, count, prm, buf, work, 1);
 }
 
 static void K(softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b, ptrdiff_t b_step,

@@ -68,6 +68,55 @@ static void K(stage_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T f
     }
 }
 
+/* The maximum of x over the entries kept, -inf when none is; NaN entries
+ * passed over.  In chains, as rmax.  `masked` (a constant: tested at run
+ * time, the selects and stores became slow masked ones): kept where
+ * mask[i], and dst gets x with the others -inf; else kept where
+ * b[i] != 0.  x is read unconditionally, as in stage_masked. */
+static FSM_ALWAYS_INLINE T K(rmax_kept)(const T *x, const uint8_t *mask, const T *b, T *dst, int masked,
+                                        size_t n) {
+    T acc[FSM_MAX_CHAINS];
+    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
+    size_t i = 0;
+    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
+            T v = x[i + j];
+            v = (masked ? mask[i + j] != 0 : b[i + j] != 0) ? v : -(T)INFINITY;
+            if (masked) dst[i + j] = v;
+            acc[j] = v > acc[j] ? v : acc[j];
+        }
+    }
+    T m = K(fold_maxima)(acc);
+    for (; i < n; ++i) {
+        T v = (masked ? mask[i] != 0 : b[i] != 0) ? x[i] : -(T)INFINITY;
+        if (masked) dst[i] = v;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* dst[i] = mask[i] ? x[i] : -inf, and the maximum of dst returned: the
+ * staging and the max pass of a masked softmax row in one read of x and
+ * the mask (float; double in two loops), rmax(dst) bit for bit. */
+static T K(stage_masked_max)(const T *x, const uint8_t *mask, T *dst, size_t n) {
+    if (sizeof(T) == sizeof(double)) { /* GCC left the one loop scalar for double on AVX-512: 5x slower */
+        K(stage_masked)(x, mask, dst, n, -(T)INFINITY);
+        return K(rmax)(dst, n);
+    }
+    return K(rmax_kept)(x, mask, NULL, dst, 1, n);
+}
+
+/* Masked plain softmax and log_softmax rows (kernels.h): the row kernels
+ * on x staged in scratch, from the maximum taken while staging. */
+static void K(softmax_masked_row)(const T *x, const uint8_t *mask, T *y, size_t n, T *scratch) {
+    K(softmax_row_from_max)(scratch, y, n, K(stage_masked_max)(x, mask, scratch, n));
+}
+
+static void K(log_softmax_masked_row)(const T *x, const uint8_t *mask, T *y, size_t n, T *scratch) {
+    K(log_softmax_row_from_max)(scratch, y, n, K(stage_masked_max)(x, mask, scratch, n), 0);
+}
+
 /* sign * max(sign * x): the group maximum for sign = 1, the minimum for
  * sign = -1.  NaN entries are passed over (they make the group NaN later). */
 static T K(rmax_signed)(const T *x, size_t n, T sign) {
@@ -234,25 +283,8 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
  * the careful way, from the maximum of the weighted entries. */
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
- * NaN entries passed over.  In chains, as rmax_signed. */
-static T K(rmax_weighted)(const T *x, const T *b, size_t n) {
-    T acc[FSM_MAX_CHAINS];
-    for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
-    size_t i = 0;
-    for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
-#pragma omp simd
-        for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
-            T v = b[i + j] != 0 ? x[i + j] : -(T)INFINITY;
-            acc[j] = v > acc[j] ? v : acc[j];
-        }
-    }
-    T m = K(fold_maxima)(acc);
-    for (; i < n; ++i) {
-        T v = b[i] != 0 ? x[i] : -(T)INFINITY;
-        m = v > m ? v : m;
-    }
-    return m;
-}
+ * NaN entries passed over. */
+static T K(rmax_weighted)(const T *x, const T *b, size_t n) { return K(rmax_kept)(x, NULL, b, NULL, 0, n); }
 
 /* One weighted term: b * exp(x - m) * 2^B, returned, or b into *tie when
  * x == m.  careful: 0 where b == 0, whatever x (it may exceed m, or be

@@ -98,6 +98,13 @@ typedef void (*fsm_from_lanes_f64_fn)(const double *buf, size_t n, size_t count,
  * y == x allowed). */
 typedef void (*fsm_stage_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float fill);
 typedef void (*fsm_stage_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n, double fill);
+/* Masked plain rows: the row kernel of softmax or log_softmax on
+ * x[i] where mask[i], -inf elsewhere (staged in scratch, n elements
+ * overlapping nothing else), bit-identical to it on the staged row; y ==
+ * x allowed. */
+typedef void (*fsm_masked_row_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float *scratch);
+typedef void (*fsm_masked_row_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n,
+                                      double *scratch);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
@@ -224,6 +231,15 @@ typedef void (*fsm_flanes_f64_fn)(const double *x, ptrdiff_t x_step, double *y, 
                                   const double *b, ptrdiff_t b_step, size_t n, size_t lanes,
                                   const fsm_params *prm, const int64_t *target, double *group_out,
                                   double *work);
+/* Scaled short-row kernels  fsm_<op>_fshort_<dtype>_<variant>(x, y, n, count, params, buf, work)
+ *   the lane kernel of softmax or log_softmax on count <= FSM_SHORT_ROW_LANES
+ *   contiguous short rows, as the plain short-row kernels run the column
+ *   kernel (same rules for x, y and buf); work: FSM_FAMILY_WORK_DOUBLES(count)
+ *   doubles.  Bit-identical to the lane kernel on the transposed rows. */
+typedef void (*fsm_fshort_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count,
+                                  const fsm_params *prm, float *buf, double *work);
+typedef void (*fsm_fshort_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
+                                  const fsm_params *prm, double *buf, double *work);
 
 /* --- split rows: one long group cut across threads -------------------------
  * The split-row plan cuts a contiguous group of n elements at multiples of
@@ -283,6 +299,8 @@ typedef struct {
     fsm_from_lanes_f64_fn from_lanes_f64;
     fsm_stage_f32_fn stage_f32;
     fsm_stage_f64_fn stage_f64;
+    fsm_masked_row_f32_fn masked_row_f32[FSM_NUM_PLAIN_OPS];
+    fsm_masked_row_f64_fn masked_row_f64[FSM_NUM_PLAIN_OPS];
     fsm_rmax_f32_fn rmax_f32;
     fsm_rmax_f64_fn rmax_f64;
     fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_PLAIN_OPS];
@@ -298,6 +316,8 @@ typedef struct {
     fsm_frows_f64_fn frows_f64[FSM_NUM_OPS];
     fsm_flanes_f32_fn flanes_f32[FSM_NUM_OPS];
     fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
+    fsm_fshort_f32_fn fshort_f32[FSM_NUM_PLAIN_OPS]; /* scaled softmax, log_softmax */
+    fsm_fshort_f64_fn fshort_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */

@@ -205,6 +205,8 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .from_lanes_f64 = KF64(lanes_to_rows_copy),
     .stage_f32 = KF32(stage_masked),
     .stage_f64 = KF64(stage_masked),
+    .masked_row_f32 = {KF32(softmax_masked_row), KF32(log_softmax_masked_row)},
+    .masked_row_f64 = {KF64(softmax_masked_row), KF64(log_softmax_masked_row)},
     .rmax_f32 = KF32(rmax),
     .rmax_f64 = KF64(rmax),
     .rblocks_f32 = {KF32(softmax_rblocks), KF32(log_softmax_rblocks)},
@@ -225,6 +227,8 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .frows_f64 = FSM_ROW_GROUP_FNS(KF64, frows),
     .flanes_f32 = FSM_FAMILY_FNS(KF32, flanes),
     .flanes_f64 = FSM_FAMILY_FNS(KF64, flanes),
+    .fshort_f32 = {KF32(softmax_fshort), KF32(log_softmax_fshort)},
+    .fshort_f64 = {KF64(softmax_fshort), KF64(log_softmax_fshort)},
 #define FSM_SPLIT(KT, ref, op, fold, finish) {KT(ref), KT(op##_blocks), KT(fold), finish}
     .split_f32 = {FSM_SPLIT(KF32, split_max, softmax_split, softmax_split_fold, KF32(softmax_split_finish)),
                   FSM_SPLIT(KF32, split_max, log_softmax_split, log_total_split_fold, KF32(log_softmax_split_finish))},
