@@ -150,8 +150,42 @@ static inline size_t K(block_end)(size_t start, size_t n) {
     return n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
 }
 
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* block_store_exp of the no-subtraction form, with the table exponential
+ * (fsm_scaled_exp_nosub_f32x16): the FSM_SUM_CHAINS chains are the lanes of
+ * one register, added to in the same order; the last partial vector is
+ * masked, so every element takes the same exponential. */
+static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e) {
+    _Static_assert(FSM_SUM_CHAINS == 16, "the chains are the 16 lanes of one register");
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 e0 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i), shifter, lowest_n);
+        __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n);
+        __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n);
+        __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n);
+        _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
+        _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+    }
+    for (; i < n; i += 16) {
+        __mmask16 live = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n);
+        _mm512_mask_storeu_ps(y + i, live, ei);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(live, ei));
+    }
+    T chains[FSM_SUM_CHAINS];
+    _mm512_storeu_ps(chains, acc);
+    return K(sum_chains)(chains);
+}
+#endif
+
 /* block_store_exp in the row's form. */
 static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (e.nosub) return K(block_store_exp_table)(x, y, n, e);
+#endif
     return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
 }
 
