@@ -1,7 +1,8 @@
 /*
  * exp(x - m) for softmax, written as straight-line scalar C so that a loop
  * calling it under `#pragma omp simd` vectorises for whatever ISA the file is
- * compiled for.  No libm call, no branch, no table.
+ * compiled for.  No libm call, no branch, no table (but the AVX-512 table
+ * form of the no-subtraction exponential, fsm_scaled_exp_nosub_f32x16).
  *
  * Contract, for T in {float, double} (B = FSM_EXP_SCALE_LOG2_T):
  *   fsm_scaled_exp_minus_max_T(x, m) ~= exp(x - m) * 2^B, where m >= x is the
