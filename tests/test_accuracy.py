@@ -28,6 +28,8 @@ def _family(name, rng):
         return rng.standard_normal(1_000_000), -1
     if name == "normal_x4_rows_of_256":
         return rng.standard_normal((256, 256)) * 4, -1
+    if name == "uniform_-80_80_rows_of_77":  # a partial vector at the end of every row
+        return rng.uniform(-80, 80, (512, 77)), -1
     if name == "normal_x4_columns":  # the column kernel
         return rng.standard_normal((1000, 300)) * 4, 0
     if name == "uniform_-80_80_columns":
@@ -52,7 +54,7 @@ def _range_edges(rng, limit, rows=16):
 
 
 FAMILIES = ["normal_x4", "uniform_90_100", "uniform_-80_80", "dominant_logit", "one_row_1e6",
-            "normal_x4_rows_of_256", "normal_x4_columns", "uniform_-80_80_columns", "uniform_5000_5080",
+            "normal_x4_rows_of_256", "uniform_-80_80_rows_of_77", "normal_x4_columns", "uniform_-80_80_columns", "uniform_5000_5080",
             "uniform_-8000_-7920", "range_edges_2048"]
 
 # Small bounds (eps) that fastsoftmax meets even where NumPy is better.

@@ -150,8 +150,79 @@ static inline size_t K(block_end)(size_t start, size_t n) {
     return n - start > FSM_SUM_BLOCK ? start + FSM_SUM_BLOCK : n;
 }
 
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* The table exponential's form of the block functions (fsm_scaled_exp_nosub_f32x16):
+ * the FSM_SUM_CHAINS chains are the lanes of one register, added to in the
+ * same order; the last partial vector is masked, so every element takes the
+ * same exponential. */
+
+/* The lanes of the vector at x + i that hold elements of x[0..n). */
+static inline __mmask16 K(live_lanes)(size_t i, size_t n) {
+    return n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+}
+
+static inline T K(sum_lanes)(__m512 acc) {
+    _Static_assert(FSM_SUM_CHAINS == 16, "the chains are the 16 lanes of one register");
+    T chains[FSM_SUM_CHAINS];
+    _mm512_storeu_ps(chains, acc);
+    return K(sum_chains)(chains);
+}
+
+static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e) {
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 e0 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i), shifter, lowest_n);
+        __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n);
+        __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n);
+        __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n);
+        _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
+        _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+    }
+    for (; i < n; i += 16) {
+        __mmask16 live = K(live_lanes)(i, n);
+        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n);
+        _mm512_mask_storeu_ps(y + i, live, ei);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(live, ei));
+    }
+    return K(sum_lanes)(acc);
+}
+
+/* One vector of block_exp_rest: the terms with x != m into *acc, the count
+ * of the others into *tie_acc. */
+static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, __mmask16 live, __m512 m, __m512 shifter,
+                                                     __m512 lowest_n, __m512 *acc, __m512 *tie_acc) {
+    __m512 xi = _mm512_maskz_loadu_ps(live, x);
+    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
+    *acc = _mm512_add_ps(*acc, _mm512_maskz_mov_ps(live & ~tie, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n)));
+    *tie_acc = _mm512_mask_add_ps(*tie_acc, tie, *tie_acc, _mm512_set1_ps(1.0f));
+}
+
+/* Four vectors a step, each with its own sums (added pairwise at the end),
+ * so that the additions do not bound the loop. */
+static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, size_t n, K(row_exp) e, T *ties) {
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    const __m512 m = _mm512_set1_ps(e.m);
+    __m512 acc[4], tie_acc[4];
+    for (size_t v = 0; v < 4; ++v) acc[v] = tie_acc[v] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (size_t v = 0; v < 4; ++v)
+            K(add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_acc[v]);
+    for (; i < n; i += 16)
+        K(add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_acc[0]);
+    *ties = K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(tie_acc[0], tie_acc[1]), _mm512_add_ps(tie_acc[2], tie_acc[3])));
+    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+#endif
+
 /* block_store_exp in the row's form. */
 static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (e.nosub) return K(block_store_exp_table)(x, y, n, e);
+#endif
     return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
 }
 
@@ -161,7 +232,11 @@ static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(
  * row adds the same block sums. */
 static T K(block_rest_row_exp)(const T *x, size_t n, K(row_exp) e, double to_max_scale, T *ties) {
     if (!e.nosub) return K(block_exp_rest)(x, n, e, 0, ties);
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    return (T)(K(block_exp_rest_table)(x, n, e, ties) * to_max_scale);
+#else
     return (T)(K(block_exp_rest)(x, n, e, 1, ties) * to_max_scale);
+#endif
 }
 
 /* The to_max_scale of block_rest_row_exp (unused by the TwoSum form). */
