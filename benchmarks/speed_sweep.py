@@ -18,13 +18,14 @@ from fastsoftmax import _bench, _timing
 
 
 def sweep_plan(args):
-    """One array per row length, softmax only, at ``args.threads`` threads."""
+    """One array per row length, softmax only, float32 and float64, at
+    ``args.threads`` threads."""
     total = 2 ** 22 if args.quick else 2 ** 24
     lengths = sorted([10 ** k for k in range(1, 7)] + [3 * 10 ** k for k in range(1, 6)] * (
         not args.quick))
     return [{"dtype": name, "shape": (max(1, total // n), n), "axes": (-1,),
              "ops": ["softmax"], "threads": [args.threads]}
-            for name in _timing.DTYPES for n in lengths]
+            for name in ("float32", "float64") for n in lengths]
 
 
 def plot(path, rows, meta):
@@ -36,21 +37,23 @@ def plot(path, rows, meta):
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
     fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 4.8), squeeze=False,
                              sharey=True)
-    markers = {"fastsoftmax": "o", "numpy": "s", "scipy": "^", "torch": "v", "onnxruntime": "D"}
+    styles = {"fastsoftmax": ("o", "C0"), "numpy": ("s", "C1"), "scipy": ("^", "C2"),
+              "torch": ("v", "C3"), "onnxruntime": ("D", "C4")}  # the same in every panel
     for axp, dtype in zip(axes[0], dtypes):
         rs = [r for r in rows if r["dtype"] == dtype]
-        for impl, marker in markers.items():
+        for impl, (marker, color) in styles.items():
             ys = [r["s"].get(impl) / r["copy_s"] if r["s"].get(impl) and r["copy_s"]
                   else float("nan") for r in rs]
             if any(math.isfinite(v) for v in ys):
                 axp.plot([r["shape"][1] for r in rs], ys, label=impl, ms=4, marker=marker,
-                         lw=2.5 if impl == "fastsoftmax" else 1.5)
+                         color=color, lw=2.5 if impl == "fastsoftmax" else 1.5)
         axp.axhline(1.0, color="k", ls="--", lw=1, label="np.copyto (memory floor)")
         axp.set(xscale="log", yscale="log", title=f"{dtype} {rs[0]['op']}",
                 xlabel=f"row length (elements; rows x length = {math.prod(rs[0]['shape']):,})")
         axp.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("time / time of np.copyto (lower is better)")
-    axes[0][-1].legend(fontsize=8)
+    for axp in axes[0]:
+        axp.legend(fontsize=8)
     cfg = meta["fastsoftmax"]
     fig.suptitle(f"{meta['cpu']}, {meta['usable_cpus']} cores; {rows[0]['threads']} thread(s); "
                  f"fastsoftmax {cfg['version']} ({cfg['kernel_variant']}), numpy {meta['numpy']}",
