@@ -13,7 +13,7 @@ from fastsoftmax import _core, reference
 from fastsoftmax._validation import BFLOAT16
 from util import extended_reference, fast
 
-NO_ML_DTYPES = "bfloat16 needs ml_dtypes (pip install 'fastsoftmax[ml]')"
+NO_ML_DTYPES = "bfloat16 needs ml_dtypes (the optional extra ml: pip install '.[ml]' from a checkout)"
 HALF = [pytest.param(np.dtype(np.float16), id="float16"),
         pytest.param(BFLOAT16, id="bfloat16", marks=pytest.mark.skipif(BFLOAT16 is None, reason=NO_ML_DTYPES))]
 # (mantissa bits, lowest normal exponent) of each half type: its ulp
