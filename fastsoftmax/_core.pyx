@@ -479,12 +479,11 @@ cdef fsm_dtype _fsm_dtype(cnp.ndarray a) noexcept:
 
 
 cdef inline bint _is_ready_float(object x):
-    """x is an ndarray of native float32/float64/float16 that the kernels can
-    read as is (bfloat16 takes the general path)."""
+    """x is an ndarray of a kernel type, native and aligned, that the kernels
+    can read as is."""
     if type(x) is not np.ndarray:
         return False
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 or t == cnp.NPY_FLOAT16)
+    return (_is_kernel_type(cnp.PyArray_TYPE(<cnp.ndarray>x))
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and cnp.PyArray_ISALIGNED(<cnp.ndarray>x))
 
 
