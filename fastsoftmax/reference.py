@@ -67,9 +67,9 @@ def _unmasked_softmax_or_log_softmax(compute, x, axis, out, num_threads, tempera
     else:
         flat = arr.reshape(1) if arr.ndim == 0 else arr
         flat_mask = None if mask is None else mask.reshape(flat.shape)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # a result beyond the result dtype rounds to inf there
             result = compute(flat, axes, scaling, flat_mask)
-        result = result.reshape(arr.shape).astype(rounded_to(result_dtype, out), copy=False)
+            result = result.reshape(arr.shape).astype(rounded_to(result_dtype, out), copy=False)
     if out is None:
         return result
     np.copyto(out, result)
