@@ -144,7 +144,10 @@ typedef struct {
     size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
 
-static size_t fsm_itemsize(const fsm_problem *p) { return p->dtype == FSM_FLOAT32 ? 4 : 8; }
+/* Bytes of an element of dtype d. */
+static size_t fsm_dtype_size(fsm_dtype d) { return d == FSM_FLOAT64 ? 8 : d == FSM_FLOAT32 ? 4 : 2; }
+
+static size_t fsm_itemsize(const fsm_problem *p) { return fsm_dtype_size(p->dtype); }
 
 static int fsm_has(const fsm_problem *p, int operand) { return p->operand[operand].data != NULL; }
 

@@ -30,8 +30,6 @@ static int fsm_is_half(fsm_dtype d) { return d == FSM_FLOAT16 || d == FSM_BFLOAT
 
 static int fsm_half_problem(const fsm_problem *p) { return fsm_is_half(p->dtype) || fsm_is_half(p->y_dtype); }
 
-static size_t fsm_dtype_size(fsm_dtype d) { return d == FSM_FLOAT32 ? 4 : 2; }
-
 /* count elements between float32 `tile` (contiguous) and `data` (float32 or
  * half, `step` elements apart): widened into the tile, or narrowed from it. */
 static void fsm_half_move(const fsm_kernel_table *k, fsm_dtype d, void *data, ptrdiff_t step, float *tile,
