@@ -9,8 +9,9 @@ extended-precision reference; prints a Markdown table (and with
 It imports the *installed* fastsoftmax (``pip install .``; SciPy is used when
 installed: ``pip install ".[bench]"``).
 
-Inputs, each in float32 and float64 (generated in float64 with a fixed seed,
-then rounded to the dtype; the reference is computed from the rounded values):
+Inputs, each in float32, float64, float16 and (when ml_dtypes is installed:
+``pip install ".[ml]"``) bfloat16, generated in float64 with a fixed seed,
+then rounded to the dtype; the reference is computed from the rounded values:
 
 * normal x4:      4 * standard normal, shape (1000, 1000)
 * uniform 90..100: uniform in [90, 100], shape (1000, 1000) (large offsets)
@@ -32,7 +33,7 @@ then rounded to the dtype; the reference is computed from the rounded values):
   +-2048 (1 + 2^-11) (just beyond it); see src_c/exp_minus_max.h
 
 Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
-2**-52), maximum over all elements:
+2**-52, float16 2**-10, bfloat16 2**-7), maximum over all elements:
 
 * softmax: relative error |got - ref| / |ref| over the elements whose
   reference is a normal number of the dtype (|ref| >= the smallest normal;
@@ -60,10 +61,13 @@ Apple silicon) the table says so and its float64 figures are not meaningful.
 Columns: ``fsm <variant>`` for each kernel variant this CPU supports
 (switched in process with ``fastsoftmax._core._set_variant``), ``numpy`` for
 ``fastsoftmax.reference`` on the input's own dtype (the textbook NumPy
-formula), and, for the peers that are installed (``pip install ".[bench]"``),
+formula; for float16 and bfloat16 computed in float32 and rounded, as NumPy
+users do, since NumPy's half-precision sums accumulate in half precision),
+and, for the peers that are installed (``pip install ".[bench]"``),
 ``scipy`` (``scipy.special.softmax(x, axis=-1)`` / ``log_softmax``),
 ``torch`` (``torch.softmax`` / ``torch.log_softmax`` on the CPU) and
-``onnxruntime`` (a one-node Softmax / LogSoftmax model, one thread).
+``onnxruntime`` (a one-node Softmax / LogSoftmax model, one thread; float32
+and float64 only).
 """
 from __future__ import annotations
 
@@ -77,12 +81,20 @@ import numpy as np
 import fastsoftmax
 import fastsoftmax.reference as reference
 from fastsoftmax import _bench, _core, _timing
+from fastsoftmax._validation import BFLOAT16, is_half
+
+try:
+    from ml_dtypes import finfo  # np.finfo, extended to bfloat16
+except ImportError:
+    finfo = np.finfo
 
 PROG = "python benchmarks/accuracy.py"
 SEED = 12345
 LD = np.longdouble
+DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.float16)) + (() if BFLOAT16 is None else (BFLOAT16,))
 EXPLANATION = (
-    "Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = 2.22e-16), "
+    "Errors in units of the dtype's eps (float32 2^-23 = 1.19e-07, float64 2^-52 = 2.22e-16, "
+    "float16 2^-10 = 9.77e-04, bfloat16 2^-7 = 7.81e-03), "
     "maximum over all elements, against a reference computed in long double ({bits}-bit "
     "significand) from the same rounded input. softmax: relative error over elements whose "
     "reference is a normal number of the dtype (subnormal and zero results not counted). Row "
@@ -92,8 +104,8 @@ EXPLANATION = (
     "cross_entropy: relative error of each row's loss against probability targets of the same "
     "shape; '-': the implementation has no such function. `fsm <variant>`: fastsoftmax with "
     "that kernel variant; `numpy`: the textbook formula (`fastsoftmax.reference` in the input's "
-    "dtype); `scipy`, `torch` (CPU), `onnxruntime` (a one-node model, one thread): the peers "
-    "installed.")
+    "dtype; float16/bfloat16 computed in float32 and rounded); `scipy`, `torch` (CPU), "
+    "`onnxruntime` (a one-node model, one thread; float32/float64): the peers installed.")
 
 
 def families(quick):
@@ -155,6 +167,9 @@ def implementations():
         impls.append((f"fsm {variant}", run))
 
     def run_numpy(op, x, q=None):
+        if is_half(x.dtype):  # as NumPy users do: in float32, rounded once
+            wide = run_numpy(op, x.astype(np.float32), None if q is None else q.astype(np.float32))
+            return wide.astype(x.dtype)
         if op == "cross_entropy":
             return reference.cross_entropy(x, q, reduction="none")
         return getattr(reference, op)(x)
@@ -167,16 +182,20 @@ def implementations():
         torch = peers["torch"]
 
         def run_torch(op, x, q=None):
+            tx = _bench._torch_tensor(torch, x)
             if op == "cross_entropy":
-                return torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(q),
-                                                         reduction="none").numpy()
-            return getattr(torch, op)(torch.from_numpy(x), -1).numpy()
+                got = torch.nn.functional.cross_entropy(tx, _bench._torch_tensor(torch, q), reduction="none")
+            else:
+                got = getattr(torch, op)(tx, -1)
+            if got.dtype == torch.bfloat16:  # torch has no NumPy view of bfloat16
+                return got.view(torch.int16).numpy().view(BFLOAT16)
+            return got.numpy()
         impls.append(("torch", run_torch))
     if "onnxruntime" in peers:
         ort, onnx = peers["onnxruntime"]
 
         def run_ort(op, x, q=None):
-            if op == "cross_entropy":
+            if op == "cross_entropy" or is_half(x.dtype):
                 return None
             sess = _bench.ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
             return sess.run(None, {"x": x})[0]
@@ -184,10 +203,18 @@ def implementations():
     return impls
 
 
+def wide(a):
+    """a in long double (half precision through float32: both widenings are exact)."""
+    a = np.asarray(a)
+    return (a.astype(np.float32) if is_half(a.dtype) else a).astype(LD)
+
+
 def softmax_error(got, ref, dtype):
-    """Max relative error (eps) over elements whose reference is normal."""
-    fi = np.finfo(dtype)
-    g = got.astype(LD)
+    """Max relative error (eps) over elements whose reference is normal; None: not measured."""
+    if got is None:
+        return None
+    fi = finfo(dtype)
+    g = wide(got)
     if not np.all(np.isfinite(g)):
         return np.nan
     mask = (np.abs(ref) >= LD(fi.smallest_normal)) & (np.abs(ref) <= LD(fi.max))
@@ -200,40 +227,44 @@ def softmax_error(got, ref, dtype):
 def subnormal_error(got, ref, dtype):
     """Max absolute error, in smallest subnormals, over the elements whose
     reference is below the smallest normal; None where there is none."""
-    fi = np.finfo(dtype)
+    fi = finfo(dtype)
     tiny = np.abs(ref) < LD(fi.smallest_normal)
-    if not tiny.any():
+    if got is None or not tiny.any():
         return None
-    if not np.all(np.isfinite(got)):
+    g = wide(got)
+    if not np.all(np.isfinite(g)):
         return np.nan
-    err = np.abs(got.astype(LD)[tiny] - ref[tiny])
+    err = np.abs(g[tiny] - ref[tiny])
     return float(err.max() / LD(fi.smallest_subnormal))
 
 
 def row_sum_error(got, dtype):
-    g = got.astype(LD)
-    return float(np.abs(g.sum(axis=-1) - LD(1)).max() / LD(np.finfo(dtype).eps))
+    if got is None:
+        return None
+    return float(np.abs(wide(got).sum(axis=-1) - LD(1)).max() / LD(finfo(dtype).eps))
 
 
 def log_softmax_error(got, ref, dtype):
-    """Max error (eps): relative where |ref| > 1e-3, absolute elsewhere."""
-    g = got.astype(LD)
+    """Max error (eps): relative where |ref| > 1e-3, absolute elsewhere; None: not measured."""
+    if got is None:
+        return None
+    g = wide(got)
     if not np.all(np.isfinite(g)):
         return np.nan
     err = np.abs(g - ref)
     big = np.abs(ref) > LD(1e-3)
     err[big] /= np.abs(ref[big])
-    return float(err.max() / LD(np.finfo(dtype).eps))
+    return float(err.max() / LD(finfo(dtype).eps))
 
 
 def loss_error(got, ref, dtype):
     """Max relative error (eps) of the per-row losses; None: not measured."""
     if got is None:
         return None
-    g = np.asarray(got).astype(LD)
+    g = wide(got)
     if not np.all(np.isfinite(g)):
         return np.nan
-    return float((np.abs(g - ref) / np.abs(ref)).max() / LD(np.finfo(dtype).eps))
+    return float((np.abs(g - ref) / np.abs(ref)).max() / LD(finfo(dtype).eps))
 
 
 def fmt(v):
@@ -269,7 +300,10 @@ def summary(rows, names):
     lines = ["## Summary: the worst case over every input", "",
              "| measure | dtype | fastsoftmax (every variant) | " + " | ".join(others) + " |",
              "| --- | --- | ---: | " + " | ".join("---:" for _ in others) + " |"]
-    for (measure, dtype), table in groups.items():
+    measures = list(dict.fromkeys(measure for _, measure, _ in rows))
+    dtype_names = [d.name for d in DTYPES]
+    for (measure, dtype), table in sorted(groups.items(), key=lambda item: (dtype_names.index(item[0][1]),
+                                                                            measures.index(item[0][0]))):
         cells = [worst(v[i] for v in table for i in fsm_columns)]
         cells += [worst(v[names.index(n)] for v in table) for n in others]
         lines.append(f"| {measure} | {dtype} | " + " | ".join(fmt(c) for c in cells) + " |")
@@ -296,12 +330,12 @@ def main(argv=None):
         for family, make in families(args.quick):
             base = make(np.random.default_rng(SEED))
             targets = reference.softmax(2.0 * np.random.default_rng(SEED + 1).standard_normal(base.shape))
-            for dtype in (np.float32, np.float64):
+            for dtype in DTYPES:
                 x, q = base.astype(dtype), targets.astype(dtype)
-                xl = x.astype(LD)
+                xl = wide(x)
                 ref_sm = reference.softmax(xl)
                 ref_lsm = reference.log_softmax(xl)
-                ref_ce = reference.cross_entropy(xl, q.astype(LD), reduction="none")
+                ref_ce = reference.cross_entropy(xl, wide(q), reduction="none")
                 label = f"{family} | {np.dtype(dtype).name}"
                 sm, sub, rs, lsm, ce = [], [], [], [], []
                 for _, run in impls:
