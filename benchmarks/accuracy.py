@@ -51,8 +51,14 @@ Measures, in units of the dtype's machine epsilon (float32 2**-23, float64
 * cross_entropy: relative error of each row's loss (``reduction="none"``)
   against probability targets ``softmax(2 * standard normal)`` of the same
   shape (a second fixed seed), rounded to the dtype.
+* logsumexp, and logsumexp with weights ``b`` uniform in [0.5, 2] (a third
+  fixed seed, rounded to the dtype): each row's error relative to
+  max(|ref|, 1).  A result near 0 is the log of a total near 1 whose terms
+  each carry a rounding: its absolute error is what can be bounded (an error
+  of the total relative to the total; with positive weights, relative to
+  the sum of |terms|), its relative error is not.
 
-The reference is ``fastsoftmax.reference.softmax`` / ``log_softmax`` applied
+The reference is ``fastsoftmax.reference``'s function applied
 to ``x.astype(np.longdouble)``: NumPy computes it natively in long double
 (80-bit x87 extended on x86-64 Linux, 64-bit significand: 11 bits more than
 float64).  Where long double is no wider than float64 (e.g. Windows, macOS on
@@ -102,7 +108,10 @@ EXPLANATION = (
     "|ref| > 1e-3, absolute error elsewhere (near 0, e.g. a dominant logit, the absolute error "
     "is the meaningful bound; the relative error is unbounded for any implementation). "
     "cross_entropy: relative error of each row's loss against probability targets of the same "
-    "shape; '-': the implementation has no such function. `fsm <variant>`: fastsoftmax with "
+    "shape. logsumexp (unweighted, and with weights b uniform in [0.5, 2]): error relative to "
+    "max(|ref|, 1) (a result near 0 is the log of a total near 1 of rounded terms: its absolute "
+    "error is the meaningful bound). "
+    "'-': the implementation has no such function. `fsm <variant>`: fastsoftmax with "
     "that kernel variant; `numpy`: the textbook formula (`fastsoftmax.reference` in the input's "
     "dtype; float16/bfloat16 computed in float32 and rounded); `scipy`, `torch` (CPU), "
     "`onnxruntime` (a one-node model, one thread; float32/float64): the peers installed.")
@@ -153,38 +162,54 @@ def families(quick):
     ]
 
 
+def call_api(api, op, x, other=None):
+    """op of the fastsoftmax API (fastsoftmax or fastsoftmax.reference) over
+    the last axis; `other` is cross_entropy's targets or logsumexp's weights."""
+    if op == "cross_entropy":
+        return api.cross_entropy(x, other, reduction="none")
+    if op == "logsumexp":
+        return api.logsumexp(x, b=other)
+    return getattr(api, op)(x)
+
+
 def implementations():
-    """(column name, callable(op, x) -> result, setup or None)."""
-    """op is softmax, log_softmax or cross_entropy (then with the targets q;
-    None where the implementation has no such function)."""
+    """(column name, callable(op, x, other=None) -> result or None); op is
+    softmax, log_softmax, cross_entropy (other: the targets) or logsumexp
+    (other: the weights or None).  None: the implementation has no such
+    function."""
     impls = []
     for variant in _core.variants_supported():
-        def run(op, x, q=None, variant=variant):
+        def run(op, x, other=None, variant=variant):
             _core._set_variant(variant)
-            if op == "cross_entropy":
-                return fastsoftmax.cross_entropy(x, q, reduction="none")
-            return getattr(fastsoftmax, op)(x)
+            return call_api(fastsoftmax, op, x, other)
         impls.append((f"fsm {variant}", run))
 
-    def run_numpy(op, x, q=None):
+    def run_numpy(op, x, other=None):
         if is_half(x.dtype):  # as NumPy users do: in float32, rounded once
-            wide = run_numpy(op, x.astype(np.float32), None if q is None else q.astype(np.float32))
+            wide = run_numpy(op, x.astype(np.float32), None if other is None else other.astype(np.float32))
             return wide.astype(x.dtype)
-        if op == "cross_entropy":
-            return reference.cross_entropy(x, q, reduction="none")
-        return getattr(reference, op)(x)
+        return call_api(reference, op, x, other)
     impls.append(("numpy", run_numpy))
     peers, _ = _bench.load_peers()
     if "scipy" in peers:
-        impls.append(("scipy", lambda op, x, q=None: None if op == "cross_entropy"
-                      else getattr(peers["scipy"], op)(x, axis=-1)))
+        special = peers["scipy"]
+
+        def run_scipy(op, x, other=None):
+            if op == "cross_entropy":
+                return None
+            if op == "logsumexp":
+                return special.logsumexp(x, axis=-1, b=other)
+            return getattr(special, op)(x, axis=-1)
+        impls.append(("scipy", run_scipy))
     if "torch" in peers:
         torch = peers["torch"]
 
-        def run_torch(op, x, q=None):
+        def run_torch(op, x, other=None):
             tx = _bench._torch_tensor(torch, x)
             if op == "cross_entropy":
-                got = torch.nn.functional.cross_entropy(tx, _bench._torch_tensor(torch, q), reduction="none")
+                got = torch.nn.functional.cross_entropy(tx, _bench._torch_tensor(torch, other), reduction="none")
+            elif op == "logsumexp" and other is not None:
+                return None  # torch.logsumexp has no weights
             else:
                 got = getattr(torch, op)(tx, -1)
             if got.dtype == torch.bfloat16:  # torch has no NumPy view of bfloat16
@@ -194,8 +219,8 @@ def implementations():
     if "onnxruntime" in peers:
         ort, onnx = peers["onnxruntime"]
 
-        def run_ort(op, x, q=None):
-            if op == "cross_entropy" or is_half(x.dtype):
+        def run_ort(op, x, other=None):
+            if op not in ("softmax", "log_softmax") or is_half(x.dtype):
                 return None
             sess = _bench.ort_session(ort, onnx, op, -1, x.dtype.type, x.shape, 1)
             return sess.run(None, {"x": x})[0]
@@ -255,6 +280,16 @@ def log_softmax_error(got, ref, dtype):
     big = np.abs(ref) > LD(1e-3)
     err[big] /= np.abs(ref[big])
     return float(err.max() / LD(finfo(dtype).eps))
+
+
+def logsumexp_error(got, ref, dtype):
+    """Max error (eps) relative to max(|ref|, 1); None: not measured."""
+    if got is None:
+        return None
+    g = wide(got)
+    if not np.all(np.isfinite(g)):
+        return np.nan
+    return float((np.abs(g - ref) / np.maximum(np.abs(ref), LD(1))).max() / LD(finfo(dtype).eps))
 
 
 def loss_error(got, ref, dtype):
@@ -330,29 +365,34 @@ def main(argv=None):
         for family, make in families(args.quick):
             base = make(np.random.default_rng(SEED))
             targets = reference.softmax(2.0 * np.random.default_rng(SEED + 1).standard_normal(base.shape))
+            weights = np.random.default_rng(SEED + 2).uniform(0.5, 2.0, base.shape)
             for dtype in DTYPES:
-                x, q = base.astype(dtype), targets.astype(dtype)
+                x, q, w = base.astype(dtype), targets.astype(dtype), weights.astype(dtype)
                 xl = wide(x)
                 ref_sm = reference.softmax(xl)
                 ref_lsm = reference.log_softmax(xl)
                 ref_ce = reference.cross_entropy(xl, wide(q), reduction="none")
+                ref_lse, ref_wlse = reference.logsumexp(xl), reference.logsumexp(xl, b=wide(w))
                 label = f"{family} | {np.dtype(dtype).name}"
-                sm, sub, rs, lsm, ce = [], [], [], [], []
+                sm, sub, rs, lsm, ce, lse, wlse = [], [], [], [], [], [], []
                 for _, run in impls:
                     with np.errstate(all="ignore"):
                         got = run("softmax", x)
                         sm.append(softmax_error(got, ref_sm, dtype))
                         sub.append(subnormal_error(got, ref_sm, dtype))
                         rs.append(row_sum_error(got, dtype))
-                        got = run("log_softmax", x)
-                        lsm.append(log_softmax_error(got, ref_lsm, dtype))
+                        lsm.append(log_softmax_error(run("log_softmax", x), ref_lsm, dtype))
                         ce.append(loss_error(run("cross_entropy", x, q), ref_ce, dtype))
+                        lse.append(logsumexp_error(run("logsumexp", x), ref_lse, dtype))
+                        wlse.append(logsumexp_error(run("logsumexp", x, w), ref_wlse, dtype))
                 rows.append((label, "softmax: max rel. error", sm))
                 rows.append((label, "softmax: max \\|row sum - 1\\|", rs))
                 if any(v is not None for v in sub):
                     rows.append((label, "softmax, subnormal results: max abs. error (smallest subnormals)", sub))
                 rows.append((label, "log_softmax: max error", lsm))
                 rows.append((label, "cross_entropy (probabilities): max rel. loss error", ce))
+                rows.append((label, "logsumexp: max error", lse))
+                rows.append((label, "logsumexp, weights in [0.5, 2]: max error", wlse))
                 sys.stderr.write(f"  {family}, {np.dtype(dtype).name}: done\n")
     finally:
         _core._set_variant(original_variant)
