@@ -3,7 +3,9 @@
  * n contiguous elements, widened to float32 or narrowed from it.  float16
  * uses the conversion instructions where the variant has them (F16C in
  * avx2, AVX-512 F in avx512), with the scalar conversion for the tail; the
- * bit operations of bfloat16 are vectorised by the compiler.  Included by
+ * bit operations of bfloat16 are vectorised by the compiler.  AVX-512 BF16's
+ * VCVTNEPS2BF16 is not used: it flushes subnormal inputs and results to
+ * zero, where a bfloat16 result must keep float32's subnormals.  Included by
  * variant.c once per variant; KH(name) is the variant's name of a function.
  */
 #include "../half_convert.h"
