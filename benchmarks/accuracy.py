@@ -234,19 +234,23 @@ def wide(a):
     return (a.astype(np.float32) if is_half(a.dtype) else a).astype(LD)
 
 
-def softmax_error(got, ref, dtype):
-    """Max relative error (eps) over elements whose reference is normal; None: not measured."""
+def max_error(got, ref, scale, unit, where=True):
+    """max |got - ref| / scale over `where`, in units of `unit`; None: not
+    measured; NaN: a result is not finite (the references all are)."""
     if got is None:
         return None
-    fi = finfo(dtype)
     g = wide(got)
     if not np.all(np.isfinite(g)):
         return np.nan
-    mask = (np.abs(ref) >= LD(fi.smallest_normal)) & (np.abs(ref) <= LD(fi.max))
-    if not mask.any():
-        return 0.0
-    rel = np.abs(g[mask] - ref[mask]) / np.abs(ref[mask])
-    return float(rel.max() / LD(fi.eps))
+    err = np.broadcast_to(np.abs(g - ref) / scale, g.shape)[np.broadcast_to(where, g.shape)]
+    return float(err.max() / LD(unit)) if err.size else 0.0
+
+
+def softmax_error(got, ref, dtype):
+    """Max relative error (eps) over elements whose reference is normal."""
+    fi = finfo(dtype)
+    normal = (np.abs(ref) >= LD(fi.smallest_normal)) & (np.abs(ref) <= LD(fi.max))
+    return max_error(got, ref, np.abs(ref), fi.eps, where=normal)
 
 
 def subnormal_error(got, ref, dtype):
@@ -254,52 +258,27 @@ def subnormal_error(got, ref, dtype):
     reference is below the smallest normal; None where there is none."""
     fi = finfo(dtype)
     tiny = np.abs(ref) < LD(fi.smallest_normal)
-    if got is None or not tiny.any():
-        return None
-    g = wide(got)
-    if not np.all(np.isfinite(g)):
-        return np.nan
-    err = np.abs(g[tiny] - ref[tiny])
-    return float(err.max() / LD(fi.smallest_subnormal))
+    return max_error(got, ref, LD(1), fi.smallest_subnormal, where=tiny) if tiny.any() else None
 
 
 def row_sum_error(got, dtype):
-    if got is None:
-        return None
-    return float(np.abs(wide(got).sum(axis=-1) - LD(1)).max() / LD(finfo(dtype).eps))
+    """Max |row sum - 1| (eps), each row's results summed in long double."""
+    return None if got is None else max_error(wide(got).sum(axis=-1), LD(1), LD(1), finfo(dtype).eps)
 
 
 def log_softmax_error(got, ref, dtype):
-    """Max error (eps): relative where |ref| > 1e-3, absolute elsewhere; None: not measured."""
-    if got is None:
-        return None
-    g = wide(got)
-    if not np.all(np.isfinite(g)):
-        return np.nan
-    err = np.abs(g - ref)
-    big = np.abs(ref) > LD(1e-3)
-    err[big] /= np.abs(ref[big])
-    return float(err.max() / LD(finfo(dtype).eps))
+    """Max error (eps): relative where |ref| > 1e-3, absolute elsewhere."""
+    return max_error(got, ref, np.where(np.abs(ref) > LD(1e-3), np.abs(ref), LD(1)), finfo(dtype).eps)
 
 
 def logsumexp_error(got, ref, dtype):
-    """Max error (eps) relative to max(|ref|, 1); None: not measured."""
-    if got is None:
-        return None
-    g = wide(got)
-    if not np.all(np.isfinite(g)):
-        return np.nan
-    return float((np.abs(g - ref) / np.maximum(np.abs(ref), LD(1))).max() / LD(finfo(dtype).eps))
+    """Max error (eps) relative to max(|ref|, 1)."""
+    return max_error(got, ref, np.maximum(np.abs(ref), LD(1)), finfo(dtype).eps)
 
 
 def loss_error(got, ref, dtype):
-    """Max relative error (eps) of the per-row losses; None: not measured."""
-    if got is None:
-        return None
-    g = wide(got)
-    if not np.all(np.isfinite(g)):
-        return np.nan
-    return float((np.abs(g - ref) / np.abs(ref)).max() / LD(finfo(dtype).eps))
+    """Max relative error (eps) of the per-row losses."""
+    return max_error(got, ref, np.abs(ref), finfo(dtype).eps)
 
 
 def fmt(v):
