@@ -7,7 +7,9 @@
  * Plans (chosen in fsm_make_plan, the same for every op):
  *   rows        one row kernel call per group; strided groups go through
  *               per-thread buffers; log_softmax outputs larger than the
- *               caches are written with non-temporal stores.
+ *               caches are written with non-temporal stores, and float32
+ *               softmax rows larger than them in two passes (also in the
+ *               split-row plan), with non-temporal stores.
  *   short rows  groups of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
  *               blocks of up to FSM_SHORT_ROW_LANES into a buffer and run
  *               by a lane kernel, so the SIMD lanes are groups.
@@ -75,10 +77,10 @@
  * cache lines, which then go out in pieces (float64 rows of 28, 16M
  * elements: 13-15x the time of np.copyto streamed, 4.3x not). */
 #define FSM_STREAM_MIN_ROW_BYTES 1024
-/* Plain softmax rows (or split-row chunks) at least this large take two
- * passes where the kernels have them (kernels.h): they do not stay in L2
- * between the three passes. */
-#define FSM_TWO_PASS_MIN_ROW_BYTES ((size_t)1 << 20)
+/* Plain softmax rows at least this large take two passes where the
+ * kernels have them (kernels.h), with non-temporal stores: x and y do not
+ * stay in the caches between three passes. */
+#define FSM_TWO_PASS_MIN_ROW_BYTES ((size_t)16 << 20)
 const size_t fsm_short_row_max_bytes = FSM_SHORT_ROW_MAX_BYTES;
 const size_t fsm_two_pass_min_row_bytes = FSM_TWO_PASS_MIN_ROW_BYTES;
 const size_t fsm_min_elements_per_thread = FSM_MIN_ELEMENTS_PER_THREAD;
@@ -255,13 +257,21 @@ static int fsm_groups_rows(const fsm_plan *plan, size_t row_bytes) {
     return has_kernel && plan->contiguous && !plan->stream && row_bytes <= FSM_ROW_GROUP_MAX_BYTES;
 }
 
+/* Whether plain log_softmax's rows plan writes y with non-temporal stores. */
+static int fsm_streams_log_softmax(const fsm_plan *plan, size_t row_bytes) {
+    const fsm_problem *p = plan->p;
+    return plan->plain && plan->contiguous && !plan->masked && p->op == FSM_OP_LOG_SOFTMAX &&
+           plan->elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES && row_bytes >= FSM_STREAM_MIN_ROW_BYTES &&
+           row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
+}
+
 /* Whether plain softmax takes two passes over its rows (kernels.h) in the
- * rows or split-row plan, `threads` sharing each row in the latter. */
-static int fsm_two_pass(const fsm_plan *plan, size_t row_bytes, size_t threads) {
+ * rows or split-row plan. */
+static int fsm_two_pass(const fsm_plan *plan, size_t row_bytes) {
     const fsm_problem *p = plan->p;
     int has_kernel = p->dtype == FSM_FLOAT32 ? plan->k->two_pass_f32 != NULL : plan->k->two_pass_f64 != NULL;
     return has_kernel && plan->plain && p->op == FSM_OP_SOFTMAX && plan->contiguous && !plan->masked &&
-           row_bytes / threads >= FSM_TWO_PASS_MIN_ROW_BYTES;
+           row_bytes >= FSM_TWO_PASS_MIN_ROW_BYTES;
 }
 
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
@@ -290,13 +300,11 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     } else if (fsm_splits(&plan) && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
-        plan.two_pass = fsm_two_pass(&plan, row_bytes, (size_t)threads);
+        plan.two_pass = fsm_two_pass(&plan, row_bytes);
     } else {
-        plan.stream = plan.plain && plan.contiguous && !plan.masked && p->op == FSM_OP_LOG_SOFTMAX &&
-                      plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
-                      row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
+        plan.two_pass = fsm_two_pass(&plan, row_bytes);
+        plan.stream = plan.two_pass || fsm_streams_log_softmax(&plan, row_bytes);
         plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
-        plan.two_pass = fsm_two_pass(&plan, row_bytes, 1);
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;

@@ -81,7 +81,10 @@ typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, int stream)
  *   The softmax row kernel's contract and result (but for terms below
  *   2^-150 of the total, which may round it differently), in two passes
  *   over x instead of three over x and y, for rows that do not stay in
- *   cache; NULL where a dtype has none (float64). */
+ *   cache; stream as for log_softmax's row kernel.  Table entry two_pass
+ *   (NULL where a dtype has none: float64); its split-row steps are
+ *   two_pass_split, whose finish writes y with non-temporal stores and
+ *   fences them. */
 #define FSM_ROW_GROUP 8
 typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count);
 typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);

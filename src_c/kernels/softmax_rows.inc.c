@@ -422,8 +422,79 @@ static void K(log_softmax_finish)(const T *x, T *y, size_t n, T m, double c) {
  * the three-pass result.  A row the no-subtraction form does not take (a
  * block maximum beyond its range, +inf, a row of -inf and NaN) gets the
  * three-pass total from one more read.  Float only (ROW_EXP_NOSUB). */
-#if ROW_EXP_NOSUB
 
+/* Pass 2: y[i] = the row's exponential of x[i] over the total, as the exp
+ * pass stores it and vnormalize divides it. */
+static FSM_ALWAYS_INLINE T K(exp_quotient)(K(row_exp) e, T x, int nosub, T t, T inv) {
+    return K(row_quotient)(K(row_exp_at)(e, x, nosub), t, inv);
+}
+
+static FSM_ALWAYS_INLINE void K(store_quotients)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T t, T inv) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] = K(exp_quotient)(e, x[i], nosub, t, inv);
+}
+
+/* store_quotients with non-temporal stores (as vsub_shifted_stream). */
+static FSM_ALWAYS_INLINE void K(stream_quotients)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T t, T inv) {
+    const size_t lanes = FSM_STREAM_BYTES / sizeof(T);
+    size_t i = fsm_stream_head(y, n, sizeof(T));
+    K(store_quotients)(x, y, i, e, nosub, t, inv);
+    for (; i + lanes <= n; i += lanes) {
+        _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_BYTES / sizeof(T)];
+#pragma omp simd
+        for (size_t j = 0; j < lanes; ++j) v[j] = K(exp_quotient)(e, x[i + j], nosub, t, inv);
+        STREAM_VECTOR(y + i, v);
+    }
+    K(store_quotients)(x + i, y + i, n - i, e, nosub, t, inv);
+}
+
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* The quotients of the lanes `live` of the vector at x, by the table exponential. */
+static FSM_ALWAYS_INLINE __m512 K(quotients_x16)(const T *x, __mmask16 live, __m512 shifter, __m512 lowest_n,
+                                                 __m512 total, __m512 inv) {
+    __m512 e = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x), shifter, lowest_n);
+    return _mm512_mask_mov_ps(_mm512_mul_ps(e, inv), _mm512_cmp_ps_mask(e, total, _CMP_EQ_OQ), _mm512_set1_ps(1));
+}
+
+/* store_quotients by the table exponential; with `stream`, the 64-byte
+ * aligned vectors of y by non-temporal stores. */
+static void K(store_quotients_table)(const T *x, T *y, size_t n, K(row_exp) e, T t, T inv, int stream) {
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    const __m512 total = _mm512_set1_ps(t), inverse = _mm512_set1_ps(inv);
+#define QUOTIENTS(at, live) K(quotients_x16)(x + (at), live, shifter, lowest_n, total, inverse)
+    size_t i = 0;
+    if (stream && (uintptr_t)y % sizeof(T) == 0) {
+        size_t head = (64 - (uintptr_t)y % 64) % 64 / sizeof(T);
+        head = head < n ? head : n;
+        if (head > 0) _mm512_mask_storeu_ps(y, K(live_lanes)(0, head), QUOTIENTS(0, K(live_lanes)(0, head)));
+        for (i = head; i + 16 <= n; i += 16) _mm512_stream_ps(y + i, QUOTIENTS(i, 0xffff));
+    } else {
+        for (; i + 64 <= n; i += 64)
+            for (size_t v = 0; v < 4; ++v) _mm512_storeu_ps(y + i + 16 * v, QUOTIENTS(i + 16 * v, 0xffff));
+    }
+    for (; i < n; i += 16) _mm512_mask_storeu_ps(y + i, K(live_lanes)(i, n), QUOTIENTS(i, K(live_lanes)(i, n)));
+#undef QUOTIENTS
+}
+#endif
+
+/* Pass 2 on y[0..n) of a row with maximum m and total `total`, with
+ * non-temporal stores when `stream`. */
+static void K(two_pass_finish)(const T *x, T *y, size_t n, T m, double total, int stream) {
+    K(row_exp) e = K(row_exp_for)(m);
+    T t = (T)total, inv = INVERSE_TOTAL(total);
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (e.nosub) {
+        K(store_quotients_table)(x, y, n, e, t, inv, stream);
+        return;
+    }
+#endif
+    if (stream && e.nosub) K(stream_quotients)(x, y, n, e, 1, t, inv);
+    else if (stream) K(stream_quotients)(x, y, n, e, 0, t, inv);
+    else if (e.nosub) K(store_quotients)(x, y, n, e, 1, t, inv);
+    else K(store_quotients)(x, y, n, e, 0, t, inv);
+}
+
+#if ROW_EXP_NOSUB
 /* Pass 1 on one block: its maximum, and its sum of exps in its own form
  * (a block of -inf and NaN, whose maximum is -inf, in the form of j = 0:
  * its sum is 0 or NaN whatever the form). */
@@ -471,49 +542,14 @@ static double K(block_total_value)(const K(block_total) *t, const T *x, size_t n
     return K(row_exp_total)(x, NULL, n, t->m, 0);
 }
 
-/* Pass 2: y[i] = the row's exponential of x[i] over the total, as the exp
- * pass stores it and vnormalize divides it. */
-static FSM_ALWAYS_INLINE void K(store_quotients)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T t, T inv) {
-#pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] = K(row_quotient)(K(row_exp_at)(e, x[i], nosub), t, inv);
-}
-
-#if defined(__AVX512F__)
-static void K(store_quotients_table)(const T *x, T *y, size_t n, K(row_exp) e, T t, T inv) {
-    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
-    const __m512 total = _mm512_set1_ps(t), inverse = _mm512_set1_ps(inv), one = _mm512_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 live = K(live_lanes)(i, n);
-        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n);
-        __m512 q = _mm512_mask_mov_ps(_mm512_mul_ps(ei, inverse), _mm512_cmp_ps_mask(ei, total, _CMP_EQ_OQ), one);
-        _mm512_mask_storeu_ps(y + i, live, q);
-    }
-}
-#endif
-
-/* Pass 2 on y[0..n) of a row with maximum m and total `total`. */
-static void K(two_pass_finish)(const T *x, T *y, size_t n, T m, double total) {
-    K(row_exp) e = K(row_exp_for)(m);
-    T t = (T)total, inv = INVERSE_TOTAL(total);
-#if defined(__AVX512F__)
-    if (e.nosub) {
-        K(store_quotients_table)(x, y, n, e, t, inv);
-        return;
-    }
-#endif
-    if (e.nosub) K(store_quotients)(x, y, n, e, 1, t, inv);
-    else K(store_quotients)(x, y, n, e, 0, t, inv);
-}
-
 /* softmax_row in two passes (kernels.h: two_pass). */
 static void K(softmax_two_pass_row)(const T *x, T *y, size_t n, int stream) {
-    (void)stream;
     K(block_total) total = K(block_total_start)();
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         T block_max, block_sum;
         K(block_own_exp_sum)(x + start, K(block_end)(start, n) - start, &block_max, &block_sum);
         K(block_total_add)(&total, block_max, block_sum);
     }
-    K(two_pass_finish)(x, y, n, total.m, K(block_total_value)(&total, x, n));
+    K(two_pass_finish)(x, y, n, total.m, K(block_total_value)(&total, x, n), stream);
 }
 #endif

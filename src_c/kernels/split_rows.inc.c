@@ -128,7 +128,8 @@ static double K(softmax_two_pass_split_fold)(const T *x, const T *b, size_t n, T
 static void K(softmax_two_pass_split_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end,
                                              T m, const fsm_params *prm, int64_t target, double c) {
     (void)b, (void)n, (void)prm, (void)target;
-    K(two_pass_finish)(x + begin, y + begin, end - begin, m, c);
+    K(two_pass_finish)(x + begin, y + begin, end - begin, m, c, 1);
+    fsm_stream_fence();
 }
 #endif
 
