@@ -38,9 +38,12 @@ dtype against Dask's ``array.chunk-size`` setting (128 MiB by default; the
 
 Compared on large-array workloads (2 GiB generated and in memory, rows over
 4 chunks, threaded scheduler, a shared 2-CPU machine), the kernel-once plan
-beat merging the axis (its copies cost more than the wait) and the clone
-(which generates the input twice); its peak memory was the lowest but the
-clone's.
+beat merging the axis into blocks of 512 or 1024 whole rows, by ``rechunk``
+or by one task per block row that concatenates its blocks and runs the
+kernel in place (each copies the input once more and holds more: 0.75-1.2
+GiB against 0.5), and the clone (which generates the input twice).  Each
+block's rescale task combines its row's statistics itself (one value per
+block), so no task stands between the two passes.
 
 ``logsumexp`` never merges: each block is reduced by the kernel and the
 per-block results (one value per block and group) are reduced again.

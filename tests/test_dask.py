@@ -256,6 +256,17 @@ def test_block_rows_over_the_limit_keep_their_chunks():
     assert_close("log_softmax", got, fastsoftmax.log_softmax(x, 1))
 
 
+@pytest.mark.parametrize("axis", [0, 1, None], ids=str)
+def test_no_task_between_the_two_passes(axis):
+    """A split softmax axis adds four tasks per block (the kernel, its result
+    and statistics taken apart, the rescale, which combines its row's
+    statistics itself): no merge, combine or split of the statistics."""
+    dx = da.from_array(LOGITS.astype(np.float32), chunks=(20, 25))
+    y = fdask.softmax(dx, axis)
+    added = len(dict(y.__dask_graph__())) - len(dict(dx.__dask_graph__()))
+    assert added == 4 * dx.npartitions
+
+
 def test_merged_family_functions_and_their_limit():
     """backward passes and cross_entropy merge the class axis; a sample over
     the limit: Dask's composition for the backward passes, an error for
