@@ -309,9 +309,9 @@ def _split_axes(log, arrays, axes, kwargs, dtype):
     if not held:
         fresh = clone(*arrays) if len(arrays) > 1 else (clone(x),)
         y, _ = _kernel_pass(log, fresh, axes, kwargs, dtype)
-    # each block's task gets its own statistics and those of its block row
-    # (one value per block, small) and combines them itself: no tasks
-    # between the two passes, so the blocks of a row need not meet
+    # each rescale task gets its block's statistics and its block row's (one
+    # value per block, small) and combines them itself: no task between the
+    # two passes
     out = tuple(f"d{d}" for d in range(x.ndim))
     row = tuple(f"g{d}" if d in axes else f"d{d}" for d in range(x.ndim))
     return da.blockwise(_rescale, out, y, out, stats, ("s",) + out, stats, ("s",) + row,
