@@ -12,6 +12,9 @@ chunks) or (1024, 65536) (``-whole``), the result reduced to its row sums
 - ``mem2``, ``mem2-whole``: a 2 GiB NumPy array in memory (``da.from_array``),
   the best of 3 calls.
 
+Times are wall-clock; CPU time (the process's, or the sum of the workers'
+on the cluster) is also given, as it varies less on a shared machine.
+
 Methods: ``floor`` reduces the input alone (``x.sum(axis=1)``: generating or
 reading it), ``fastsoftmax`` is ``fastsoftmax.dask.softmax``, ``composition``
 is ``e = da.exp(x - x.max(axis=1, keepdims=True)); e / e.sum(axis=1,
@@ -76,20 +79,36 @@ def measure_one(workload, method, scale, cluster):
         client = Client(LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=WORKER_MEMORY,
                                      dashboard_address=None))
         workers = set(client.scheduler_info()["workers"])
-    times, sums = [], None
+    times, cpus, sums = [], [], None
     for _ in range(1 if generated else 3):
+        cpu0 = _cpu_and_peak(client)[0]
         t0 = time.perf_counter()
         result = row_sums(method, x, numpy_x)
         sums = result if method == "single" else result.compute()
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        cpus.append(_cpu_and_peak(client)[0] - cpu0)
+    peak = _cpu_and_peak(client)[1]
     facts = {}
     if client is not None:
-        peak = max(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024).values())
         facts["restarts"] = len(workers - set(client.scheduler_info()["workers"]))
         client.close()
     error = None if method == "floor" else float(np.max(np.abs(sums - 1.0)))
-    return dict(facts, seconds=min(times), peak_rss=peak, row_sum_error=error)
+    return dict(facts, seconds=min(times), cpu_seconds=min(cpus), peak_rss=peak,
+                row_sum_error=error)
+
+
+def _usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss * 1024
+
+
+def _cpu_and_peak(client):
+    """CPU seconds used so far (this process, or the sum over the cluster's
+    workers) and peak RSS (this process, or the largest worker's)."""
+    if client is None:
+        return _usage()
+    usages = client.run(_usage).values()
+    return sum(cpu for cpu, _ in usages), max(peak for _, peak in usages)
 
 
 def run_child(workload, method, scale, cluster):
@@ -114,20 +133,29 @@ def plan(workloads, cluster):
 
 def table(results):
     head = ["workload", "scheduler", "method", "time", "x floor", "x composition",
-            "peak RSS", "max |row sum - 1|"]
+            "CPU time", "CPU x floor", "CPU x composition", "peak RSS", "max |row sum - 1|"]
     body, groups = [], []
     for (workload, scheduler, method), r in results.items():
-        same = {m: results.get((workload, scheduler, m), {}).get("seconds")
-                for m in ("floor", "composition")}
-        t = r.get("seconds")
+        t, cpu = r.get("seconds"), r.get("cpu_seconds")
         body.append([workload, scheduler, method, _timing.fmt_time(t) if t else r.get("error", "")[:60],
-                     _timing.fmt_ratio(t / same["floor"] if t and same["floor"] else None, "-"),
-                     _timing.fmt_ratio(t / same["composition"] if t and same["composition"] else None, "-"),
+                     *_ratios(results, workload, scheduler, "seconds", t),
+                     _timing.fmt_time(cpu) if cpu else "",
+                     *_ratios(results, workload, scheduler, "cpu_seconds", cpu),
                      f"{r['peak_rss'] / 2**30:.2f} GiB" if t else "",
                      "-" if r.get("row_sum_error") is None else f"{r['row_sum_error']:.1e}"
                      + (f", {r['restarts']} restarts" if r.get("restarts") else "")])
         groups.append((workload, scheduler))
     return head, body, {0, 1, 2}, groups
+
+
+def _ratios(results, workload, scheduler, key, value):
+    """`value` over the floor's and the composition's `key` on the same
+    workload and scheduler."""
+    ratios = []
+    for method in ("floor", "composition"):
+        other = results.get((workload, scheduler, method), {}).get(key)
+        ratios.append(_timing.fmt_ratio(value / other if value and other else None, "-"))
+    return ratios
 
 
 def main(argv=None):
@@ -143,16 +171,20 @@ def main(argv=None):
     if args.child:
         print(json.dumps(measure_one(*args.child, args.scale, args.cluster)))
         return
-    results, others = {}, _timing.load_meter()
+    results, durations, others = {}, {}, _timing.load_meter()
     for workload, scheduler, method in plan(args.workloads, args.cluster):
         _timing.progress(f"{workload} {scheduler} {method} ...")
+        t0 = time.perf_counter()
         results[(workload, scheduler, method)] = run_child(workload, method, args.scale,
                                                            scheduler == "cluster")
+        durations[workload] = durations.get(workload, 0.0) + time.perf_counter() - t0
     meta, background = _timing.machine(), others()
     command = "python benchmarks/dask_softmax.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"command: {command}", f"date: {meta['date']}",
              f"machine: {meta['cpu']}, {meta['usable_cpus']} usable CPUs; Dask {dask.__version__}",
-             _timing.background_note(background, meta)]
+             _timing.background_note(background, meta),
+             "run time (processes included): " + ", ".join(
+                 f"{w} {_timing.fmt_time(d)}" for w, d in durations.items())]
     print("\n".join(lines + [""] + _timing.table_lines(*table(results))))
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as f:

@@ -21,9 +21,12 @@ dtype against Dask's ``array.chunk-size`` setting (128 MiB by default; the
   kept as a double-double: ``softmax(block) * exp(c)``,
   ``log_softmax(block) + c`` (one or two roundings more than the kernel's
   own result).  Each input block is evaluated once; the kernel's results of
-  a group wait for its statistics, so the other axes are cut smaller when
-  the blocks sharing groups (a *block row*) would take more than the limit.
-  The result keeps those chunks.  The backward passes and ``cross_entropy``
+  the blocks sharing groups (a *block row*) wait for their statistics, as
+  the input blocks of a block row wait for their maximum in Dask's own
+  composition.  The result keeps the input's chunks: cutting the other
+  axes smaller would not hold less, since each input block is produced
+  whole, and Dask copies every part it cuts out of a block (one more pass
+  and allocation per block).  The backward passes and ``cross_entropy``
   merge the softmax axes into one chunk instead (``rechunk`` along them;
   the other axes cut the same way), then one ``map_blocks`` pass.
 - **Group over the limit**: softmax and log_softmax run the same passes on
@@ -35,9 +38,12 @@ dtype against Dask's ``array.chunk-size`` setting (128 MiB by default; the
 
 Compared on large-array workloads (2 GiB generated and in memory, rows over
 4 chunks, threaded scheduler, a shared 2-CPU machine), the kernel-once plan
-beat merging the axis (its copies cost more than the wait) and the clone
-(which generates the input twice); its peak memory was the lowest but the
-clone's.
+beat merging the axis into blocks of 512 or 1024 whole rows, by ``rechunk``
+or by one task per block row that concatenates its blocks and runs the
+kernel in place (each copies the input once more and holds more: 0.75-1.2
+GiB against 0.5), and the clone (which generates the input twice).  Each
+block's rescale task combines its row's statistics itself (one value per
+block), so no task stands between the two passes.
 
 ``logsumexp`` never merges: each block is reduced by the kernel and the
 per-block results (one value per block and group) are reduced again.
@@ -90,17 +96,22 @@ def _single_chunk(x, axes):
     return all(len(x.chunks[a]) == 1 for a in axes)
 
 
+def _group_bytes(x, axes):
+    """Bytes of one group of `x` over `axes`, which must have known lengths."""
+    for a in axes:
+        if not _known(x.shape[a]):
+            raise ValueError(f"axis {a} has unknown chunk sizes and spans "
+                             f"{len(x.chunks[a])} chunks; call x.compute_chunk_sizes() first")
+    return x.dtype.itemsize * math.prod(x.shape[a] for a in axes)
+
+
 def _group_chunks(x, axes):
     """Chunks of `x` in which the blocks that share groups (a *block row*:
     one block along the other axes, all blocks along `axes`) take at most
     the limit together: the other axes are cut smaller when needed, `axes`
     keep their chunks.  None when one group alone is over the limit."""
-    for a in axes:
-        if not _known(x.shape[a]):
-            raise ValueError(f"axis {a} has unknown chunk sizes and spans "
-                             f"{len(x.chunks[a])} chunks; call x.compute_chunk_sizes() first")
     limit = group_limit()
-    group = x.dtype.itemsize * math.prod(x.shape[a] for a in axes)
+    group = _group_bytes(x, axes)
     if group > limit:
         return None
     others = [d for d in range(x.ndim) if d not in axes and _known(x.shape[d])]
@@ -237,28 +248,31 @@ def _two_sum(a, b):
     return s, (a - (s - bb)) + (b - bb)
 
 
-def _combine(stats, axes):
-    """From the statistics of every block of a group (all blocks along `axes`
-    in one chunk: one value per block, small), per block: the correction
-    c = (m - M) + (log s - log S) as a double-double (c_hi, c_lo), since
-    m - M can be large and exp(c) would otherwise lose |c| eps; and whether
-    the block has nothing kept in a group that has."""
-    m, log_s = stats[0], stats[1]
+def _correction(own, group, axes):
+    """From a block's statistics `own` and those of every block of its
+    groups `group` (all blocks along `axes` in one array: one value per
+    block, small): the block's correction c = (m - M) + (log s - log S) as
+    a double-double (c_hi, c_lo), since m - M can be large and exp(c) would
+    otherwise lose |c| eps; and whether the block has nothing kept in a
+    group that has."""
+    m, log_s = own[0], own[1]
     with np.errstate(invalid="ignore", over="ignore"):
-        big_m = np.max(m, axis=axes, keepdims=True)
-        log_total = np.log(np.sum(np.exp((m - big_m) + log_s), axis=axes, keepdims=True))
+        big_m = np.max(group[0], axis=axes, keepdims=True)
+        log_total = np.log(np.sum(np.exp((group[0] - big_m) + group[1]), axis=axes,
+                                  keepdims=True))
         d, d_err = _two_sum(m, -big_m)
         c_hi, c_err = _two_sum(d, log_s - log_total)
         c_lo = np.where(np.isfinite(c_hi), d_err + c_err, 0.0)
     empty = (m == -np.inf) & (big_m > -np.inf)
-    return np.stack([c_hi, c_lo, empty.astype(np.float64)])
+    return c_hi, c_lo, empty
 
 
-def _rescale(y, c_hi, c_lo, empty, *, log, result_dtype):
+def _rescale(y, own, group, *, axes, log, result_dtype):
     """A block of the kernel's result corrected for its whole group:
     softmax(block) * exp(c) or log_softmax(block) + c, the correction
     rounded once to the result's precision and applied in place (the block
     has no other reader by then)."""
+    c_hi, c_lo, empty = _correction(own, group, axes)
     compute = np.float32 if y.dtype == np.float16 else y.dtype
     y = y.astype(compute, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -266,7 +280,7 @@ def _rescale(y, c_hi, c_lo, empty, *, log, result_dtype):
             y += (c_hi + c_lo).astype(compute)
         else:
             y *= (np.exp(c_hi) * (1.0 + c_lo)).astype(compute)
-    np.copyto(y, -np.inf if log else 0.0, where=empty != 0)  # nothing kept, group has some
+    np.copyto(y, -np.inf if log else 0.0, where=empty)  # nothing kept, group has some
     return y.astype(result_dtype, copy=False)
 
 
@@ -287,23 +301,22 @@ def _split_axes(log, arrays, axes, kwargs, dtype):
     """softmax or log_softmax over axes that span several chunks: the kernel
     on each block, the statistics of a group's blocks combined, each block
     rescaled.  The kernel's blocks wait for their group's statistics when a
-    block row is within the limit; otherwise the input is cloned and the
-    kernel run again on the clone for the output."""
+    group is within the limit; otherwise the input is cloned and the kernel
+    run again on the clone for the output."""
     x = arrays[0]
-    chunks = _group_chunks(x, axes)
-    held = chunks is not None
-    if held:
-        arrays = _aligned(arrays, chunks)
+    held = _group_bytes(x, axes) <= group_limit()
     y, stats = _kernel_pass(log, arrays, axes, kwargs, dtype)
-    whole = stats.rechunk({a + 1: -1 for a in axes})  # one value per block: small
-    corrections = whole.map_blocks(_combine, axes, dtype=np.float64,
-                                   chunks=((3,),) + whole.chunks[1:])
-    corrections = corrections.rechunk(((3,),) + stats.chunks[1:])  # one value per block of x
     if not held:
         fresh = clone(*arrays) if len(arrays) > 1 else (clone(x),)
         y, _ = _kernel_pass(log, fresh, axes, kwargs, dtype)
-    return da.map_blocks(_rescale, y, corrections[0], corrections[1], corrections[2], log=log,
-                         result_dtype=dtype, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
+    # each rescale task gets its block's statistics and its block row's (one
+    # value per block, small) and combines them itself: no task between the
+    # two passes
+    out = tuple(f"d{d}" for d in range(x.ndim))
+    row = tuple(f"g{d}" if d in axes else f"d{d}" for d in range(x.ndim))
+    return da.blockwise(_rescale, out, y, out, stats, ("s",) + out, stats, ("s",) + row,
+                        concatenate=True, align_arrays=False, axes=axes, log=log,
+                        result_dtype=dtype, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
 
 
 @names_errors
@@ -326,8 +339,7 @@ def softmax(x, axis=-1, *, num_threads=None, temperature=None, base=None, where=
     Returns
     -------
     dask.array.Array
-        Same shape as `x`, the softmax axes in one chunk unless a group is
-        over the limit (module docstring); dtype as `fastsoftmax.softmax`.
+        Same shape and chunks as `x`; dtype as `fastsoftmax.softmax`.
 
     Examples
     --------

@@ -241,18 +241,30 @@ def test_each_block_evaluated_once_unless_a_group_is_over_the_limit(limit, evalu
     assert_close("softmax", got, fastsoftmax.softmax(x, 1))
 
 
-def test_block_rows_over_the_limit_are_cut():
-    """Rows of 70 float32 (280 B) in blocks of 20 rows: with a 2 KiB limit a
-    block row (5.6 KB) is cut along the rows; the input is still evaluated
-    once per block."""
+def test_block_rows_over_the_limit_keep_their_chunks():
+    """Rows of 70 float32 (280 B) in blocks of 20 rows, a 2 KiB limit: a
+    block row (5.6 KB) over the limit keeps its chunks (cutting it would
+    copy each part of the input blocks, and hold no less); the input is
+    evaluated once per block."""
     x = LOGITS.astype(np.float32)
     dx, calls = counted(x, (20, 25))
     with dask.config.set({"array.chunk-size": "2KiB"}):
         y = fdask.log_softmax(dx, 1)
         got = y.compute(scheduler="threads")
-    assert max(y.chunks[0]) * 280 <= 2048 and y.chunks[1] == dx.chunks[1]
+    assert y.chunks == dx.chunks
     assert len(calls) == dx.npartitions
     assert_close("log_softmax", got, fastsoftmax.log_softmax(x, 1))
+
+
+@pytest.mark.parametrize("axis", [0, 1, None], ids=str)
+def test_no_task_between_the_two_passes(axis):
+    """A split softmax axis adds four tasks per block (the kernel, its result
+    and statistics taken apart, the rescale, which combines its row's
+    statistics itself): no merge, combine or split of the statistics."""
+    dx = da.from_array(LOGITS.astype(np.float32), chunks=(20, 25))
+    y = fdask.softmax(dx, axis)
+    added = len(dict(y.__dask_graph__())) - len(dict(dx.__dask_graph__()))
+    assert added == 4 * dx.npartitions
 
 
 def test_merged_family_functions_and_their_limit():
