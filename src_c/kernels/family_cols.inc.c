@@ -106,6 +106,8 @@ static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, total[j] = 0, comp[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *ar = a + (ptrdiff_t)i * a_step, *br = b + (ptrdiff_t)i * b_step;
+        K(prefetch_row)(a, a_step, i, n, lanes, 1);
+        if (kind == FSM_LANE_DOT) K(prefetch_row)(b, b_step, i, n, lanes, 1);
         if (kind == FSM_LANE_DOT) {
 #pragma omp simd
             for (size_t j = 0; j < lanes; ++j) block[j] += ar[j] * br[j];
@@ -306,6 +308,8 @@ static FSM_ALWAYS_INLINE void K(backward_flanes)(const T *g, ptrdiff_t g_step, T
     for (size_t i = 0; i < n; ++i) {
         const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
         T *o = out + (ptrdiff_t)i * out_step;
+        K(prefetch_row)(g, g_step, i, n, lanes, 1);
+        K(prefetch_row)(y, y_step, i, n, lanes, 1);
         if (log) {
 #pragma omp simd
             for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * s[j];
