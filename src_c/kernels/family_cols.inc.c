@@ -336,10 +336,20 @@ static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out,
     K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 1);
 }
 
+/* A term >= 0 of cross_entropy_probs_flanes into (sum, comp): float32
+ * terms plainly, as their double sum is within n 2^-53 of the exact one,
+ * far below float32's eps (compensated, the sums took more than the rest
+ * of a float32 short-row block's kernel); float64 terms with Neumaier's
+ * compensation. */
+static inline void K(probs_add)(double *sum, double *comp, double v) {
+    if (sizeof(T) == sizeof(float)) *sum += v;
+    else fsm_neumaier_add(sum, comp, v);
+}
+
 /* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
- * in double with compensation (q_comp, gap_comp: scratch lanes; summed
- * plainly, one term after another, the loss of a group of 16 lost half an
- * eps against the row kernel's pairwise chains). */
+ * in double, with compensation for float64 (q_comp, gap_comp: scratch
+ * lanes; summed plainly in float64, one term after another, the loss of a
+ * group of 16 lost half an eps against the row kernel's pairwise chains). */
 static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, size_t n,
                                           size_t lanes, const T *m, double *q_sum, double *q_gap, double *q_comp,
                                           double *gap_comp) {
@@ -349,8 +359,8 @@ static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T 
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             double qi = (double)qr[j];
-            fsm_neumaier_add(&q_sum[j], &q_comp[j], qi);
-            fsm_neumaier_add(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
+            K(probs_add)(&q_sum[j], &q_comp[j], qi);
+            K(probs_add)(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
         }
     }
     for (size_t j = 0; j < lanes; ++j) {
