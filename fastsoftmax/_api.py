@@ -306,7 +306,8 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         return _reference().cross_entropy(x, t, axis, reduction=reduction, label_smoothing=label_smoothing,
                                           return_grad=return_grad, num_threads=num_threads, grad_out=grad_out)
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
-    losses = np.zeros(reduced_shape(x.shape, (ax,), True), np.float64)
+    # every loss is written by the kernels when there are logits
+    losses = (np.empty if x.size else np.zeros)(reduced_shape(x.shape, (ax,), True), np.float64)
     grad = None
     if return_grad:
         # never the logits or the target themselves: the kernels keep the

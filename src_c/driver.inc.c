@@ -267,11 +267,22 @@ static int K(same_for_every_group)(const fsm_problem *p, int operand) {
     return 1;
 }
 
+/* The group results of a block's rows (FSM_GROUP_RESULTS(rows), as a lane
+ * kernel writes them) stored where the op has them. */
+static void K(store_block_results)(const fsm_problem *p, const K(block) *blk, const double *results, size_t rows) {
+    double *group_out = (double *)p->operand[FSM_GROUP_OUT].data, *group_sign = (double *)p->operand[FSM_GROUP_SIGN].data;
+    for (size_t r = 0; group_out != NULL && r < rows; ++r)
+        group_out[K(block_offset)(p, blk, FSM_GROUP_OUT, r)] = results[r];
+    for (size_t r = 0; group_sign != NULL && r < rows; ++r)
+        group_sign[K(block_offset)(p, blk, FSM_GROUP_SIGN, r)] = results[rows + r];
+}
+
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
- * as contiguous rows in the scratch first.  Contiguous rows of softmax and
- * log_softmax go to the short-row kernels (plain or scaled); every other
- * case is transposed into lane buffers, run by the lane kernel (the plain
- * column kernel, or the family's) and transposed back. */
+ * as contiguous rows in the scratch first.  Contiguous rows of softmax,
+ * log_softmax (plain or scaled) and cross entropy go to their short-row
+ * kernels; every other case is transposed into lane buffers, run by the
+ * lane kernel (the plain column kernel, or the family's) and transposed
+ * back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
@@ -291,11 +302,10 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;
     T *y = (T *)o[FSM_Y].data;
     const int64_t *target = (const int64_t *)o[FSM_TARGET].data;
-    double *group_out = (double *)o[FSM_GROUP_OUT].data, *group_sign = (double *)o[FSM_GROUP_SIGN].data;
     const uint8_t *mask = (const uint8_t *)o[FSM_MASK].data;
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
-    /* softmax and log_softmax read and write contiguous rows themselves */
-    int rows_direct = x_step == 1 && o[FSM_Y].step == 1;
+    /* softmax, log_softmax and cross entropy read and write contiguous rows themselves */
+    int rows_direct = x_step == 1 && (y == NULL || o[FSM_Y].step == 1) && (b == NULL || o[FSM_B].step == 1);
     /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
     T *lane_out = y == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
     /* b broadcast over the batch (one row of weights for every group):
@@ -320,6 +330,10 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
             TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx, work);
         } else if (rows_direct && p->op < FSM_NUM_PLAIN_OPS) {
             TABLE(plan->k, fshort)[p->op](xs, ys, n, rows, &p->params, bx, work);
+        } else if (rows_direct && p->op == FSM_OP_CROSS_ENTROPY) {
+            TABLE(plan->k, xshort)(xs, y == NULL ? NULL : ys, b == NULL ? NULL : bs, n, rows, &p->params, targets,
+                                   results, bx, bb, by, work);
+            K(store_block_results)(p, &blk, results, rows);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
             if (b != NULL && !(b_is_one_row && b_rows_gathered >= rows)) {
@@ -332,10 +346,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
                 TABLE(plan->k, flanes)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, b == NULL ? NULL : bb,
                                              (ptrdiff_t)L, n, rows, &p->params, targets, results, work);
             if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
-            for (size_t r = 0; group_out != NULL && r < rows; ++r)
-                group_out[K(block_offset)(p, &blk, FSM_GROUP_OUT, r)] = results[r];
-            for (size_t r = 0; group_sign != NULL && r < rows; ++r)
-                group_sign[K(block_offset)(p, &blk, FSM_GROUP_SIGN, r)] = results[rows + r];
+            K(store_block_results)(p, &blk, results, rows);
         }
         for (size_t r = 0; plan->drop_masked && r < rows; ++r)
             K(drop_masked_if_nan)(p, ys[r], mask + K(block_offset)(p, &blk, FSM_MASK, r), n);

@@ -37,13 +37,13 @@ static void K(flanes_fold)(size_t lanes, T *block, T *block_ties, double *rest, 
     }
 }
 
-/* One term of flanes_sums: the scaled exp of x (stored as `store` says),
- * and in *tie whether it is a tie (x == m, counted apart). */
-static FSM_ALWAYS_INLINE T K(flanes_term)(T x, T m, T *y, const K(scaling) *sc, int scaled, int store,
-                                          int split_ties, T *tie) {
+/* One term of flanes_sums: the scaled exp of x, with in *stored what
+ * `store` says to store (the exp or z) and in *tie whether it is a tie
+ * (x == m, counted apart). */
+static FSM_ALWAYS_INLINE T K(flanes_term)(T x, T m, const K(scaling) *sc, int scaled, int store, int split_ties,
+                                          T *stored, T *tie) {
     T z, e = K(fam_exp)(x, m, sc, scaled, store == FSM_STORE_Z, &z);
-    if (store == FSM_STORE_EXP) *y = e;
-    if (store == FSM_STORE_Z) *y = z;
+    *stored = store == FSM_STORE_Z ? z : e;
     *tie = split_ties && x == m ? (T)1 : (T)0;
     return e * ((T)1 - *tie);
 }
@@ -53,13 +53,14 @@ static FSM_ALWAYS_INLINE T K(flanes_term)(T x, T m, T *y, const K(scaling) *sc, 
  * `store` says.  Four rows a step, as the plain column kernels (block[j]
  * lives in memory, and one row a step waited on storing and reloading it);
  * blocks of FSM_COLS_SUM_BLOCK rows go into the compensated total.  block,
- * block_ties: scratch lanes in T; comp: in double. */
+ * block_ties: scratch lanes in T; comp: in double.  y is stored to by
+ * index in the loops (through a pointer per lane, the stores became
+ * scatters). */
 static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, size_t n,
                                              size_t lanes, const T *m, const K(scaling) *sc, int scaled,
                                              int store, int split_ties, T *block, T *block_ties,
                                              double *rest, double *comp, double *ties) {
     _Static_assert(FSM_COLS_SUM_BLOCK % 4 == 0, "blocks of whole steps");
-    T sink = 0; /* y for the terms that store nothing */
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, block_ties[j] = 0, rest[j] = 0, comp[j] = 0, ties[j] = 0;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -67,13 +68,13 @@ static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y,
         T *y0 = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T t0, t1, t2, t3;
-            T *y_j = store == FSM_STORE_NOTHING ? &sink : y0 + j;
-            ptrdiff_t ys = store == FSM_STORE_NOTHING ? 0 : y_step;
-            T e0 = K(flanes_term)(x0[j], m[j], y_j, sc, scaled, store, split_ties, &t0);
-            T e1 = K(flanes_term)(x0[x_step + j], m[j], y_j + ys, sc, scaled, store, split_ties, &t1);
-            T e2 = K(flanes_term)(x0[2 * x_step + j], m[j], y_j + 2 * ys, sc, scaled, store, split_ties, &t2);
-            T e3 = K(flanes_term)(x0[3 * x_step + j], m[j], y_j + 3 * ys, sc, scaled, store, split_ties, &t3);
+            T t0, t1, t2, t3, s0, s1, s2, s3;
+            T e0 = K(flanes_term)(x0[j], m[j], sc, scaled, store, split_ties, &s0, &t0);
+            T e1 = K(flanes_term)(x0[x_step + j], m[j], sc, scaled, store, split_ties, &s1, &t1);
+            T e2 = K(flanes_term)(x0[2 * x_step + j], m[j], sc, scaled, store, split_ties, &s2, &t2);
+            T e3 = K(flanes_term)(x0[3 * x_step + j], m[j], sc, scaled, store, split_ties, &s3, &t3);
+            if (store != FSM_STORE_NOTHING)
+                y0[j] = s0, y0[y_step + j] = s1, y0[2 * y_step + j] = s2, y0[3 * y_step + j] = s3;
             block[j] += (e0 + e1) + (e2 + e3);
             block_ties[j] += (t0 + t1) + (t2 + t3);
         }
@@ -84,10 +85,10 @@ static FSM_ALWAYS_INLINE void K(flanes_sums)(const T *x, ptrdiff_t x_step, T *y,
         T *yr = store == FSM_STORE_NOTHING ? NULL : y + (ptrdiff_t)i * y_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
-            T t;
-            block[j] += K(flanes_term)(xr[j], m[j], store == FSM_STORE_NOTHING ? &sink : yr + j, sc, scaled, store,
-                                       split_ties, &t);
+            T t, stored;
+            block[j] += K(flanes_term)(xr[j], m[j], sc, scaled, store, split_ties, &stored, &t);
             block_ties[j] += t;
+            if (store != FSM_STORE_NOTHING) yr[j] = stored;
         }
     }
     K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
@@ -101,10 +102,12 @@ enum { FSM_LANE_SUM = 0, FSM_LANE_DOT = 1 };
 
 /* Per lane: total[j] = sum of a (kind SUM) or of a * b (DOT) over lane j. */
 static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t b_step, size_t n, size_t lanes,
-                             int kind, T *block, double *total, double *comp) {
+                             int kind, int prefetch, T *block, double *total, double *comp) {
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, total[j] = 0, comp[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *ar = a + (ptrdiff_t)i * a_step, *br = b + (ptrdiff_t)i * b_step;
+        K(prefetch_row)(a, a_step, i, n, lanes, prefetch);
+        if (kind == FSM_LANE_DOT) K(prefetch_row)(b, b_step, i, n, lanes, prefetch);
         if (kind == FSM_LANE_DOT) {
 #pragma omp simd
             for (size_t j = 0; j < lanes; ++j) block[j] += ar[j] * br[j];
@@ -300,11 +303,15 @@ static FSM_ALWAYS_INLINE void K(backward_flanes)(const T *g, ptrdiff_t g_step, T
                                                  int log) {
     T *block = (T *)SLOT(0), *s = (T *)SLOT(3);
     double *total = SLOT(1), *comp = SLOT(2);
-    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, log ? FSM_LANE_SUM : FSM_LANE_DOT, block, total, comp);
+    /* prefetched for log_softmax only: softmax's float64 (1000, 4096) over
+     * axis 0 took 1.13-1.30x softmax without, 1.47-1.60x with */
+    K(flanes_reduce)(g, g_step, y, y_step, n, lanes, log ? FSM_LANE_SUM : FSM_LANE_DOT, log, block, total, comp);
     for (size_t j = 0; j < lanes; ++j) s[j] = (T)total[j];
     for (size_t i = 0; i < n; ++i) {
         const T *gr = g + (ptrdiff_t)i * g_step, *yr = y + (ptrdiff_t)i * y_step;
         T *o = out + (ptrdiff_t)i * out_step;
+        K(prefetch_row)(g, g_step, i, n, lanes, log);
+        K(prefetch_row)(y, y_step, i, n, lanes, log);
         if (log) {
 #pragma omp simd
             for (size_t j = 0; j < lanes; ++j) o[j] = gr[j] - K(exp_of_log_prob)(yr[j]) * s[j];
@@ -329,31 +336,32 @@ static void K(log_softmax_backward_flanes)(const T *g, ptrdiff_t g_step, T *out,
     K(backward_flanes)(g, g_step, out, out_step, y, y_step, n, lanes, work, 1);
 }
 
+/* A term >= 0 of cross_entropy_probs_flanes into (sum, comp): float32
+ * terms plainly, as their double sum is within n 2^-53 of the exact one,
+ * far below float32's eps (compensated, the sums took more than the rest
+ * of a float32 short-row block's kernel); float64 terms with Neumaier's
+ * compensation. */
+static inline void K(probs_add)(double *sum, double *comp, double v) {
+    if (sizeof(T) == sizeof(float)) *sum += v;
+    else fsm_neumaier_add(sum, comp, v);
+}
+
 /* Per lane: q_sum[j] = sum(q), q_gap[j] = sum(q (m - x)) (0 where q == 0)
- * in double with compensation (q_comp, gap_comp: scratch lanes; summed
- * plainly, one term after another, the loss of a group of 16 lost half an
- * eps against the row kernel's pairwise chains); with a gradient, grad from
- * the stored exps as in cross_entropy_probs_pass. */
-static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, T *grad,
-                                          ptrdiff_t grad_step, size_t n, size_t lanes, const T *m,
-                                          const T *t, const T *inv, const fsm_params *prm, double *q_sum,
-                                          double *q_gap, double *q_comp, double *gap_comp) {
-    T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing);
-    T uniform = (T)(prm->smoothing / (double)n);
+ * in double, with compensation for float64 (q_comp, gap_comp: scratch
+ * lanes; summed plainly in float64, one term after another, the loss of a
+ * group of 16 lost half an eps against the row kernel's pairwise chains). */
+static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T *q, ptrdiff_t q_step, size_t n,
+                                          size_t lanes, const T *m, double *q_sum, double *q_gap, double *q_comp,
+                                          double *gap_comp) {
     for (size_t j = 0; j < lanes; ++j) q_sum[j] = 0, q_gap[j] = 0, q_comp[j] = 0, gap_comp[j] = 0;
     for (size_t i = 0; i < n; ++i) {
         const T *xr = x + (ptrdiff_t)i * x_step, *qr = q + (ptrdiff_t)i * q_step;
 #pragma omp simd
         for (size_t j = 0; j < lanes; ++j) {
             double qi = (double)qr[j];
-            fsm_neumaier_add(&q_sum[j], &q_comp[j], qi);
-            fsm_neumaier_add(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
+            K(probs_add)(&q_sum[j], &q_comp[j], qi);
+            K(probs_add)(&q_gap[j], &gap_comp[j], qi * (qi != 0 ? (double)m[j] - (double)xr[j] : 0.0));
         }
-        if (grad == NULL) continue;
-        T *gr = grad + (ptrdiff_t)i * grad_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j)
-            gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], keep * qr[j] + uniform, scale);
     }
     for (size_t j = 0; j < lanes; ++j) {
         q_sum[j] = isfinite(q_sum[j]) ? q_sum[j] + q_comp[j] : q_sum[j];
@@ -361,40 +369,37 @@ static void K(cross_entropy_probs_flanes)(const T *x, ptrdiff_t x_step, const T 
     }
 }
 
-/* Index targets: grad from the stored exps, the target's entry with the
- * target's weight. */
-static void K(cross_entropy_index_flanes)(T *grad, ptrdiff_t grad_step, size_t n, size_t lanes,
-                                          const int64_t *target, const T *t, const T *inv, const fsm_params *prm) {
-    T scale = (T)prm->grad_scale, uniform = (T)(prm->smoothing / (double)n);
-    T hit = (T)((double)uniform + (1.0 - prm->smoothing));
-    for (size_t i = 0; i < n; ++i) {
-        T *gr = grad + (ptrdiff_t)i * grad_step;
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j)
-            gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], (size_t)target[j] == i ? hit : uniform, scale);
-    }
-}
-
-static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdiff_t grad_step, const T *q,
-                                    ptrdiff_t q_step, size_t n, size_t lanes, const fsm_params *prm,
-                                    const int64_t *target, double *group_out, double *work) {
+/* Cross entropy's passes over `lanes` groups up to the gradient: per lane
+ * the maximum m, the total (t, inv) and c = log(total) in SLOT(0), (8, 9)
+ * and 7; with probabilities q, q_sum and q_gap in SLOT(3) and SLOT(5); the
+ * scaled exps in e when it is not NULL.  Slots 1, 2 and 4 are free after. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_flanes_stats)(const T *x, ptrdiff_t x_step, T *e, ptrdiff_t e_step,
+                                                            const T *q, ptrdiff_t q_step, size_t n, size_t lanes,
+                                                            const fsm_params *prm, int prefetch, double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *c = SLOT(7);
-    T *t = (T *)SLOT(8), *inv = (T *)SLOT(9); /* the total, and its inverse, per lane */
-    K(cols_max)(x, x_step, n, lanes, m, 1);
-    K(flanes_sums)(x, x_step, grad, grad_step, n, lanes, m, NULL, 0, grad == NULL ? FSM_STORE_NOTHING : FSM_STORE_EXP,
-                   1, block, block_ties, rest, comp, ties);
+    T *t = (T *)SLOT(8), *inv = (T *)SLOT(9);
+    K(cols_max)(x, x_step, n, lanes, m, prefetch);
+    K(flanes_sums)(x, x_step, e, e_step, n, lanes, m, NULL, 0, e == NULL ? FSM_STORE_NOTHING : FSM_STORE_EXP, 1,
+                   block, block_ties, rest, comp, ties);
 #pragma omp simd
     for (size_t j = 0; j < lanes; ++j) {
         double total = rest[j] + ties[j] * EXP_SCALE;
         t[j] = (T)total, inv[j] = INVERSE_TOTAL(total);
         c[j] = (double)LOG_TOTAL(rest[j], ties[j], m[j]);
     }
-    /* rest, comp and ties are free from here on */
-    double *q_sum = rest, *q_gap = ties, *mean_gap = comp;
-    if (q != NULL) K(cross_entropy_probs_flanes)(x, x_step, q, q_step, grad, grad_step, n, lanes, m, t, inv, prm,
-                                                 q_sum, q_gap, SLOT(1), SLOT(2)); /* block's slots are free */
-    else if (grad != NULL) K(cross_entropy_index_flanes)(grad, grad_step, n, lanes, target, t, inv, prm);
+    /* rest and ties are free from here on */
+    if (q != NULL) /* block's slots are free too */
+        K(cross_entropy_probs_flanes)(x, x_step, q, q_step, n, lanes, m, SLOT(3), SLOT(5), SLOT(1), SLOT(2));
+}
+
+/* Cross entropy's loss per lane into group_out, from cross_entropy_flanes_stats. */
+static void K(cross_entropy_flanes_losses)(const T *x, ptrdiff_t x_step, int index_target, size_t n, size_t lanes,
+                                           const fsm_params *prm, const int64_t *target, double *group_out,
+                                           double *work) {
+    const T *m = (const T *)SLOT(0);
+    const double *q_sum = SLOT(3), *q_gap = SLOT(5), *c = SLOT(7);
+    double *mean_gap = SLOT(4);
     for (size_t j = 0; j < lanes; ++j) mean_gap[j] = 0;
     if (prm->smoothing > 0) {
         double w = 1.0 / (double)n;
@@ -404,10 +409,52 @@ static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdi
         }
     }
     for (size_t j = 0; j < lanes; ++j) {
-        T x_target = q == NULL ? x[(ptrdiff_t)target[j] * x_step + (ptrdiff_t)j] : (T)0;
-        group_out[j] = K(cross_entropy_loss)(prm, q == NULL, x_target, m[j], c[j], q == NULL ? 0 : q_sum[j],
-                                             q == NULL ? 0 : q_gap[j], mean_gap[j]);
+        T x_target = index_target ? x[(ptrdiff_t)target[j] * x_step + (ptrdiff_t)j] : (T)0;
+        group_out[j] = K(cross_entropy_loss)(prm, index_target, x_target, m[j], c[j], index_target ? 0 : q_sum[j],
+                                             index_target ? 0 : q_gap[j], mean_gap[j]);
     }
+}
+
+/* The gradient of lanes whose scaled exps are in grad, in place. */
+static void K(cross_entropy_grad_flanes)(const T *q, ptrdiff_t q_step, T *grad, ptrdiff_t grad_step, size_t n,
+                                         size_t lanes, const fsm_params *prm, const int64_t *target, double *work) {
+    const T *t = (const T *)SLOT(8), *inv = (const T *)SLOT(9);
+    T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing), uniform = (T)(prm->smoothing / (double)n);
+    T hit = (T)((double)uniform + (1.0 - prm->smoothing));
+    for (size_t i = 0; i < n; ++i) {
+        T *gr = grad + (ptrdiff_t)i * grad_step;
+        if (q != NULL) {
+            const T *qr = q + (ptrdiff_t)i * q_step;
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j)
+                gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], keep * qr[j] + uniform, scale);
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < lanes; ++j)
+                gr[j] = K(cross_entropy_grad)(gr[j], t[j], inv[j], (size_t)target[j] == i ? hit : uniform, scale);
+        }
+    }
+}
+
+/* store_exps a constant: chosen at run time, the exps' stores became
+ * scatters to a dummy address in the sum pass without gradient. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_flanes_body)(const T *x, ptrdiff_t x_step, T *grad,
+                                                           ptrdiff_t grad_step, const T *q, ptrdiff_t q_step,
+                                                           size_t n, size_t lanes, const fsm_params *prm,
+                                                           const int64_t *target, double *group_out, double *work,
+                                                           int with_grad) {
+    K(cross_entropy_flanes_stats)(x, x_step, with_grad ? grad : NULL, grad_step, q, q_step, n, lanes, prm, 1, work);
+    if (with_grad) K(cross_entropy_grad_flanes)(q, q_step, grad, grad_step, n, lanes, prm, target, work);
+    K(cross_entropy_flanes_losses)(x, x_step, q == NULL, n, lanes, prm, target, group_out, work);
+}
+
+static void K(cross_entropy_flanes)(const T *x, ptrdiff_t x_step, T *grad, ptrdiff_t grad_step, const T *q,
+                                    ptrdiff_t q_step, size_t n, size_t lanes, const fsm_params *prm,
+                                    const int64_t *target, double *group_out, double *work) {
+    if (grad != NULL)
+        K(cross_entropy_flanes_body)(x, x_step, grad, grad_step, q, q_step, n, lanes, prm, target, group_out, work, 1);
+    else
+        K(cross_entropy_flanes_body)(x, x_step, grad, grad_step, q, q_step, n, lanes, prm, target, group_out, work, 0);
 }
 
 #undef SLOT

@@ -490,7 +490,12 @@ FSM_DEFINE_ROW_REDUCTION(row_gap, FSM_TERM_GAP, double)
  * exp(y) * 2^B overflows, the result is unspecified (finite garbage): a
  * select that gives +inf there cost 12% of the kernel (float32 rows of
  * 1000, AVX2), and the API documents y <= 0. */
-static inline T K(exp_of_log_prob)(T y) { return SCALED_EXP(y, (T)0) * (T)EXP_UNSCALE; }
+static inline T K(exp_of_log_prob)(T y) {
+    /* SCALED_EXP(y, 0) without its TwoSum of y - 0, whose error term is 0 */
+    T e = sizeof(T) == sizeof(float) ? (T)fsm_scaled_exp_hilo_f32((float)y, 0.0f)
+                                     : (T)fsm_scaled_exp_hilo_f64((double)y, 0.0);
+    return e * (T)EXP_UNSCALE;
+}
 
 /* out = y * (g - dot), dot = sum(g * y) of the group. */
 static void K(softmax_backward_apply)(const T *g, T *out, const T *y, size_t n, T dot) {

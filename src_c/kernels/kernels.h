@@ -249,6 +249,22 @@ typedef void (*fsm_fshort_f32_fn)(const float *const *x, float *const *y, size_t
 typedef void (*fsm_fshort_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count,
                                   const fsm_params *prm, double *buf, double *work);
 
+/* Cross-entropy short-row kernels  fsm_cross_entropy_xshort_<dtype>_<variant>(x, grad, q, n, count, params,
+ *                                      targets, loss, x_lanes, q_lanes, exp_lanes, work)
+ *   the lane kernel of cross entropy on count <= FSM_SHORT_ROW_LANES groups
+ *   whose rows are contiguous: x[g], grad[g] (grad NULL without gradient)
+ *   and q[g] (q NULL for index targets, then targets[g]) of n elements;
+ *   loss[g] the group's loss.  x_lanes, q_lanes, exp_lanes: three scratch
+ *   buffers of n * FSM_SHORT_ROW_LANES elements overlapping no row; work:
+ *   FSM_FAMILY_WORK_DOUBLES(count) doubles.  Bit-identical to the lane
+ *   kernel on the transposed rows. */
+typedef void (*fsm_xshort_f32_fn)(const float *const *x, float *const *grad, const float *const *q, size_t n,
+                                  size_t count, const fsm_params *prm, const int64_t *targets, double *loss,
+                                  float *x_lanes, float *q_lanes, float *exp_lanes, double *work);
+typedef void (*fsm_xshort_f64_fn)(const double *const *x, double *const *grad, const double *const *q, size_t n,
+                                  size_t count, const fsm_params *prm, const int64_t *targets, double *loss,
+                                  double *x_lanes, double *q_lanes, double *exp_lanes, double *work);
+
 /* --- split rows: one long group cut across threads -------------------------
  * The split-row plan cuts a contiguous group of n elements at multiples of
  * FSM_SUM_BLOCK into one chunk [begin, end) per thread.  x, y and b point at
@@ -330,6 +346,8 @@ typedef struct {
     fsm_flanes_f64_fn flanes_f64[FSM_NUM_OPS];
     fsm_fshort_f32_fn fshort_f32[FSM_NUM_PLAIN_OPS]; /* scaled softmax, log_softmax */
     fsm_fshort_f64_fn fshort_f64[FSM_NUM_PLAIN_OPS];
+    fsm_xshort_f32_fn xshort_f32; /* cross entropy */
+    fsm_xshort_f64_fn xshort_f64;
     fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
     fsm_row_f32_fn two_pass_f32; /* plain softmax; NULL where the dtype has none */
