@@ -244,7 +244,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     q = (1 - label_smoothing) * q + label_smoothing / n
     with np.errstate(all="ignore"):
         logp = _log_softmax(x, (ax,), None, None)
-        losses = -np.sum(np.where(q != 0, q * logp, 0), axis=ax)
+        # a zero weight drops its term (0 * -inf at a -inf logit), but not a
+        # NaN group's NaN (all -inf, or a NaN or +inf in it)
+        losses = -np.sum(np.where((q != 0) | np.isnan(logp), q * logp, 0), axis=ax)
         rows = losses.size
         if reduction == "none":
             loss = losses.astype(result_dtype)

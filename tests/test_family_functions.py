@@ -262,6 +262,17 @@ def test_cross_entropy_axis_layouts_and_special_values():
             == fastsoftmax.cross_entropy(x2, t2, num_threads=2))
 
 
+@pytest.mark.parametrize("impl", [fastsoftmax, reference])
+def test_cross_entropy_nan_group_is_nan_whatever_its_weights(impl):
+    # a group that is NaN (all -inf, or a NaN or +inf in it) has a NaN loss
+    # even where the target gives it no weight at all, as in PyTorch
+    x = np.array([[-np.inf] * 3, [np.nan, 0.0, 1.0], [np.inf, 0.0, 1.0], [-np.inf, 0.0, 1.0]])
+    q = np.array([[0.0] * 3, [0.0] * 3, [0.0] * 3, [0.0, 0.5, 0.5]])
+    loss, grad = impl.cross_entropy(x, q, reduction="none", return_grad=True)
+    assert np.all(np.isnan(loss[:3])) and np.all(np.isnan(grad[:3]))
+    assert np.isfinite(loss[3]) and np.all(np.isfinite(grad[3]))  # 0 * log 0 = 0
+
+
 
 @pytest.mark.parametrize("return_grad", [False, True])
 def test_cross_entropy_probs_gap_beyond_float32_max(variant, return_grad):
