@@ -38,9 +38,8 @@ def logits_with_specials(rng, dtype, rows, n):
 
 def targets(rng, kind, dtype, rows, n):
     """Class indices (entry 0 for the rows of logits_with_specials), or
-    probabilities with some exact zeros (none in a row of logits_with_specials
-    but the -inf target's: a row of all -inf logits has NaN loss here and
-    -0 in the reference when its target has no weight at all)."""
+    probabilities with some exact zeros (in the rows of logits_with_specials
+    only at the -inf target's entry, whose loss is then finite)."""
     if kind == "index":
         t = rng.integers(0, n, rows)
         t[3:10] = 0
