@@ -15,8 +15,7 @@
  * (scaled_nosub_for), where a row takes it. */
 typedef struct {
     T s_hi, s_lo, c_hi, c_lo;
-    T nosub_s_log2e, nosub_c_hi, nosub_c_lo, nosub_shifter, nosub_lowest_n, nosub_j;
-    double to_max_scale; /* as block_rest_row_exp's (scaled_to_max_scale) */
+    T nosub_s_log2e, nosub_c_hi, nosub_c_lo, nosub_shifter, nosub_lowest_n;
 } K(scaling);
 
 #ifndef FSM_STORE_NOTHING_DEFINED
@@ -43,11 +42,6 @@ static inline K(scaling) K(scaling_of)(const fsm_params *prm) {
     return sc;
 }
 
-/* s m in double (within 2^-52 relative). */
-static inline double K(scaled_ref)(T m, const fsm_params *prm) {
-    return (double)m * prm->scale_hi + (double)m * prm->scale_lo;
-}
-
 /* The scaled rows' no-subtraction form (exp_minus_max.h): exp(s x) *
  * 2^(C - j), j = round(s m / ln 2) for the group's reference m, in place
  * of exp((x - m) s) * 2^B.  n = round(s x / ln 2) and r = s x - n ln 2 =
@@ -62,10 +56,10 @@ static inline double K(scaled_ref)(T m, const fsm_params *prm) {
  * returns the form. */
 static inline int K(scaled_nosub_for)(K(scaling) *sc, T m, const fsm_params *prm) {
 #if ROW_EXP_NOSUB
-    double s = prm->scale_hi;
+    double s = prm->scale_hi, sm = (double)m * s + (double)m * prm->scale_lo;
+    T j;
     if (!(fabs(s) >= 0x1p-60 && fabs(s) <= 0x1p60)) return FSM_FORM_SCALED;
-    if (!fsm_nosub_row_f32((float)K(scaled_ref)(m, prm), &sc->nosub_j, &sc->nosub_shifter, &sc->nosub_lowest_n))
-        return FSM_FORM_SCALED;
+    if (!fsm_nosub_row_f32((float)sm, &j, &sc->nosub_shifter, &sc->nosub_lowest_n)) return FSM_FORM_SCALED;
     sc->nosub_s_log2e = (T)(s * LOG2E);
     sc->nosub_c_hi = K(shorten)((T)prm->exp_step_hi, 12);
     sc->nosub_c_lo = (T)((prm->exp_step_hi - (double)sc->nosub_c_hi) + prm->exp_step_lo);
@@ -74,12 +68,6 @@ static inline int K(scaled_nosub_for)(K(scaling) *sc, T m, const fsm_params *prm
     (void)sc, (void)m, (void)prm;
     return FSM_FORM_SCALED;
 #endif
-}
-
-/* Sets sc->to_max_scale for a group in the no-subtraction form (only the
- * ops that take a log of the total need it: a double exp per group). */
-static inline void K(scaled_to_max_scale)(K(scaling) *sc, T m, const fsm_params *prm) {
-    sc->to_max_scale = fsm_nosub_to_max_scale(K(scaled_ref)(m, prm), (double)sc->nosub_j);
 }
 
 /* exp(s x) * 2^(C - j) (scaled_nosub_for); NaN x propagates, the terms
@@ -96,7 +84,8 @@ static FSM_ALWAYS_INLINE T K(scaled_exp_nosub)(T x, const K(scaling) *sc) {
 }
 
 /* In `form`: exp((x - m) * s) * 2^B, exp(x - m) * 2^B, or exp(s x) *
- * 2^(C - j); when want_z (the form exp((x - m) * s) only), also *z =
+ * 2^(C - j) (softmax only: its total is in the same units); when want_z
+ * (the form exp((x - m) * s) only), also *z =
  * (x - m) * s rounded (log_softmax's output before the log of the total;
  * -inf when the product overflows).  Every fused multiply-add is explicit
  * (FMA_T: one instruction where the variant has FMA, the correctly rounded
@@ -218,9 +207,7 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const
 
 /* One sum block [start, end) of the group: *rest = the sum of the scaled
  * exps (of x != m when split_ties, whose count goes to *ties), in
- * FSM_SUM_CHAINS chains folded in T; stored in y as `store` says.  With
- * split_ties, a no-subtraction sum is turned into one of exp((x - m) s) *
- * 2^B block by block, as block_rest_row_exp does. */
+ * FSM_SUM_CHAINS chains folded in T; stored in y as `store` says. */
 static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_t end, T m, const K(scaling) *sc,
                                            int form, int store, int split_ties, T *rest, T *ties) {
     size_t i = start;
@@ -233,7 +220,6 @@ static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_
     for (size_t j = 0; i + j < end; ++j)
         K(fam_term)(x, y, i + j, m, sc, form, store, split_ties, &acc[j], &tie_acc[j]);
     *rest = K(sum_chains)(acc);
-    if (split_ties && form == FSM_FORM_SCALED_NOSUB) *rest = (T)(*rest * sc->to_max_scale);
     *ties = K(sum_chains)(tie_acc);
 }
 
@@ -261,7 +247,6 @@ typedef struct {
     double rest, ties; /* the total split as in block_exp_rest */
     double q_sum, q_gap, mean_gap; /* cross entropy's target terms */
     T x_target;
-    int z_stored;     /* scaled log_softmax: y holds (x - m) * s, else it is formed after the log */
     int index_target;
     int weighted;                  /* logsumexp with weights: the result is computed whole */
     double weighted_result, weighted_sign;
@@ -309,43 +294,25 @@ static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, 
     for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
 }
 
-/* log_softmax of x * s: in the no-subtraction form, the sums alone (as
- * plain log_softmax), then y = (x - m) * s - c; else y = (x - m) * s stored
- * with the sums, then y -= c. */
+/* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c.
+ * Always in the form exp((x - m) * s): z needs x - m exactly anyway, and
+ * the no-subtraction form measured no faster here (its sums alone, then z
+ * formed from x after the log: 1.25 -> 1.43x plain log_softmax on float32
+ * (16384, 128), AVX-512, the per-row factor of its log costing more than
+ * the exps saved). */
 static FSM_ALWAYS_INLINE void K(log_softmax_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
                                                     int64_t target, K(group_stats) *st) {
     (void)b, (void)target;
     K(scaling) sc = K(scaling_of)(prm);
-    T m = st->m = K(scaled_group_ref)(x, n, &sc);
-    st->z_stored = K(scaled_nosub_for)(&sc, m, prm) != FSM_FORM_SCALED_NOSUB;
-    if (st->z_stored) {
-        K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, &st->rest, &st->ties);
-        return;
-    }
-    K(scaled_to_max_scale)(&sc, m, prm);
-    K(fam_sums)(x, NULL, n, m, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
-}
-
-/* y = (x - m) * s - c, or y -= c where y holds (x - m) * s already
- * (z_stored); c >= 0 and (x - m) * s <= 0: no cancellation.  Float: in
- * double (each step within 2^-53 relative), so y is rounded about once, by
- * its conversion to float, and nothing overflows.  The float64 groups
- * always store z (scaled_nosub_for). */
-static void K(log_softmax_fapply)(const T *x, T *y, size_t n, T m, const fsm_params *prm, int z_stored, T c) {
-    if (z_stored) {
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) y[i] -= c;
-        return;
-    }
-    double s = prm->scale_hi, ref = (double)m, shift = (double)c;
-#pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] = (T)(((double)x[i] - ref) * s - shift);
+    st->m = K(scaled_group_ref)(x, n, &sc);
+    K(fam_sums)(x, y, n, st->m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, &st->rest, &st->ties);
 }
 
 static FSM_ALWAYS_INLINE void K(log_softmax_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
                                                    double *group_out, const K(group_stats) *st, T c) {
-    (void)group_out;
-    K(log_softmax_fapply)(x, y, n, st->m, prm, st->z_stored, c);
+    (void)x, (void)prm, (void)group_out, (void)st;
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
 }
 
 /* logsumexp of a group whose maximum m is not finite: NaN when an entry is

@@ -109,19 +109,17 @@ static FSM_ALWAYS_INLINE void K(fam_split_blocks)(const T *x, T *y, size_t begin
 }
 
 /* The scaled softmaxes' blocks, as softmax_fsums and log_softmax_fstats
- * take them: the exps stored, or for log_softmax the ties counted apart and
- * z = (x - m) * s stored where the group keeps the exact x - m. */
+ * take them: the exps stored (in the form the group allows), or for
+ * log_softmax z = (x - m) * s, its ties counted apart. */
 static FSM_ALWAYS_INLINE void K(scaled_fsplit_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
                                                       const fsm_params *prm, double *sums, int log) {
     K(scaling) sc = K(scaling_of)(prm);
-    if (K(scaled_nosub_for)(&sc, m, prm) != FSM_FORM_SCALED_NOSUB) {
-        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, log ? FSM_STORE_Z : FSM_STORE_EXP, log, sums);
-    } else if (log) {
-        K(scaled_to_max_scale)(&sc, m, prm);
-        K(fam_split_blocks)(x, NULL, begin, end, m, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_NOTHING, 1, sums);
-    } else {
+    if (log)
+        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, sums);
+    else if (K(scaled_nosub_for)(&sc, m, prm) == FSM_FORM_SCALED_NOSUB)
         K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, sums);
-    }
+    else
+        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, sums);
 }
 
 static void K(softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
@@ -142,13 +140,11 @@ static void K(softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, siz
     K(vnormalize)(y + begin, y + begin, end - begin, c);
 }
 
-/* y = (x - m) * s - log(total), as log_softmax_fdone. */
+/* y -= log(total), as log_softmax_fdone. */
 static void K(log_softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                          const fsm_params *prm, int64_t target, double c) {
-    (void)b, (void)n, (void)target;
-    K(scaling) sc = K(scaling_of)(prm);
-    int z_stored = K(scaled_nosub_for)(&sc, m, prm) != FSM_FORM_SCALED_NOSUB;
-    K(log_softmax_fapply)(x + begin, y + begin, end - begin, m, prm, z_stored, (T)c);
+    (void)b, (void)n, (void)m, (void)target;
+    K(log_softmax_fdone)(x + begin, y + begin, end - begin, prm, NULL, NULL, (T)c);
 }
 
 /* Unweighted logsumexp (weighted groups are not split): log_softmax's
