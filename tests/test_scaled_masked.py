@@ -136,14 +136,19 @@ def _scaled_range_edges(scale, dtype, rng, rows=8):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("kw", [dict(temperature=1.5), dict(temperature=2.0**-59), dict(base=0.5)],
                          ids=["temperature_1.5", "temperature_2^-59", "base_0.5"])
-def test_scaled_range_edges_accurate(fn_name, dtype, kw, variant, num_threads):
-    """float32 rows take exp(s x) 2^(C - j) where |s m| <= 2048 and the
-    TwoSum form beyond: both, on either side of the edge."""
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_scaled_range_edges_accurate(fn_name, dtype, kw, axis, variant, num_threads):
+    """float32 groups (rows, and column lanes) take exp(s x) 2^(C - j) where
+    |s m| <= 2048 and the exact x - m form beyond: both, on either side of
+    the edge."""
     scale = 1 / kw["temperature"] if "temperature" in kw else np.log(kw["base"])
-    x = _scaled_range_edges(scale, dtype, np.random.default_rng(5))
-    got = call_unmodified(getattr(fastsoftmax, fn_name), x, num_threads=num_threads, **kw)
-    err = error_eps(fn_name, got, _extended(fn_name, x, -1, kw), dtype)
-    assert err <= _bound(fn_name), f"{fn_name} {kw}: {err:.2f} eps"
+    edges = _scaled_range_edges(scale, dtype, np.random.default_rng(5))
+    half = len(edges) // 2
+    for side, groups in (("inside", edges[:half]), ("beyond", edges[half:])):  # a tile of lanes takes one form
+        x = groups if axis == -1 else np.ascontiguousarray(groups.T)
+        got = call_unmodified(getattr(fastsoftmax, fn_name), x, axis, num_threads=num_threads, **kw)
+        err = error_eps(fn_name, got, _extended(fn_name, x, axis, kw), dtype)
+        assert err <= _bound(fn_name), f"{fn_name} {kw} {side}: {err:.2f} eps"
 
 
 def test_base_below_one_favours_small_entries():

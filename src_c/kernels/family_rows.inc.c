@@ -12,10 +12,10 @@
 /* The scale s of exp's argument in T: s = s_hi + s_lo, and ln 2 / s =
  * c_hi + c_lo with c_hi short enough that n * c_hi is exact for every n a
  * non-flushed exp can have; and the constants of the no-subtraction form
- * (scaled_nosub_for), where a row takes it. */
+ * (scaled_nosub_scale), where a group takes it. */
 typedef struct {
     T s_hi, s_lo, c_hi, c_lo;
-    T nosub_s_log2e, nosub_c_hi, nosub_c_lo, nosub_shifter, nosub_lowest_n;
+    T nosub_s_log2e, nosub_c_hi, nosub_c_lo;
 } K(scaling);
 
 #ifndef FSM_STORE_NOTHING_DEFINED
@@ -42,7 +42,7 @@ static inline K(scaling) K(scaling_of)(const fsm_params *prm) {
     return sc;
 }
 
-/* The scaled rows' no-subtraction form (exp_minus_max.h): exp(s x) *
+/* The scaled groups' no-subtraction form (exp_minus_max.h): exp(s x) *
  * 2^(C - j), j = round(s m / ln 2) for the group's reference m, in place
  * of exp((x - m) s) * 2^B.  n = round(s x / ln 2) and r = s x - n ln 2 =
  * ((x - n c_hi) - n c_lo) s_hi with ln 2 / s = c_hi + c_lo: c_hi has 12
@@ -52,39 +52,59 @@ static inline K(scaling) K(scaling_of)(const fsm_params *prm) {
  * same arithmetic on every variant (an FMA only where the compiler fuses,
  * as everywhere).  Taken when |s m| <= FSM_NOSUB_MAX_F32 and 2^-60 <= |s|
  * <= 2^60 (ln 2 / s and every n c_hi normal floats); other groups, and
- * float64, keep fam_exp's exact x - m.  Sets sc's nosub constants and
- * returns the form. */
-static inline int K(scaled_nosub_for)(K(scaling) *sc, T m, const fsm_params *prm) {
+ * float64, keep fam_exp's exact x - m.  A group's j is folded into its
+ * shifter (fsm_nosub_row_f32), which fam_exp takes in place of m.
+ * scaled_nosub_scale sets sc's constants and returns 0 where the scale (or
+ * T) rules the form out; scaled_nosub_shifter sets a group's shifter and
+ * returns 0 where its s m does. */
+static inline int K(scaled_nosub_scale)(K(scaling) *sc, const fsm_params *prm) {
 #if ROW_EXP_NOSUB
-    double s = prm->scale_hi, sm = (double)m * s + (double)m * prm->scale_lo;
-    T j;
-    if (!(fabs(s) >= 0x1p-60 && fabs(s) <= 0x1p60)) return FSM_FORM_SCALED;
-    if (!fsm_nosub_row_f32((float)sm, &j, &sc->nosub_shifter, &sc->nosub_lowest_n)) return FSM_FORM_SCALED;
+    double s = prm->scale_hi;
     sc->nosub_s_log2e = (T)(s * LOG2E);
     sc->nosub_c_hi = K(shorten)((T)prm->exp_step_hi, 12);
     sc->nosub_c_lo = (T)((prm->exp_step_hi - (double)sc->nosub_c_hi) + prm->exp_step_lo);
-    return FSM_FORM_SCALED_NOSUB;
+    return fabs(s) >= 0x1p-60 && fabs(s) <= 0x1p60;
 #else
-    (void)sc, (void)m, (void)prm;
-    return FSM_FORM_SCALED;
+    (void)sc, (void)prm;
+    return 0;
 #endif
 }
 
-/* exp(s x) * 2^(C - j) (scaled_nosub_for); NaN x propagates, the terms
- * below the flush bound (-inf included) are +0. */
-static FSM_ALWAYS_INLINE T K(scaled_exp_nosub)(T x, const K(scaling) *sc) {
+static inline int K(scaled_nosub_shifter)(T m, const fsm_params *prm, T *shifter) {
 #if ROW_EXP_NOSUB
-    T k = x * sc->nosub_s_log2e + sc->nosub_shifter, n = k - sc->nosub_shifter;
-    T r = ((x - n * sc->nosub_c_hi) - n * sc->nosub_c_lo) * sc->s_hi;
-    return EXP_JOIN(k, r, n < sc->nosub_lowest_n);
+    T j, lowest_n;
+    return fsm_nosub_row_f32((float)((double)m * prm->scale_hi + (double)m * prm->scale_lo), &j, shifter,
+                             &lowest_n);
 #else
-    (void)sc;
+    (void)m, (void)prm, (void)shifter;
+    return 0;
+#endif
+}
+
+/* exp(s x) * 2^(C - j), from the group's shifter; NaN x propagates, the
+ * terms below the flush bound (-inf included) are +0.  The bound n - j <
+ * LOWEST_N, for integers, is k < SHIFTER + (LOWEST_N + 0.5) (k = n + the
+ * shifter, exactly), the same for every group. */
+static FSM_ALWAYS_INLINE T K(scaled_exp_nosub)(T x, T shifter, const K(scaling) *sc) {
+#if ROW_EXP_NOSUB
+    T k = x * sc->nosub_s_log2e + shifter, n = k - shifter;
+    T r = ((x - n * sc->nosub_c_hi) - n * sc->nosub_c_lo) * sc->s_hi;
+    return EXP_JOIN(k, r, k < FSM_NOSUB_SHIFTER_F32 + (FSM_NOSUB_LOWEST_N_F32 + 0.5f));
+#else
+    (void)shifter, (void)sc;
     return x;
 #endif
 }
 
+/* Whether a group with reference m takes the no-subtraction form; if so,
+ * *shifter is the m that fam_exp takes. */
+static inline int K(scaled_group_nosub)(K(scaling) *sc, T m, const fsm_params *prm, T *shifter) {
+    return K(scaled_nosub_scale)(sc, prm) && K(scaled_nosub_shifter)(m, prm, shifter);
+}
+
 /* In `form`: exp((x - m) * s) * 2^B, exp(x - m) * 2^B, or exp(s x) *
- * 2^(C - j) (softmax only: its total is in the same units); when want_z
+ * 2^(C - j) (softmax only: its total is in the same units; m is then the
+ * group's shifter, scaled_group_nosub); when want_z
  * (the form exp((x - m) * s) only), also *z =
  * (x - m) * s rounded (log_softmax's output before the log of the total;
  * -inf when the product overflows).  Every fused multiply-add is explicit
@@ -93,7 +113,7 @@ static FSM_ALWAYS_INLINE T K(scaled_exp_nosub)(T x, const K(scaling) *sc) {
  * x - m and the product are carried exactly whatever s is. */
 static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int form, int want_z, T *z) {
     if (form == FSM_FORM_PLAIN) return SCALED_EXP(x, m);
-    if (form == FSM_FORM_SCALED_NOSUB) return K(scaled_exp_nosub)(x, sc);
+    if (form == FSM_FORM_SCALED_NOSUB) return K(scaled_exp_nosub)(x, m, sc); /* m: the group's shifter */
     T s_hi = sc->s_hi;
     T bb, d = x - m;
     T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
@@ -264,8 +284,9 @@ static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm
     K(scaling) sc = K(scaling_of)(prm);
     T m = K(scaled_group_ref)(x, n, &sc);
     double total, ties;
-    if (K(scaled_nosub_for)(&sc, m, prm) == FSM_FORM_SCALED_NOSUB)
-        K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
+    T shifter;
+    if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+        K(fam_sums)(x, y, n, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
     else
         K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
     return total;

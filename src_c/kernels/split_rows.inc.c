@@ -114,10 +114,11 @@ static FSM_ALWAYS_INLINE void K(fam_split_blocks)(const T *x, T *y, size_t begin
 static FSM_ALWAYS_INLINE void K(scaled_fsplit_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
                                                       const fsm_params *prm, double *sums, int log) {
     K(scaling) sc = K(scaling_of)(prm);
+    T shifter;
     if (log)
         K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, sums);
-    else if (K(scaled_nosub_for)(&sc, m, prm) == FSM_FORM_SCALED_NOSUB)
-        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, sums);
+    else if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+        K(fam_split_blocks)(x, y, begin, end, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, sums);
     else
         K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, sums);
 }
