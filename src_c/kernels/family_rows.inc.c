@@ -104,13 +104,13 @@ static inline int K(scaled_group_nosub)(K(scaling) *sc, T m, const fsm_params *p
 
 /* In `form`: exp((x - m) * s) * 2^B, exp(x - m) * 2^B, or exp(s x) *
  * 2^(C - j) (softmax only: its total is in the same units; m is then the
- * group's shifter, scaled_group_nosub); when want_z
- * (the form exp((x - m) * s) only), also *z =
- * (x - m) * s rounded (log_softmax's output before the log of the total;
- * -inf when the product overflows).  Every fused multiply-add is explicit
- * (FMA_T: one instruction where the variant has FMA, the correctly rounded
- * libm call elsewhere), so every variant computes the same arithmetic;
- * x - m and the product are carried exactly whatever s is. */
+ * group's shifter, scaled_group_nosub); when want_z (the form
+ * exp((x - m) * s) only), also *z = (x - m) * s rounded (log_softmax's
+ * output before the log of the total; -inf when the product overflows).
+ * Every fused multiply-add is explicit (FMA_T: one instruction where the
+ * variant has FMA, the correctly rounded libm call elsewhere), so every
+ * variant computes the same arithmetic; x - m and the product are carried
+ * exactly whatever s is. */
 static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int form, int want_z, T *z) {
     if (form == FSM_FORM_PLAIN) return SCALED_EXP(x, m);
     if (form == FSM_FORM_SCALED_NOSUB) return K(scaled_exp_nosub)(x, m, sc); /* m: the group's shifter */
