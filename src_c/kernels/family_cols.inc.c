@@ -119,25 +119,28 @@ static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t
 }
 
 /* Whether every lane takes softmax's no-subtraction form (as softmax_fsums
- * decides for a row); if so, shifter[j] is lane j's. */
+ * decides for a row); if so, shifter[j] is lane j's.  Every lane's, without
+ * an early exit, so that the loop vectorises: with one, the per-lane
+ * constants cost short rows of 10 more than the exps saved. */
 static int K(flanes_nosub)(K(scaling) *sc, const T *m, size_t lanes, const fsm_params *prm, T *shifter) {
-    int nosub = K(scaled_nosub_scale)(sc, prm);
-    for (size_t j = 0; j < lanes && nosub; ++j) nosub = K(scaled_nosub_shifter)(m[j], prm, &shifter[j]);
+    if (!K(scaled_nosub_scale)(sc, prm)) return 0;
+    int nosub = 1;
+    for (size_t j = 0; j < lanes; ++j) nosub &= K(scaled_nosub_shifter)(m[j], prm, &shifter[j]);
     return nosub;
 }
 
 /* The scaled softmax's passes but the last on `lanes` groups: y holds the
  * exps (log: the scaled x - m), and per lane the last pass takes
- * y = quotient(y, a, c) (log: y - c).  nosub: softmax may take the
- * no-subtraction form (flanes_nosub). */
+ * y = quotient(y, a, c) (log: y - c); softmax in the no-subtraction form
+ * where every lane allows it (flanes_nosub). */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                                             size_t n, size_t lanes, const fsm_params *prm,
-                                                            double *work, int log, int nosub, T *a, T *c) {
+                                                            double *work, int log, T *a, T *c) {
     K(scaling) sc = K(scaling_of)(prm);
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2), *shifter = (T *)SLOT(8);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
     K(flanes_max)(x, x_step, n, lanes, sc.s_hi < 0 ? (T)-1 : (T)1, m);
-    if (nosub && !log && K(flanes_nosub)(&sc, m, lanes, prm, shifter))
+    if (!log && K(flanes_nosub)(&sc, m, lanes, prm, shifter))
         K(flanes_sums)(x, x_step, y, y_step, n, lanes, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, block,
                        block_ties, rest, comp, ties);
     else
@@ -153,7 +156,7 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_
                                                             size_t n, size_t lanes, const fsm_params *prm,
                                                             double *work, int log) {
     T *a = (T *)SLOT(6), *c = (T *)SLOT(7);
-    K(scaled_softmax_flanes_sums)(x, x_step, y, y_step, n, lanes, prm, work, log, 1, a, c);
+    K(scaled_softmax_flanes_sums)(x, x_step, y, y_step, n, lanes, prm, work, log, a, c);
     for (size_t i = 0; i < n; ++i) {
         T *yr = y + (ptrdiff_t)i * y_step;
         if (log) {
@@ -168,17 +171,14 @@ static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_body)(const T *x, ptrdiff_
 
 /* The scaled softmax on count short rows, as the plain short-row kernels
  * run the plain one: the lane kernel's passes on the transposed rows, the
- * last fused into the transpose back (log: (v - 0) - c is v - c exactly).
- * Without the no-subtraction form: on rows this short its per-lane
- * constants cost more than the exps save (float32 (200000, 10), AVX-512:
- * 1.15 -> 1.24x plain softmax). */
+ * last fused into the transpose back (log: (v - 0) - c is v - c exactly). */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_fshort_body)(const T *const *x, T *const *y, size_t n, size_t count,
                                                             const fsm_params *prm, T *buf, double *work, int log) {
     const size_t lanes = count;
     T *a = (T *)SLOT(6), *c = (T *)SLOT(7);
     K(rows_to_lanes)(x, n, count, buf);
-    K(scaled_softmax_flanes_sums)(buf, FSM_SHORT_ROW_LANES, buf, FSM_SHORT_ROW_LANES, n, count, prm, work, log, 0,
-                                  a, c);
+    K(scaled_softmax_flanes_sums)(buf, FSM_SHORT_ROW_LANES, buf, FSM_SHORT_ROW_LANES, n, count, prm, work, log, a,
+                                  c);
     if (log)
         for (size_t j = 0; j < count; ++j) a[j] = 0;
     K(lanes_to_rows)(buf, n, count, y, a, c, log ? FSM_FINISH_SUB : FSM_FINISH_QUOTIENT);
