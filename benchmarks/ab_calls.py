@@ -26,6 +26,10 @@ and each prints its minimum per-call time and its ratio to the call named):
     family   cross_entropy with probability targets (+grad into a preallocated
              grad_out, and without), softmax where= and temperature= next to
              log_softmax / softmax, f32 and f64, (4096, 1000)
+    scaled   temperature= and base= softmax / log_softmax and logsumexp next to
+             plain softmax / log_softmax on the same array, f32, rows
+             (1000000, 10), (16384, 128), (4096, 1000), (64, 32000),
+             (1, 1000000) and axis 0 of (1000, 4096) and (32000, 64)
     hash     not a timing: a digest of the outputs of every public function
              on every kernel variant, so two builds that must agree bit for
              bit can be compared
@@ -135,6 +139,23 @@ def case_family(rng, timing):
                                                 **one), "softmax")], *timing)
 
 
+def case_scaled(rng, timing):
+    for shape, axis in [((1000000, 10), -1), ((16384, 128), -1), ((4096, 1000), -1), ((64, 32000), -1),
+                        ((1, 1000000), -1), ((1000, 4096), 0), ((32000, 64), 0)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = np.empty_like(x)
+        lse_out = np.empty(shape[0] if axis == -1 else shape[1], np.float32)
+        one = dict(axis=axis, num_threads=1)
+        compare(f"float32 {shape} axis {axis}", [
+            ("softmax", partial(fastsoftmax.softmax, x, out=y, **one), None),
+            ("temperature=1.5", partial(fastsoftmax.softmax, x, out=y, temperature=1.5, **one), "softmax"),
+            ("base=2.0", partial(fastsoftmax.softmax, x, out=y, base=2.0, **one), "softmax"),
+            ("logsumexp", partial(fastsoftmax.logsumexp, x, out=lse_out, **one), "softmax"),
+            ("log_softmax", partial(fastsoftmax.log_softmax, x, out=y, **one), None),
+            ("log temperature=1.5", partial(fastsoftmax.log_softmax, x, out=y, temperature=1.5, **one),
+             "log_softmax")], *timing)
+
+
 def case_hash(rng, timing):
     del timing
     digest = hashlib.sha256()
@@ -164,7 +185,7 @@ def case_hash(rng, timing):
 
 
 CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case_long, "family": case_family,
-         "hash": case_hash}
+         "scaled": case_scaled, "hash": case_hash}
 
 
 def main(argv=None):

@@ -122,6 +122,35 @@ def test_extreme_temperatures_accurate(fn_name, dtype, temperature, variant):
     assert err <= _bound(fn_name), f"{fn_name} temperature={temperature}: {err:.2f} eps"
 
 
+def _scaled_range_edges(scale, dtype, rng, rows=8):
+    """Rows whose scaled maximum s * m is +-2048 (1 - 2^-11), inside float32's
+    no-subtraction range |s m| <= 2048, and +-2048 (1 + 2^-11), just beyond
+    it (s = `scale`, negative for a base below 1)."""
+    z = rng.uniform(-80, 0, (4 * rows, 1000))
+    z[np.arange(4 * rows), rng.integers(0, 1000, 4 * rows)] = 0.0
+    edges = np.repeat([1 - 2.0**-11, -(1 - 2.0**-11), 1 + 2.0**-11, -(1 + 2.0**-11)], rows) * 2048
+    return ((z + edges[:, None]) / scale).astype(dtype)
+
+
+@pytest.mark.parametrize("fn_name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kw", [dict(temperature=1.5), dict(temperature=2.0**-59), dict(base=0.5)],
+                         ids=["temperature_1.5", "temperature_2^-59", "base_0.5"])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_scaled_range_edges_accurate(fn_name, dtype, kw, axis, variant, num_threads):
+    """float32 groups (rows, and column lanes) take exp(s x) 2^(C - j) where
+    |s m| <= 2048 and the exact x - m form beyond: both, on either side of
+    the edge."""
+    scale = 1 / kw["temperature"] if "temperature" in kw else np.log(kw["base"])
+    edges = _scaled_range_edges(scale, dtype, np.random.default_rng(5))
+    half = len(edges) // 2
+    for side, groups in (("inside", edges[:half]), ("beyond", edges[half:])):  # a tile of lanes takes one form
+        x = groups if axis == -1 else np.ascontiguousarray(groups.T)
+        got = call_unmodified(getattr(fastsoftmax, fn_name), x, axis, num_threads=num_threads, **kw)
+        err = error_eps(fn_name, got, _extended(fn_name, x, axis, kw), dtype)
+        assert err <= _bound(fn_name), f"{fn_name} {kw} {side}: {err:.2f} eps"
+
+
 def test_base_below_one_favours_small_entries():
     y = fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]), base=0.5)
     np.testing.assert_allclose(y, np.array([4.0, 2.0, 1.0]) / 7, rtol=1e-15)

@@ -121,18 +121,34 @@ static void K(flanes_reduce)(const T *a, ptrdiff_t a_step, const T *b, ptrdiff_t
     for (size_t j = 0; j < lanes; ++j) total[j] = isfinite(total[j]) ? total[j] + comp[j] : total[j];
 }
 
+/* Whether every lane takes softmax's no-subtraction form (as softmax_fsums
+ * decides for a row); if so, shifter[j] is lane j's.  Every lane's, without
+ * an early exit, so that the loop vectorises: with one, the per-lane
+ * constants cost short rows of 10 more than the exps saved. */
+static int K(flanes_nosub)(K(scaling) *sc, const T *m, size_t lanes, const fsm_params *prm, T *shifter) {
+    if (!K(scaled_nosub_scale)(sc, prm)) return 0;
+    int nosub = 1;
+    for (size_t j = 0; j < lanes; ++j) nosub &= K(scaled_nosub_shifter)(m[j], prm, &shifter[j]);
+    return nosub;
+}
+
 /* The scaled softmax's passes but the last on `lanes` groups: y holds the
  * exps (log: the scaled x - m), and per lane the last pass takes
- * y = quotient(y, a, c) (log: y - c). */
+ * y = quotient(y, a, c) (log: y - c); softmax in the no-subtraction form
+ * where every lane allows it (flanes_nosub). */
 static FSM_ALWAYS_INLINE void K(scaled_softmax_flanes_sums)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                                             size_t n, size_t lanes, const fsm_params *prm,
                                                             double *work, int log, T *a, T *c) {
     K(scaling) sc = K(scaling_of)(prm);
-    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2), *shifter = (T *)SLOT(8);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
     K(flanes_max)(x, x_step, n, lanes, sc.s_hi < 0 ? (T)-1 : (T)1, m);
-    K(flanes_sums)(x, x_step, y, y_step, n, lanes, m, &sc, 1, log ? FSM_STORE_Z : FSM_STORE_EXP, log, block,
-                   block_ties, rest, comp, ties);
+    if (!log && K(flanes_nosub)(&sc, m, lanes, prm, shifter))
+        K(flanes_sums)(x, x_step, y, y_step, n, lanes, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, block,
+                       block_ties, rest, comp, ties);
+    else
+        K(flanes_sums)(x, x_step, y, y_step, n, lanes, m, &sc, FSM_FORM_SCALED, log ? FSM_STORE_Z : FSM_STORE_EXP,
+                       log, block, block_ties, rest, comp, ties);
     for (size_t j = 0; j < lanes; ++j) {
         if (log) c[j] = LOG_TOTAL(rest[j], ties[j], m[j]);
         else a[j] = (T)rest[j], c[j] = INVERSE_TOTAL(rest[j]);

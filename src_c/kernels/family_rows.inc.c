@@ -11,10 +11,20 @@
 
 /* The scale s of exp's argument in T: s = s_hi + s_lo, and ln 2 / s =
  * c_hi + c_lo with c_hi short enough that n * c_hi is exact for every n a
- * non-flushed exp can have. */
+ * non-flushed exp can have; and the constants of the no-subtraction form
+ * (scaled_nosub_scale), where a group takes it. */
 typedef struct {
     T s_hi, s_lo, c_hi, c_lo;
+    T nosub_s_log2e, nosub_c_hi, nosub_c_lo;
 } K(scaling);
+
+#ifndef FSM_STORE_NOTHING_DEFINED
+#define FSM_STORE_NOTHING_DEFINED
+enum { FSM_STORE_NOTHING = 0, FSM_STORE_EXP = 1, FSM_STORE_Z = 2 };
+/* How fam_exp forms a group's exponentials: plain exp(x - m) * 2^B, or of
+ * the scaled argument, with x - m carried exactly or without subtraction. */
+enum { FSM_FORM_PLAIN = 0, FSM_FORM_SCALED = 1, FSM_FORM_SCALED_NOSUB = 2 };
+#endif
 
 /* v with the low `bits` bits of its significand cleared. */
 static inline T K(shorten)(T v, int bits) {
@@ -32,14 +42,78 @@ static inline K(scaling) K(scaling_of)(const fsm_params *prm) {
     return sc;
 }
 
-/* exp((x - m) * s) * 2^B, or exp(x - m) * 2^B when !scaled; when want_z,
- * also *z = (x - m) * s rounded (log_softmax's output before the log of the
- * total; -inf when the product overflows).  Every fused multiply-add is
- * explicit (FMA_T: one instruction where the variant has FMA, the correctly
- * rounded libm call elsewhere), so every variant computes the same
- * arithmetic; x - m and the product are carried exactly whatever s is. */
-static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int scaled, int want_z, T *z) {
-    if (!scaled) return SCALED_EXP(x, m);
+/* The scaled groups' no-subtraction form (exp_minus_max.h): exp(s x) *
+ * 2^(C - j), j = round(s m / ln 2) for the group's reference m, in place
+ * of exp((x - m) s) * 2^B.  n = round(s x / ln 2) and r = s x - n ln 2 =
+ * ((x - n c_hi) - n c_lo) s_hi with ln 2 / s = c_hi + c_lo: c_hi has 12
+ * bits and |n| < 2^12 for every term not flushed, so n c_hi is exact and
+ * so is x - n c_hi (it nearly cancels), so s x is never rounded; only the
+ * small remainder is, as in the plain form.  Plain multiplies and adds, the
+ * same arithmetic on every variant (an FMA only where the compiler fuses,
+ * as everywhere).  Taken when |s m| <= FSM_NOSUB_MAX_F32 and 2^-60 <= |s|
+ * <= 2^60 (ln 2 / s and every n c_hi normal floats); other groups, and
+ * float64, keep fam_exp's exact x - m.  A group's j is folded into its
+ * shifter (fsm_nosub_row_f32), which fam_exp takes in place of m.
+ * scaled_nosub_scale sets sc's constants and returns 0 where the scale (or
+ * T) rules the form out; scaled_nosub_shifter sets a group's shifter and
+ * returns 0 where its s m does. */
+static inline int K(scaled_nosub_scale)(K(scaling) *sc, const fsm_params *prm) {
+#if ROW_EXP_NOSUB
+    double s = prm->scale_hi;
+    sc->nosub_s_log2e = (T)(s * LOG2E);
+    sc->nosub_c_hi = K(shorten)((T)prm->exp_step_hi, 12);
+    sc->nosub_c_lo = (T)((prm->exp_step_hi - (double)sc->nosub_c_hi) + prm->exp_step_lo);
+    return fabs(s) >= 0x1p-60 && fabs(s) <= 0x1p60;
+#else
+    (void)sc, (void)prm;
+    return 0;
+#endif
+}
+
+static inline int K(scaled_nosub_shifter)(T m, const fsm_params *prm, T *shifter) {
+#if ROW_EXP_NOSUB
+    T j, lowest_n;
+    return fsm_nosub_row_f32((float)((double)m * prm->scale_hi + (double)m * prm->scale_lo), &j, shifter,
+                             &lowest_n);
+#else
+    (void)m, (void)prm, (void)shifter;
+    return 0;
+#endif
+}
+
+/* exp(s x) * 2^(C - j), from the group's shifter; NaN x propagates, the
+ * terms below the flush bound (-inf included) are +0.  The bound n - j <
+ * LOWEST_N, for integers, is k < SHIFTER + (LOWEST_N + 0.5) (k = n + the
+ * shifter, exactly), the same for every group. */
+static FSM_ALWAYS_INLINE T K(scaled_exp_nosub)(T x, T shifter, const K(scaling) *sc) {
+#if ROW_EXP_NOSUB
+    T k = x * sc->nosub_s_log2e + shifter, n = k - shifter;
+    T r = ((x - n * sc->nosub_c_hi) - n * sc->nosub_c_lo) * sc->s_hi;
+    return EXP_JOIN(k, r, k < FSM_NOSUB_SHIFTER_F32 + (FSM_NOSUB_LOWEST_N_F32 + 0.5f));
+#else
+    (void)shifter, (void)sc;
+    return x;
+#endif
+}
+
+/* Whether a group with reference m takes the no-subtraction form; if so,
+ * *shifter is the m that fam_exp takes. */
+static inline int K(scaled_group_nosub)(K(scaling) *sc, T m, const fsm_params *prm, T *shifter) {
+    return K(scaled_nosub_scale)(sc, prm) && K(scaled_nosub_shifter)(m, prm, shifter);
+}
+
+/* In `form`: exp((x - m) * s) * 2^B, exp(x - m) * 2^B, or exp(s x) *
+ * 2^(C - j) (softmax only: its total is in the same units; m is then the
+ * group's shifter, scaled_group_nosub); when want_z (the form
+ * exp((x - m) * s) only), also *z = (x - m) * s rounded (log_softmax's
+ * output before the log of the total; -inf when the product overflows).
+ * Every fused multiply-add is explicit (FMA_T: one instruction where the
+ * variant has FMA, the correctly rounded libm call elsewhere), so every
+ * variant computes the same arithmetic; x - m and the product are carried
+ * exactly whatever s is. */
+static FSM_ALWAYS_INLINE T K(fam_exp)(T x, T m, const K(scaling) *sc, int form, int want_z, T *z) {
+    if (form == FSM_FORM_PLAIN) return SCALED_EXP(x, m);
+    if (form == FSM_FORM_SCALED_NOSUB) return K(scaled_exp_nosub)(x, m, sc); /* m: the group's shifter */
     T s_hi = sc->s_hi;
     T bb, d = x - m;
     T d_lo = FSM_TWO_SUM_ERR(x, -m, d, bb);
@@ -133,18 +207,13 @@ static T K(rmax_signed)(const T *x, size_t n, T sign) {
     return -m;
 }
 
-#ifndef FSM_STORE_NOTHING_DEFINED
-#define FSM_STORE_NOTHING_DEFINED
-enum { FSM_STORE_NOTHING = 0, FSM_STORE_EXP = 1, FSM_STORE_Z = 2 };
-#endif
-
-/* One element of a sum block: e = exp((x - m) s) * 2^B, stored when
- * `store`; added to *rest unless x == m, which counts as a tie (exactly 1
- * unscaled) as in block_exp_rest. */
-static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const K(scaling) *sc, int scaled,
+/* One element of a sum block: e = fam_exp in `form`, stored when `store`;
+ * added to *rest unless x == m, which counts as a tie (exactly 1 unscaled)
+ * as in block_exp_rest. */
+static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const K(scaling) *sc, int form,
                                           int store, int split_ties, T *rest, T *ties) {
     T xi = x[i], z; /* read before y[i] is written: y may be x */
-    T e = K(fam_exp)(xi, m, sc, scaled, store == FSM_STORE_Z, &z);
+    T e = K(fam_exp)(xi, m, sc, form, store == FSM_STORE_Z, &z);
     if (store == FSM_STORE_EXP) y[i] = e;
     if (store == FSM_STORE_Z) y[i] = z;
     if (!split_ties) {
@@ -160,16 +229,16 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const
  * exps (of x != m when split_ties, whose count goes to *ties), in
  * FSM_SUM_CHAINS chains folded in T; stored in y as `store` says. */
 static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_t end, T m, const K(scaling) *sc,
-                                           int scaled, int store, int split_ties, T *rest, T *ties) {
+                                           int form, int store, int split_ties, T *rest, T *ties) {
     size_t i = start;
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-            K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
+            K(fam_term)(x, y, i + j, m, sc, form, store, split_ties, &acc[j], &tie_acc[j]);
     }
     for (size_t j = 0; i + j < end; ++j)
-        K(fam_term)(x, y, i + j, m, sc, scaled, store, split_ties, &acc[j], &tie_acc[j]);
+        K(fam_term)(x, y, i + j, m, sc, form, store, split_ties, &acc[j], &tie_acc[j]);
     *rest = K(sum_chains)(acc);
     *ties = K(sum_chains)(tie_acc);
 }
@@ -177,12 +246,12 @@ static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_
 /* Over the group in sum blocks: *rest = the sum of the scaled exps with
  * x != m, *ties = the number of entries with x == m; or, without split_ties
  * (softmax needs only the total), *rest = the sum of all and *ties = 0. */
-static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const K(scaling) *sc, int scaled,
+static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const K(scaling) *sc, int form,
                                           int store, int split_ties, double *rest, double *ties) {
     double sum = 0.0, comp = 0.0, tie_total = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         T block_rest, block_ties;
-        K(fam_block)(x, y, start, K(block_end)(start, n), m, sc, scaled, store, split_ties, &block_rest, &block_ties);
+        K(fam_block)(x, y, start, K(block_end)(start, n), m, sc, form, store, split_ties, &block_rest, &block_ties);
         fsm_neumaier_add(&sum, &comp, block_rest);
         tie_total += block_ties;
     }
@@ -203,16 +272,32 @@ typedef struct {
     double weighted_result, weighted_sign;
 } K(group_stats);
 
+/* The reference point of a scaled group: its maximum (s > 0) or minimum
+ * (s < 0), so that every (x - m) * s <= 0. */
+static inline T K(scaled_group_ref)(const T *x, size_t n, const K(scaling) *sc) {
+    return K(rmax_signed)(x, n, sc->s_hi < 0 ? (T)-1 : (T)1);
+}
+
+/* The exps of x * s stored in y (y == x allowed), in the form the group
+ * allows; returns their total. */
+static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm) {
+    K(scaling) sc = K(scaling_of)(prm);
+    T m = K(scaled_group_ref)(x, n, &sc);
+    double total, ties;
+    T shifter;
+    if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+        K(fam_sums)(x, y, n, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
+    else
+        K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
+    return total;
+}
+
 /* softmax of x * s into y (y == x allowed), in the passes of the plain row
- * kernels, from m = the group's maximum (s > 0) or minimum (s < 0). */
+ * kernels. */
 static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
                             double *group_out) {
     (void)b, (void)target, (void)group_out;
-    K(scaling) sc = K(scaling_of)(prm);
-    T m = K(rmax_signed)(x, n, sc.s_hi < 0 ? (T)-1 : (T)1);
-    double rest, ties;
-    K(fam_sums)(x, y, n, m, &sc, 1, FSM_STORE_EXP, 0, &rest, &ties);
-    K(vnormalize)(y, y, n, rest);
+    K(vnormalize)(y, y, n, K(softmax_fsums)(x, y, n, prm));
 }
 
 /* softmax_frow on count <= FSM_ROW_GROUP rows, with the per-row 1 / total
@@ -221,27 +306,27 @@ static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_pa
 static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
                              const fsm_params *prm, const int64_t *targets, double *const *group_out) {
     (void)b, (void)targets, (void)group_out;
-    K(scaling) sc = K(scaling_of)(prm);
-    double total[FSM_ROW_GROUP], ties;
+    double total[FSM_ROW_GROUP];
     T t[FSM_ROW_GROUP], inv[FSM_ROW_GROUP];
-    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
-        total[g] = 1.0; /* unused lanes: a harmless total */
-        if (g >= count) continue;
-        T m = K(rmax_signed)(x[g], n, sc.s_hi < 0 ? (T)-1 : (T)1);
-        K(fam_sums)(x[g], y[g], n, m, &sc, 1, FSM_STORE_EXP, 0, &total[g], &ties);
-    }
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g)
+        total[g] = g < count ? K(softmax_fsums)(x[g], y[g], n, prm) : 1.0; /* unused lanes: a harmless total */
 #pragma omp simd
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) t[g] = (T)total[g], inv[g] = INVERSE_TOTAL(total[g]);
     for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
 }
 
-/* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c. */
+/* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c.
+ * Always in the form exp((x - m) * s): z needs x - m exactly anyway, and
+ * the no-subtraction form measured no faster here (its sums alone, then z
+ * formed from x after the log: 1.25 -> 1.43x plain log_softmax on float32
+ * (16384, 128), AVX-512, the per-row factor of its log costing more than
+ * the exps saved). */
 static FSM_ALWAYS_INLINE void K(log_softmax_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
                                                     int64_t target, K(group_stats) *st) {
     (void)b, (void)target;
     K(scaling) sc = K(scaling_of)(prm);
-    st->m = K(rmax_signed)(x, n, sc.s_hi < 0 ? (T)-1 : (T)1);
-    K(fam_sums)(x, y, n, st->m, &sc, 1, FSM_STORE_Z, 1, &st->rest, &st->ties);
+    st->m = K(scaled_group_ref)(x, n, &sc);
+    K(fam_sums)(x, y, n, st->m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, &st->rest, &st->ties);
 }
 
 static FSM_ALWAYS_INLINE void K(log_softmax_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
@@ -434,7 +519,8 @@ static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, 
         return;
     }
     st->m = K(rmax)(x, n);
-    if (isfinite(st->m)) K(fam_sums)(x, NULL, n, st->m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
+    /* log_softmax's statistics pass (the row's exponential), without the store */
+    if (isfinite(st->m)) K(exp_rest_and_ties)(x, n, st->m, &st->rest, &st->ties);
 }
 
 /* group_out[0] the result; with weights, group_out[1] its sign. */

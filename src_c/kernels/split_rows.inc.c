@@ -138,22 +138,28 @@ static void K(softmax_two_pass_split_finish)(const T *x, T *y, const T *b, size_
 /* The blocks of [begin, end) through fam_block (see fam_sums): slot 0 the
  * rest, slot 1 the ties. */
 static FSM_ALWAYS_INLINE void K(fam_split_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
-                                                  const K(scaling) *sc, int scaled, int store, int split_ties,
+                                                  const K(scaling) *sc, int form, int store, int split_ties,
                                                   double *sums) {
     for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
         T rest, ties;
-        K(fam_block)(x, y, start, K(block_end)(start, end), m, sc, scaled, store, split_ties, &rest, &ties);
+        K(fam_block)(x, y, start, K(block_end)(start, end), m, sc, form, store, split_ties, &rest, &ties);
         BLOCK_SUMS(start / FSM_SUM_BLOCK)[0] = rest, BLOCK_SUMS(start / FSM_SUM_BLOCK)[1] = ties;
     }
 }
 
-/* The scaled softmaxes' blocks, as softmax_frow and log_softmax_frow take
- * them: the exps stored, or for log_softmax z = (x - m) * s, its ties
- * counted apart. */
+/* The scaled softmaxes' blocks, as softmax_fsums and log_softmax_fstats
+ * take them: the exps stored (in the form the group allows), or for
+ * log_softmax z = (x - m) * s, its ties counted apart. */
 static FSM_ALWAYS_INLINE void K(scaled_fsplit_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
                                                       const fsm_params *prm, double *sums, int log) {
     K(scaling) sc = K(scaling_of)(prm);
-    K(fam_split_blocks)(x, y, begin, end, m, &sc, 1, log ? FSM_STORE_Z : FSM_STORE_EXP, log, sums);
+    T shifter;
+    if (log)
+        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, sums);
+    else if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+        K(fam_split_blocks)(x, y, begin, end, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, sums);
+    else
+        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, sums);
 }
 
 static void K(softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
@@ -181,11 +187,18 @@ static void K(log_softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n,
     K(log_softmax_fdone)(x + begin, y + begin, end - begin, prm, NULL, NULL, (T)c);
 }
 
-/* Unweighted logsumexp (weighted groups are not split). */
+/* Unweighted logsumexp (weighted groups are not split): log_softmax's
+ * sum blocks (no y), as logsumexp_fstats takes its sums. */
 static void K(logsumexp_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                        const fsm_params *prm, int64_t target, double *sums) {
     (void)y, (void)b, (void)n, (void)prm, (void)target;
-    if (isfinite(m)) K(fam_split_blocks)(x, NULL, begin, end, m, NULL, 0, FSM_STORE_NOTHING, 1, sums);
+    if (!isfinite(m)) return;
+    for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
+        double *block = BLOCK_SUMS(start / FSM_SUM_BLOCK);
+        T rest, ties;
+        K(log_softmax_rblocks)(x + start, NULL, K(block_end)(start, end) - start, m, &rest, &ties);
+        block[0] = rest, block[1] = ties;
+    }
 }
 
 static double K(logsumexp_fsplit_fold)(const T *x, const T *b, size_t n, T m, const fsm_params *prm,
