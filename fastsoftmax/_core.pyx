@@ -51,8 +51,6 @@ cdef extern from "fastsoftmax.h" nogil:
         FSM_PLAN_SHORT_ROWS
         FSM_PLAN_COLS
         FSM_PLAN_SPLIT_ROW
-        FSM_PLAN_TWO_PASS_ROWS
-        FSM_PLAN_TWO_PASS_SPLIT_ROW
     ctypedef enum fsm_dtype:
         FSM_FLOAT32
         FSM_FLOAT64
@@ -83,7 +81,7 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_active_variant()
     int fsm_openmp_enabled()
     int fsm_default_num_threads()
-    const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread, fsm_two_pass_min_row_bytes
+    const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread
     int fsm_omp_max_threads()
     void fsm_set_usable_cpus(int cpus)
     int fsm_usable_cpus()
@@ -428,8 +426,7 @@ def _execute(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray 
 
 
 _PLAN_NAMES = {FSM_PLAN_ROWS: "rows", FSM_PLAN_SHORT_ROWS: "short_rows", FSM_PLAN_COLS: "cols",
-               FSM_PLAN_SPLIT_ROW: "split_row", FSM_PLAN_TWO_PASS_ROWS: "two_pass_rows",
-               FSM_PLAN_TWO_PASS_SPLIT_ROW: "two_pass_split_row"}
+               FSM_PLAN_SPLIT_ROW: "split_row"}
 
 
 def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarray b=None,
@@ -451,8 +448,7 @@ def _plan_info(int op, cnp.ndarray x, tuple axes, cnp.ndarray y=None, cnp.ndarra
 def _plan_thresholds():
     """The planner's thresholds, for tests."""
     return {"short_row_max_bytes": fsm_short_row_max_bytes,
-            "min_elements_per_thread": fsm_min_elements_per_thread,
-            "two_pass_min_row_bytes": fsm_two_pass_min_row_bytes}
+            "min_elements_per_thread": fsm_min_elements_per_thread}
 
 
 OPS = {"softmax": FSM_OP_SOFTMAX, "log_softmax": FSM_OP_LOG_SOFTMAX, "logsumexp": FSM_OP_LOGSUMEXP,

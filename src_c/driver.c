@@ -7,9 +7,7 @@
  * Plans (chosen in fsm_make_plan, the same for every op):
  *   rows        one row kernel call per group; strided groups go through
  *               per-thread buffers; log_softmax outputs larger than the
- *               caches are written with non-temporal stores, and float32
- *               softmax rows larger than them in two passes (also in the
- *               split-row plan), with non-temporal stores.
+ *               caches are written with non-temporal stores.
  *   short rows  groups of at most FSM_SHORT_ROW_MAX_BYTES, transposed in
  *               blocks of up to FSM_SHORT_ROW_LANES into a buffer and run
  *               by a lane kernel, so the SIMD lanes are groups.
@@ -84,12 +82,7 @@
  * cache lines, which then go out in pieces (float64 rows of 28, 16M
  * elements: 13-15x the time of np.copyto streamed, 4.3x not). */
 #define FSM_STREAM_MIN_ROW_BYTES 1024
-/* Plain softmax rows at least this large take two passes where the
- * kernels have them (kernels.h), with non-temporal stores: x and y do not
- * stay in the caches between three passes. */
-#define FSM_TWO_PASS_MIN_ROW_BYTES ((size_t)16 << 20)
 const size_t fsm_short_row_max_bytes = FSM_SHORT_ROW_MAX_BYTES;
-const size_t fsm_two_pass_min_row_bytes = FSM_TWO_PASS_MIN_ROW_BYTES;
 const size_t fsm_min_elements_per_thread = FSM_MIN_ELEMENTS_PER_THREAD;
 
 static int fsm_thread_id(void) {
@@ -153,7 +146,6 @@ typedef struct {
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
     int stream;                 /* rows plan: non-temporal output */
-    int two_pass;               /* rows and split-row plans: two-pass softmax */
     size_t row_group;           /* rows plan: rows per kernel call (1, or up to FSM_ROW_GROUP) */
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
@@ -265,23 +257,6 @@ static int fsm_groups_rows(const fsm_plan *plan, size_t row_bytes) {
     return has_kernel && plan->contiguous && !plan->stream && row_bytes <= FSM_ROW_GROUP_MAX_BYTES;
 }
 
-/* Whether plain log_softmax's rows plan writes y with non-temporal stores. */
-static int fsm_streams_log_softmax(const fsm_plan *plan, size_t row_bytes) {
-    const fsm_problem *p = plan->p;
-    return plan->plain && plan->contiguous && !plan->masked && p->op == FSM_OP_LOG_SOFTMAX &&
-           plan->elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES && row_bytes >= FSM_STREAM_MIN_ROW_BYTES &&
-           row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
-}
-
-/* Whether plain softmax takes two passes over its rows (kernels.h) in the
- * rows or split-row plan. */
-static int fsm_two_pass(const fsm_plan *plan, size_t row_bytes) {
-    const fsm_problem *p = plan->p;
-    int has_kernel = p->dtype == FSM_FLOAT32 ? plan->k->two_pass_f32 != NULL : plan->k->two_pass_f64 != NULL;
-    return has_kernel && plan->plain && p->op == FSM_OP_SOFTMAX && plan->contiguous && !plan->masked &&
-           row_bytes >= FSM_TWO_PASS_MIN_ROW_BYTES;
-}
-
 static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     fsm_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -308,10 +283,10 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     } else if (fsm_splits(&plan) && threads > 1 && plan.batches < 4 * (size_t)threads &&
                n >= 2 * FSM_MIN_ELEMENTS_PER_THREAD) {
         plan.kind = FSM_PLAN_SPLIT_ROW;
-        plan.two_pass = fsm_two_pass(&plan, row_bytes);
     } else {
-        plan.two_pass = fsm_two_pass(&plan, row_bytes);
-        plan.stream = plan.two_pass || fsm_streams_log_softmax(&plan, row_bytes);
+        plan.stream = plan.plain && plan.contiguous && !plan.masked && p->op == FSM_OP_LOG_SOFTMAX &&
+                      plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
+                      row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
         plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
@@ -377,8 +352,8 @@ static int fsm_share_items(int (*run_range)(const void *work, size_t begin, size
 static int fsm_run_split_rows(const fsm_plan *plan, int threads) {
 #ifdef _OPENMP
     size_t blocks = ((size_t)plan->p->n + FSM_SUM_BLOCK - 1) / FSM_SUM_BLOCK;
-    /* per block: its sums; per thread: its chunk's reference point; the fold's result and reference point */
-    double *shared = malloc((FSM_SPLIT_SUMS * blocks + (size_t)threads + 2) * sizeof(double));
+    /* per block: its sums; per thread: its chunk's reference point; the fold's result */
+    double *shared = malloc((FSM_SPLIT_SUMS * blocks + (size_t)threads + 1) * sizeof(double));
     if (shared == NULL) return FSM_ERR_NOMEM;
 #pragma omp parallel num_threads(threads)
     {
@@ -404,7 +379,6 @@ int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
     fsm_plan plan = fsm_make_plan(p, t);
     if (plan.kind != FSM_PLAN_SPLIT_ROW && (size_t)t > plan.items) t = (int)plan.items;
     *threads = t;
-    if (plan.two_pass) return plan.kind == FSM_PLAN_SPLIT_ROW ? FSM_PLAN_TWO_PASS_SPLIT_ROW : FSM_PLAN_TWO_PASS_ROWS;
     return plan.kind;
 }
 

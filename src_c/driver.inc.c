@@ -161,8 +161,7 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     }
     K(group) s = K(stage_row)(plan, g, scratch);
     double results[FSM_GROUP_RESULTS(1)];
-    if (plan->two_pass) TABLE(plan->k, two_pass)(s.x, s.y, n, plan->stream);
-    else if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);
+    if (plan->plain) TABLE(plan->k, row)[p->op](s.x, s.y, n, plan->stream);
     else TABLE(plan->k, frow)[p->op](s.x, s.y, s.b, n, &p->params, s.target, results);
     K(unstage_row)(plan, &s, &g, results);
 }
@@ -469,7 +468,6 @@ static void K(run_range)(const fsm_plan *plan, size_t begin, size_t end, void *s
 
 /* The split steps of the plan's op (kernels.h). */
 static const K(fsm_split) *K(split_of)(const fsm_plan *plan) {
-    if (plan->two_pass) return &TABLE(plan->k, two_pass_split);
     return plan->plain ? &TABLE(plan->k, split)[plan->p->op] : &TABLE(plan->k, fsplit)[plan->p->op];
 }
 
@@ -487,7 +485,7 @@ static T K(combine_refs)(const fsm_problem *p, const double *chunk_ref, size_t t
  * owns it); step 2: per-block sums; one thread folds them in the row
  * kernel's order; step 3: each chunk is finished.  The arithmetic is the
  * row kernel's, so the result does not depend on the thread count.
- * `shared` holds FSM_SPLIT_SUMS * blocks + team + 2 doubles. */
+ * `shared` holds FSM_SPLIT_SUMS * blocks + team + 1 doubles. */
 static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *shared) {
     const fsm_problem *p = plan->p;
     const K(fsm_split) *split = K(split_of)(plan);
@@ -495,7 +493,7 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
     size_t n = (size_t)p->n;
     size_t begin = blocks * id / team * FSM_SUM_BLOCK, end = blocks * (id + 1) / team * FSM_SUM_BLOCK;
     end = end < n ? end : n;
-    double *sums = shared, *chunk_ref = shared + FSM_SPLIT_SUMS * blocks, *c = chunk_ref + team, *block_ref = c + 1;
+    double *sums = shared, *chunk_ref = shared + FSM_SPLIT_SUMS * blocks, *c = chunk_ref + team;
     ptrdiff_t mask_step = p->operand[FSM_MASK].step;
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, 0);
@@ -515,12 +513,7 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
         if (begin < end) split->blocks(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, sums);
 #pragma omp barrier
 #pragma omp single
-        {
-            if (split->block_ref != NULL) *block_ref = split->block_ref(sums, n);
-            *c = split->fold(g.x, g.b, n, split->block_ref != NULL ? (T)*block_ref : m, &p->params, g.target, sums,
-                             g.group_out);
-        }
-        if (split->block_ref != NULL) m = (T)*block_ref;
+        *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, g.group_out);
         if (begin < end && split->finish != NULL && g.y != NULL) {
             split->finish(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, *c);
             if (plan->drop_masked) K(drop_masked_if_nan)(p, g.y + begin, g.mask + (ptrdiff_t)begin * mask_step,

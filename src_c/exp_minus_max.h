@@ -252,12 +252,6 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
 }
 #endif
 
-/* 2^k for an integer k <= 0, in double; +0 below 2^-1022 (the block sums
- * so scaled are then far below the rounding of any total they join). */
-static inline double fsm_pow2_f64(double k) {
-    return k < -1022.0 ? 0.0 : fsm_f64_from_bits((uint64_t)(int64_t)(k + 1023.0) << 52);
-}
-
 /* 2^(B - C) exp(j ln 2 - m), in double: the factor that turns a sum of
  * no-subtraction terms into the sum of exp(x - m) * 2^B (log_softmax's
  * log of the total needs it: there the common factor does not cancel).

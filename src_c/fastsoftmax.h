@@ -73,16 +73,8 @@ enum { FSM_OK = 0, FSM_ERR_NOMEM = 1 };
 int fsm_run(const fsm_problem *p, int max_threads);
 
 /* The plan fsm_run would choose for p with max_threads (FSM_PLAN_*), and the
- * threads it would start; for tests and introspection.  The TWO_PASS kinds
- * are the rows and split-row plans running two-pass softmax (kernels.h). */
-enum {
-    FSM_PLAN_ROWS,
-    FSM_PLAN_SHORT_ROWS,
-    FSM_PLAN_COLS,
-    FSM_PLAN_SPLIT_ROW,
-    FSM_PLAN_TWO_PASS_ROWS,
-    FSM_PLAN_TWO_PASS_SPLIT_ROW
-};
+ * threads it would start; for tests and introspection. */
+enum { FSM_PLAN_ROWS, FSM_PLAN_SHORT_ROWS, FSM_PLAN_COLS, FSM_PLAN_SPLIT_ROW };
 int fsm_plan_kind(const fsm_problem *p, int max_threads, int *threads);
 
 /* --- kernel variants (dispatch.c) --- */
@@ -130,6 +122,6 @@ int fsm_default_num_threads(void);
 int fsm_thread_count(size_t elements, int max_threads);
 
 /* Plan thresholds, for tests (driver.c). */
-extern const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread, fsm_two_pass_min_row_bytes;
+extern const size_t fsm_short_row_max_bytes, fsm_min_elements_per_thread;
 
 #endif

@@ -329,7 +329,7 @@ static int fsm_half_run_split_rows(const fsm_problem *p, int threads) {
 static int fsm_half_plan_kind(const fsm_problem *p, int max_threads, int *threads) {
     fsm_problem shadow = fsm_half_shadow(p);
     int kind = fsm_plan_kind(&shadow, max_threads, threads);
-    if (kind != FSM_PLAN_SPLIT_ROW && kind != FSM_PLAN_TWO_PASS_SPLIT_ROW) {
+    if (kind != FSM_PLAN_SPLIT_ROW) {
         fsm_half_plan hp = fsm_half_make_plan(p);
         int t = fsm_call_threads(p, max_threads);
         *threads = (size_t)t > hp.chunks ? (int)hp.chunks : t; /* fsm_share_items' count */

@@ -1,22 +1,18 @@
 """Each work plan of the C driver (src_c/driver.c), at its boundaries: short
 rows transposed through the column kernel, rows run in groups,
-rows split across threads, output streamed with non-temporal stores
-(log_softmax; softmax streams only in two passes), and float32 softmax rows
-beyond the caches in two passes."""
+rows split across threads, and output streamed with non-temporal stores
+(log_softmax; softmax writes large outputs with plain stores)."""
 import numpy as np
 import pytest
 
-import fastsoftmax
 from fastsoftmax import _core
-from util import (FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, assert_result_accurate,
-                  assert_rows_sum_to_one, call_unmodified, fast)
+from util import FLOAT_DTYPES, FUNCTIONS, assert_accurate, assert_correct, call_unmodified, fast
 
 _THRESHOLDS = _core._plan_thresholds()
 SHORT_ROW_MAX_BYTES = _THRESHOLDS["short_row_max_bytes"]
 SPLIT_MIN_ELEMENTS = 2 * _THRESHOLDS["min_elements_per_thread"]  # rows this long are split across threads
 STREAM_MIN_BYTES = 32 << 20    # outputs at least this large are streamed ...
 STREAM_MIN_ROW_BYTES = 1024    # ... when their rows are at least this long
-TWO_PASS_MIN_ELEMENTS = _THRESHOLDS["two_pass_min_row_bytes"] // 4  # float32 softmax rows this long: two passes
 ROW_GROUP = 8                  # FSM_ROW_GROUP: rows run together ...
 ROW_GROUP_MAX_BYTES = 1024     # ... when contiguous and at most this long
 
@@ -167,54 +163,3 @@ def test_streamed_output(name, dtype):
     small = x[::97]  # the same rows computed without streaming
     np.testing.assert_array_equal(out[::97], fast(name)(small))
     assert_accurate(name, small, -1)
-
-
-def _two_cpus():
-    config = fastsoftmax.get_config()
-    return config["usable_cpus"] >= 2 and config["openmp"]
-
-
-def test_two_pass_plan():
-    """float32 softmax rows of at least the two-pass size take two passes,
-    in the rows plan and split across threads; shorter rows, float64,
-    log_softmax and masked rows keep three."""
-    x = np.zeros((1, TWO_PASS_MIN_ELEMENTS), np.float32)
-    y = np.empty_like(x)
-    assert _core._plan_info(0, x, (1,), y, threads=1) == ("two_pass_rows", 1)
-    if _two_cpus():
-        assert _core._plan_info(0, x, (1,), y, threads=2) == ("two_pass_split_row", 2)
-    shorter = x[:, 1:]
-    assert _core._plan_info(0, shorter, (1,), np.empty_like(shorter), threads=1) == ("rows", 1)
-    assert _core._plan_info(1, x, (1,), y, threads=1) == ("rows", 1)
-    wide = x.astype(np.float64)
-    assert _core._plan_info(0, wide, (1,), np.empty_like(wide), threads=1) == ("rows", 1)
-    mask = np.ones(x.shape, bool)
-    assert _core._plan_info(0, x, (1,), y, None, mask, threads=1) == ("rows", 1)
-
-
-def _two_pass_rows():
-    """Rows of the two-pass size (the last sum block short): ordinary, with
-    the maximum in a late block (the early blocks' sums rescaled), beyond
-    the no-subtraction range (three-pass total), and a NaN."""
-    n = TWO_PASS_MIN_ELEMENTS + 77
-    rng = np.random.default_rng(5)
-    x = np.empty((4, n), np.float32)
-    x[0] = rng.standard_normal(n) * 3
-    x[1] = np.linspace(-200.0, 40.0, n)
-    x[1, : n // 3] = -np.inf
-    x[2] = rng.uniform(5000, 5080, n)
-    x[3] = rng.standard_normal(n)
-    x[3, n // 2] = np.nan
-    return x
-
-
-@pytest.mark.slow  # rows of 16 MB, on every variant
-def test_two_pass_rows(variant):
-    """Two-pass softmax: accurate, bit-identical for 1 and 2 threads, and a
-    NaN makes its row NaN."""
-    x = _two_pass_rows()
-    one = call_unmodified(fast("softmax"), x, -1, num_threads=1)
-    np.testing.assert_array_equal(one, fast("softmax")(x, num_threads=2))
-    assert np.isnan(one[3]).all()
-    assert_result_accurate("softmax", one[:3], x[:3])
-    assert_rows_sum_to_one(x[:3], num_threads=1)

@@ -77,14 +77,6 @@ enum {
 
 typedef void (*fsm_row_f32_fn)(const float *x, float *y, size_t n, int stream);
 typedef void (*fsm_row_f64_fn)(const double *x, double *y, size_t n, int stream);
-/* Two-pass softmax row kernels  fsm_softmax_two_pass_row_<dtype>_<variant>(x, y, n, stream)
- *   The softmax row kernel's contract and result (but for terms below
- *   2^-150 of the total, which may round it differently), in two passes
- *   over x instead of three over x and y, for rows that do not stay in
- *   cache; stream as for log_softmax's row kernel.  Table entry two_pass
- *   (NULL where a dtype has none: float64); its split-row steps are
- *   two_pass_split, whose finish writes y with non-temporal stores and
- *   fences them. */
 #define FSM_ROW_GROUP 8
 typedef void (*fsm_rows_f32_fn)(const float *const *x, float *const *y, size_t n, size_t count);
 typedef void (*fsm_rows_f64_fn)(const double *const *x, double *const *y, size_t n, size_t count);
@@ -282,9 +274,6 @@ typedef void (*fsm_xshort_f64_fn)(const double *const *x, double *const *grad, c
  *     it, and returns c, what finish takes (the total, or its log).
  *   finish(x, y, b, n, begin, end, m, prm, target, c): y[begin, end), called
  *     when y is not NULL; NULL for logsumexp, whose y only stages a mask.
- *   block_ref(sums, n): for an op whose blocks take their own reference
- *     points (ref NULL; two-pass softmax), the group's from the block sums,
- *     on one thread before fold; NULL for the others.
  * Each step runs the row kernel's own block functions (the plain row kernel
  * for plain softmax and log_softmax, frow for the others), so a split group
  * is bit-identical to an unsplit one.  Not split: logsumexp with weights,
@@ -299,7 +288,6 @@ typedef void (*fsm_xshort_f64_fn)(const double *const *x, double *const *grad, c
                        const double *sums, double *group_out);                                               \
         void (*finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,                \
                        const fsm_params *prm, int64_t target, double c);                                     \
-        T (*block_ref)(const double *sums, size_t n);                                                        \
     } fsm_split_##sfx;
 FSM_DECLARE_SPLIT(float, f32)
 FSM_DECLARE_SPLIT(double, f64)
@@ -350,10 +338,6 @@ typedef struct {
     fsm_xshort_f64_fn xshort_f64;
     fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
-    fsm_row_f32_fn two_pass_f32; /* plain softmax; NULL where the dtype has none */
-    fsm_row_f64_fn two_pass_f64;
-    fsm_split_f32 two_pass_split_f32;
-    fsm_split_f64 two_pass_split_f64;
     fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */
     fsm_split_f64 fsplit_f64[FSM_NUM_OPS];
     fsm_widen_fn widen[FSM_NUM_HALF_TYPES];

@@ -79,8 +79,7 @@ static FSM_ALWAYS_INLINE T K(row_exp_at)(K(row_exp) e, T x, int nosub) {
 }
 
 /* One block of at most FSM_SUM_BLOCK elements: y[i] = the row's
- * exponential of x[i] (when `store`, a constant where this is inlined),
- * returns their sum in T.  FSM_SUM_CHAINS independent
+ * exponential of x[i], returns their sum in T.  FSM_SUM_CHAINS independent
  * partial sums, so every variant, vectorised or not, adds the same short
  * chains in the same order; each step adds four terms to a chain as
  * (a + b) + (c + d).  In one long chain the maximum's term (2^B in the
@@ -89,7 +88,7 @@ static FSM_ALWAYS_INLINE T K(row_exp_at)(K(row_exp) e, T x, int nosub) {
  * chain); this way it meets at most five.  Always inlined: with a second
  * caller of raddstore_scaled_exp (softmax_rows) GCC stopped inlining it and
  * the float64 row kernel lost a few percent. */
-static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, int store) {
+static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, K(row_exp) e, int nosub) {
     const size_t step = 4 * FSM_SUM_CHAINS;
     T acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
@@ -101,7 +100,7 @@ static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, K(row_
             T e0 = K(row_exp_at)(e, xj[0], nosub), e1 = K(row_exp_at)(e, xj[FSM_SUM_CHAINS], nosub);
             T e2 = K(row_exp_at)(e, xj[2 * FSM_SUM_CHAINS], nosub);
             T e3 = K(row_exp_at)(e, xj[3 * FSM_SUM_CHAINS], nosub);
-            if (store) yj[0] = e0, yj[FSM_SUM_CHAINS] = e1, yj[2 * FSM_SUM_CHAINS] = e2, yj[3 * FSM_SUM_CHAINS] = e3;
+            yj[0] = e0, yj[FSM_SUM_CHAINS] = e1, yj[2 * FSM_SUM_CHAINS] = e2, yj[3 * FSM_SUM_CHAINS] = e3;
             acc[j] += (e0 + e1) + (e2 + e3);
         }
     }
@@ -109,13 +108,13 @@ static FSM_ALWAYS_INLINE T K(block_store_exp)(const T *x, T *y, size_t n, K(row_
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
             T ej = K(row_exp_at)(e, x[i + j], nosub);
-            if (store) y[i + j] = ej;
+            y[i + j] = ej;
             acc[j] += ej;
         }
     }
     for (size_t j = 0; i + j < n; ++j) {
         T ej = K(row_exp_at)(e, x[i + j], nosub);
-        if (store) y[i + j] = ej;
+        y[i + j] = ej;
         acc[j] += ej;
     }
     return K(sum_chains)(acc);
@@ -169,7 +168,7 @@ static inline T K(sum_lanes)(__m512 acc) {
     return K(sum_chains)(chains);
 }
 
-static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e, int store) {
+static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
@@ -178,16 +177,14 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, 
         __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n);
         __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n);
         __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n);
-        if (store) {
-            _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
-            _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
-        }
+        _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
+        _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
         acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
     }
     for (; i < n; i += 16) {
         __mmask16 live = K(live_lanes)(i, n);
         __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n);
-        if (store) _mm512_mask_storeu_ps(y + i, live, ei);
+        _mm512_mask_storeu_ps(y + i, live, ei);
         acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(live, ei));
     }
     return K(sum_lanes)(acc);
@@ -222,11 +219,11 @@ static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, size_t n, K(row_e
 #endif
 
 /* block_store_exp in the row's form. */
-static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e, int store) {
+static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    if (e.nosub) return K(block_store_exp_table)(x, y, n, e, store);
+    if (e.nosub) return K(block_store_exp_table)(x, y, n, e);
 #endif
-    return e.nosub ? K(block_store_exp)(x, y, n, e, 1, store) : K(block_store_exp)(x, y, n, e, 0, store);
+    return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
 }
 
 /* block_exp_rest in the row's form, as a sum of exp(x - m) * 2^B: a
@@ -247,21 +244,16 @@ static inline double K(to_max_scale)(K(row_exp) e) {
     return e.nosub ? fsm_nosub_to_max_scale((double)e.m, (double)e.j) : 1.0;
 }
 
-/* The sum of the row's exponentials of x[i], stored in y[i] when `store`
- * (a constant where this is inlined; y unused without). */
-static FSM_ALWAYS_INLINE double K(row_exp_total)(const T *x, T *y, size_t n, T m, int store) {
+/* y[i] = the row's exponential of x[i]; returns the sum of the y[i]. */
+static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     K(row_exp) e = K(row_exp_for)(m);
     double sum = 0.0, comp = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n);
-        T *block_y = store ? y + start : NULL;
-        fsm_neumaier_add(&sum, &comp, K(block_store_row_exp)(x + start, block_y, end - start, e, store));
+        fsm_neumaier_add(&sum, &comp, K(block_store_row_exp)(x + start, y + start, end - start, e));
     }
     return sum + comp;
 }
-
-/* y[i] = the row's exponential of x[i]; returns the sum of the y[i]. */
-static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) { return K(row_exp_total)(x, y, n, m, 1); }
 
 /* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
  * the sum of the terms with x != m, *ties = the count of the others. */
@@ -387,7 +379,7 @@ static void K(softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties
     (void)ties;
     K(row_exp) e = K(row_exp_for)(m);
     for (size_t start = 0, b = 0; start < n; start += FSM_SUM_BLOCK, ++b)
-        sums[b] = K(block_store_row_exp)(x + start, y + start, K(block_end)(start, n) - start, e, 1);
+        sums[b] = K(block_store_row_exp)(x + start, y + start, K(block_end)(start, n) - start, e);
 }
 
 static void K(log_softmax_rblocks)(const T *x, T *y, size_t n, T m, T *sums, T *ties) {
@@ -406,150 +398,3 @@ static void K(softmax_finish)(const T *x, T *y, size_t n, T m, double c) {
 static void K(log_softmax_finish)(const T *x, T *y, size_t n, T m, double c) {
     K(vsub_shifted)(x, y, n, m, (T)c);
 }
-
-/* --- two passes, for rows beyond the caches -----------------------------------
- *
- * The three passes above read a row three times and write y twice, each at
- * memory speed when the row does not stay in cache.  In two passes, each
- * block of FSM_SUM_BLOCK elements takes its own maximum m_b (the block is
- * then in L1) and its sum of exps in its own no-subtraction form,
- * exp(x) * 2^(C - j_b); the block sums are brought to the row's form
- * (j = J, of the row maximum) by the exact factor 2^(j_b - J) and added in
- * block order, and the second pass computes the row's exponential again
- * and writes y once.  A block sum so scaled is the block sum the row's form
- * gives (both add the same terms up to a power of two), but for terms that
- * form flushes or makes subnormal, below 2^-150 of the total: the result is
- * the three-pass result.  A row the no-subtraction form does not take (a
- * block maximum beyond its range, +inf, a row of -inf and NaN) gets the
- * three-pass total from one more read.  Float only (ROW_EXP_NOSUB). */
-
-/* Pass 2: y[i] = the row's exponential of x[i] over the total, as the exp
- * pass stores it and vnormalize divides it. */
-static FSM_ALWAYS_INLINE T K(exp_quotient)(K(row_exp) e, T x, int nosub, T t, T inv) {
-    return K(row_quotient)(K(row_exp_at)(e, x, nosub), t, inv);
-}
-
-static FSM_ALWAYS_INLINE void K(store_quotients)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T t, T inv) {
-#pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] = K(exp_quotient)(e, x[i], nosub, t, inv);
-}
-
-/* store_quotients with non-temporal stores (as vsub_shifted_stream). */
-static FSM_ALWAYS_INLINE void K(stream_quotients)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T t, T inv) {
-    const size_t lanes = FSM_STREAM_BYTES / sizeof(T);
-    size_t i = fsm_stream_head(y, n, sizeof(T));
-    K(store_quotients)(x, y, i, e, nosub, t, inv);
-    for (; i + lanes <= n; i += lanes) {
-        _Alignas(FSM_STREAM_BYTES) T v[FSM_STREAM_BYTES / sizeof(T)];
-#pragma omp simd
-        for (size_t j = 0; j < lanes; ++j) v[j] = K(exp_quotient)(e, x[i + j], nosub, t, inv);
-        STREAM_VECTOR(y + i, v);
-    }
-    K(store_quotients)(x + i, y + i, n - i, e, nosub, t, inv);
-}
-
-#if ROW_EXP_NOSUB && defined(__AVX512F__)
-/* The quotients of the lanes `live` of the vector at x, by the table exponential. */
-static FSM_ALWAYS_INLINE __m512 K(quotients_x16)(const T *x, __mmask16 live, __m512 shifter, __m512 lowest_n,
-                                                 __m512 total, __m512 inv) {
-    __m512 e = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x), shifter, lowest_n);
-    return _mm512_mask_mov_ps(_mm512_mul_ps(e, inv), _mm512_cmp_ps_mask(e, total, _CMP_EQ_OQ), _mm512_set1_ps(1));
-}
-
-/* store_quotients by the table exponential; with `stream`, the 64-byte
- * aligned vectors of y by non-temporal stores. */
-static void K(store_quotients_table)(const T *x, T *y, size_t n, K(row_exp) e, T t, T inv, int stream) {
-    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
-    const __m512 total = _mm512_set1_ps(t), inverse = _mm512_set1_ps(inv);
-#define QUOTIENTS(at, live) K(quotients_x16)(x + (at), live, shifter, lowest_n, total, inverse)
-    size_t i = 0;
-    if (stream && (uintptr_t)y % sizeof(T) == 0) {
-        size_t head = (64 - (uintptr_t)y % 64) % 64 / sizeof(T);
-        head = head < n ? head : n;
-        if (head > 0) _mm512_mask_storeu_ps(y, K(live_lanes)(0, head), QUOTIENTS(0, K(live_lanes)(0, head)));
-        for (i = head; i + 16 <= n; i += 16) _mm512_stream_ps(y + i, QUOTIENTS(i, 0xffff));
-    } else {
-        for (; i + 64 <= n; i += 64)
-            for (size_t v = 0; v < 4; ++v) _mm512_storeu_ps(y + i + 16 * v, QUOTIENTS(i + 16 * v, 0xffff));
-    }
-    for (; i < n; i += 16) _mm512_mask_storeu_ps(y + i, K(live_lanes)(i, n), QUOTIENTS(i, K(live_lanes)(i, n)));
-#undef QUOTIENTS
-}
-#endif
-
-/* Pass 2 on y[0..n) of a row with maximum m and total `total`, with
- * non-temporal stores when `stream`. */
-static void K(two_pass_finish)(const T *x, T *y, size_t n, T m, double total, int stream) {
-    K(row_exp) e = K(row_exp_for)(m);
-    T t = (T)total, inv = INVERSE_TOTAL(total);
-#if ROW_EXP_NOSUB && defined(__AVX512F__)
-    if (e.nosub) {
-        K(store_quotients_table)(x, y, n, e, t, inv, stream);
-        return;
-    }
-#endif
-    if (stream && e.nosub) K(stream_quotients)(x, y, n, e, 1, t, inv);
-    else if (stream) K(stream_quotients)(x, y, n, e, 0, t, inv);
-    else if (e.nosub) K(store_quotients)(x, y, n, e, 1, t, inv);
-    else K(store_quotients)(x, y, n, e, 0, t, inv);
-}
-
-#if ROW_EXP_NOSUB
-/* Pass 1 on one block: its maximum, and its sum of exps in its own form
- * (a block of -inf and NaN, whose maximum is -inf, in the form of j = 0:
- * its sum is 0 or NaN whatever the form). */
-static void K(block_own_exp_sum)(const T *x, size_t n, T *block_max, T *block_sum) {
-    T m = K(rmax)(x, n);
-    K(row_exp) e = K(row_exp_for)(m > -(T)INFINITY ? m : 0);
-    *block_max = m;
-    *block_sum = e.nosub ? K(block_store_row_exp)(x, NULL, n, e, 0) : 0;
-}
-
-/* The block sums of a row added in block order, in the form of the largest
- * block maximum so far (exact: every block in the no-subtraction form). */
-typedef struct {
-    T m, j;
-    double sum, comp;
-    int exact;
-} K(block_total);
-
-static inline K(block_total) K(block_total_start)(void) {
-    K(block_total) t = {-(T)INFINITY, 0, 0.0, 0.0, 1};
-    return t;
-}
-
-static inline void K(block_total_add)(K(block_total) *t, T block_max, T block_sum) {
-    if (!(block_max > -(T)INFINITY)) { /* all -inf and NaN: the sum is 0 or NaN in any form */
-        fsm_neumaier_add(&t->sum, &t->comp, block_sum);
-        return;
-    }
-    K(row_exp) e = K(row_exp_for)(block_max);
-    t->exact = t->exact && e.nosub;
-    if (block_max > t->m) {
-        /* a new form: the sum so far scaled into it (0 or NaN before the first finite block) */
-        double rescale = t->exact && t->m > -(T)INFINITY ? fsm_pow2_f64(t->j - e.j) : 1.0;
-        t->sum *= rescale, t->comp *= rescale;
-        t->m = block_max, t->j = e.j;
-    }
-    if (t->exact) fsm_neumaier_add(&t->sum, &t->comp, block_sum * fsm_pow2_f64(e.j - t->j));
-}
-
-/* The row total in the form of the row maximum t->m (that of the three
- * passes), from the block sums, or from x (n elements) when they are not
- * exact. */
-static double K(block_total_value)(const K(block_total) *t, const T *x, size_t n) {
-    if (t->exact && K(row_exp_for)(t->m).nosub) return t->sum + t->comp;
-    return K(row_exp_total)(x, NULL, n, t->m, 0);
-}
-
-/* softmax_row in two passes (kernels.h: two_pass). */
-static void K(softmax_two_pass_row)(const T *x, T *y, size_t n, int stream) {
-    K(block_total) total = K(block_total_start)();
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        T block_max, block_sum;
-        K(block_own_exp_sum)(x + start, K(block_end)(start, n) - start, &block_max, &block_sum);
-        K(block_total_add)(&total, block_max, block_sum);
-    }
-    K(two_pass_finish)(x, y, n, total.m, K(block_total_value)(&total, x, n), stream);
-}
-#endif

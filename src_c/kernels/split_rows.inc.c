@@ -94,45 +94,6 @@ static void K(log_softmax_split_finish)(const T *x, T *y, const T *b, size_t n, 
     K(log_softmax_finish)(x + begin, y + begin, end - begin, m, c);
 }
 
-#if ROW_EXP_NOSUB
-/* Plain softmax in two passes (softmax_rows.inc.c): no reference step, the
- * blocks take their own maxima; slot 0 a block's sum, slot 1 its maximum. */
-static void K(softmax_two_pass_split_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end,
-                                             T m, const fsm_params *prm, int64_t target, double *sums) {
-    (void)y, (void)b, (void)n, (void)m, (void)prm, (void)target;
-    for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
-        T block_max, block_sum;
-        K(block_own_exp_sum)(x + start, K(block_end)(start, end) - start, &block_max, &block_sum);
-        BLOCK_SUMS(start / FSM_SUM_BLOCK)[0] = block_sum, BLOCK_SUMS(start / FSM_SUM_BLOCK)[1] = block_max;
-    }
-}
-
-/* The row maximum, from the blocks' (slot 1). */
-static T K(two_pass_split_max)(const double *sums, size_t n) {
-    T m = -(T)INFINITY;
-    for (size_t start = 0, k = 0; start < n; start += FSM_SUM_BLOCK, ++k)
-        m = (T)BLOCK_SUMS(k)[1] > m ? (T)BLOCK_SUMS(k)[1] : m;
-    return m;
-}
-
-/* The total as softmax_two_pass_row takes it. */
-static double K(softmax_two_pass_split_fold)(const T *x, const T *b, size_t n, T m, const fsm_params *prm,
-                                             int64_t target, const double *sums, double *group_out) {
-    (void)b, (void)m, (void)prm, (void)target, (void)group_out;
-    K(block_total) total = K(block_total_start)();
-    for (size_t start = 0, k = 0; start < n; start += FSM_SUM_BLOCK, ++k)
-        K(block_total_add)(&total, (T)BLOCK_SUMS(k)[1], (T)BLOCK_SUMS(k)[0]);
-    return K(block_total_value)(&total, x, n);
-}
-
-static void K(softmax_two_pass_split_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end,
-                                             T m, const fsm_params *prm, int64_t target, double c) {
-    (void)b, (void)n, (void)prm, (void)target;
-    K(two_pass_finish)(x + begin, y + begin, end - begin, m, c, 1);
-    fsm_stream_fence();
-}
-#endif
-
 /* --- the family: frow's pieces -------------------------------------------- */
 
 /* The blocks of [begin, end) through fam_block (see fam_sums): slot 0 the

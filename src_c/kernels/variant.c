@@ -238,9 +238,6 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
                   FSM_SPLIT(KF32, split_max, log_softmax_split, log_total_split_fold, KF32(log_softmax_split_finish))},
     .split_f64 = {FSM_SPLIT(KF64, split_max, softmax_split, softmax_split_fold, KF64(softmax_split_finish)),
                   FSM_SPLIT(KF64, split_max, log_softmax_split, log_total_split_fold, KF64(log_softmax_split_finish))},
-    .two_pass_f32 = KF32(softmax_two_pass_row),
-    .two_pass_split_f32 = {NULL, KF32(softmax_two_pass_split_blocks), KF32(softmax_two_pass_split_fold),
-                           KF32(softmax_two_pass_split_finish), KF32(two_pass_split_max)},
 #define FSM_FAMILY_SPLITS(KT)                                                                                  \
     {FSM_SPLIT(KT, split_scaled_ref, softmax_fsplit, softmax_split_fold, KT(softmax_fsplit_finish)),           \
      FSM_SPLIT(KT, split_scaled_ref, log_softmax_fsplit, log_total_split_fold, KT(log_softmax_fsplit_finish)), \

@@ -34,9 +34,9 @@
  * Within each variant, the identities kernels.h states are bit-exact: row
  * groups (plain and family) and the row kernel, short rows and the column
  * kernel on the transposed rows, split rows (rmax, rblocks, folded sums,
- * finish; the split-row steps of every op, split and fsplit; two-pass
- * softmax, its row kernel and split steps) and the row kernel (row, frow), a
- * streamed output and a plain one, in place and out of place.
+ * finish; the split-row steps of every op, split and fsplit) and the row
+ * kernel (row, frow), a streamed output and a plain one, in place and out
+ * of place.
  */
 #include <math.h>
 #include <stdint.h>
