@@ -135,14 +135,15 @@ def run(cands, budget, rounds, failures, where="", check=None):
 
 def load_meter():
     """A function giving the CPUs other processes used since this call: all
-    CPUs' busy time from /proc/stat minus this process's own; None without it."""
-    busy0, own0, wall0 = _cpu_busy(), time.process_time(), time.perf_counter()
+    CPUs' busy time from /proc/stat minus this process's own and its waited-for
+    children's (os.times: a benchmark's child processes); None without it."""
+    busy0, own0, wall0 = _cpu_busy(), sum(os.times()[:4]), time.perf_counter()
 
     def others():
         busy, wall = _cpu_busy(), time.perf_counter() - wall0
         if busy is None or busy0 is None or wall <= 0:
             return None
-        return max(0.0, (busy - busy0 - (time.process_time() - own0)) / wall)
+        return max(0.0, (busy - busy0 - (sum(os.times()[:4]) - own0)) / wall)
     return others
 
 
