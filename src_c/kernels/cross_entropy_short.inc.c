@@ -28,8 +28,7 @@ typedef struct {
 static inline K(index_grad) K(index_grad_of)(const fsm_params *prm, size_t n, size_t lanes, const double *work) {
     K(index_grad) ig;
     ig.t = (const T *)(work + 8 * lanes), ig.inv = (const T *)(work + 9 * lanes);
-    ig.scale = (T)prm->grad_scale, ig.uniform = (T)(prm->smoothing / (double)n);
-    ig.hit = (T)((double)ig.uniform + (1.0 - prm->smoothing));
+    ig.scale = (T)prm->grad_scale, ig.uniform = K(smoothing_uniform)(prm, n), ig.hit = K(smoothing_hit)(prm, n);
     return ig;
 }
 

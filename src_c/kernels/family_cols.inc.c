@@ -435,8 +435,8 @@ static void K(cross_entropy_flanes_losses)(const T *x, ptrdiff_t x_step, int ind
 static void K(cross_entropy_grad_flanes)(const T *q, ptrdiff_t q_step, T *grad, ptrdiff_t grad_step, size_t n,
                                          size_t lanes, const fsm_params *prm, const int64_t *target, double *work) {
     const T *t = (const T *)SLOT(8), *inv = (const T *)SLOT(9);
-    T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing), uniform = (T)(prm->smoothing / (double)n);
-    T hit = (T)((double)uniform + (1.0 - prm->smoothing));
+    T scale = (T)prm->grad_scale, keep = (T)(1.0 - prm->smoothing), uniform = K(smoothing_uniform)(prm, n);
+    T hit = K(smoothing_hit)(prm, n);
     for (size_t i = 0; i < n; ++i) {
         T *gr = grad + (ptrdiff_t)i * grad_step;
         if (q != NULL) {

@@ -630,16 +630,24 @@ static inline T K(cross_entropy_grad)(T e, T t, T inv, T tq, T scale) {
     return (K(quotient)(e, t, inv) - tq) * scale;
 }
 
+/* Label smoothing's target weights over n classes, each rounded once to
+ * T: every class's (smoothing / n), and an index target's own (that plus
+ * 1 - smoothing).  The one formula of every kernel. */
+static inline T K(smoothing_uniform)(const fsm_params *prm, size_t n) { return (T)(prm->smoothing / (double)n); }
+static inline T K(smoothing_hit)(const fsm_params *prm, size_t n) {
+    return (T)(prm->smoothing / (double)n + (1.0 - prm->smoothing));
+}
+
 /* What the gradient of a group of n takes besides its exps and targets:
  * its total (t, and inv = 1 / t) and the options. */
 typedef struct {
-    T t, inv, scale, keep, uniform;
+    T t, inv, scale, keep, uniform, hit;
 } K(grad_factors);
 
 static inline K(grad_factors) K(grad_factors_of)(double total, const fsm_params *prm, size_t n) {
     K(grad_factors) gf;
     gf.inv = INVERSE_TOTAL(total), gf.t = (T)total, gf.scale = (T)prm->grad_scale;
-    gf.keep = (T)(1.0 - prm->smoothing), gf.uniform = (T)(prm->smoothing / (double)n);
+    gf.keep = (T)(1.0 - prm->smoothing), gf.uniform = K(smoothing_uniform)(prm, n), gf.hit = K(smoothing_hit)(prm, n);
     return gf;
 }
 
@@ -729,8 +737,7 @@ static void K(cross_entropy_index_grad)(T *grad, size_t begin, size_t end, size_
 #pragma omp simd
     for (size_t i = begin; i < end; ++i) grad[i] = K(cross_entropy_grad)(grad[i], gf.t, gf.inv, gf.uniform, gf.scale);
     if (target >= begin && target < end)
-        grad[target] = K(cross_entropy_grad)(e_target, gf.t, gf.inv, (T)((double)gf.uniform + (double)gf.keep),
-                                             gf.scale);
+        grad[target] = K(cross_entropy_grad)(e_target, gf.t, gf.inv, gf.hit, gf.scale);
 }
 
 static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
