@@ -169,20 +169,23 @@ static inline double fsm_scaled_exp_minus_max_f64(double x, double m) {
  *     every result that is not flushed has |n| < 2^12 when |m| <= 2048.
  *     With fewer bits in LN2_HI (a range of about 8192) the rounding of
  *     n * LN2_LO costs up to 1 eps where there is no FMA (scalar, SSE2).
- *   - C = B + 1: every result whose quotient by the row total is above half
- *     the smallest subnormal is a normal number (no early flush); the flush
- *     to +0 (n - j < -151.5) only drops results below it.
+ *   - C = B + 2: every result that is not flushed is a normal number with
+ *     room to spare, so the table form below may add its exponent as an
+ *     integer; the flush to +0 (n - j < -151.5) only drops results whose
+ *     quotient by the row total is below half the smallest subnormal.
  *   - NaN x propagates; x = -inf gives +0.
  *   - Error: r is rounded twice (below 2^-25 together), so about 1 ulp like
  *     the TwoSum form's, but now also on the terms near the maximum.
  *     Softmax and log_softmax within 3 eps, row sums within 2.5 eps on
  *     every variant (docs/accuracy.md; tests/test_accuracy.py). */
-#define FSM_NOSUB_SCALE_LOG2_F32 (FSM_EXP_SCALE_LOG2_F32 + 1)
+#define FSM_NOSUB_SCALE_LOG2_F32 (FSM_EXP_SCALE_LOG2_F32 + 2)
 #define FSM_NOSUB_MAX_F32 2048.0f
 #define FSM_NOSUB_LN2_HI_F32 0x1.62ep-1f
 #define FSM_NOSUB_LN2_LO_F32 0x1.0bfbe8p-15f
 #define FSM_NOSUB_SHIFTER_F32 (0x1.8p23f + (127 + FSM_NOSUB_SCALE_LOG2_F32))
 #define FSM_NOSUB_LOWEST_N_F32 -151.5f
+/* 2^(B - C): a no-subtraction term in the TwoSum form's units */
+#define FSM_NOSUB_TO_TWOSUM_F32 0x1p-2
 
 /* Per-row constants: j, shifter = SHIFTER - j, lowest_n = j + LOWEST_N. */
 static inline int fsm_nosub_row_f32(float m, float *j, float *shifter, float *lowest_n) {
@@ -211,8 +214,12 @@ static inline float fsm_scaled_exp_nosub_f32(float x, float shifter, float lowes
  * exp(x) 2^(C - j) = 2^(n/16) exp(r) 2^(C - j), where 2^(n mod 16 / 16)
  * comes from the table (each entry rounded, its rounding error added back
  * to exp(r) - 1 from a second table: without it the variants disagreed by
- * 5 ulps) and 2^(floor(n/16) + C - j) from k's bits as in fsm_exp_join_f32 (n + 16 (bias + C - j) is held in
- * k's low mantissa bits; its low 4 bits are the table index).  exp(r) is
+ * 5 ulps).  n + 16 (bias + C - j) is held in k's low mantissa bits: its
+ * low 4 bits are the table index, the bits above the biased exponent E of
+ * 2^(floor(n/16) + C - j); k's bits shifted left by 19 put both in place,
+ * and adding them to an entry's bits with i << 19 and the bias taken out
+ * multiplies the entry by 2^(E - bias) with an integer addition, exactly
+ * for every result that is not flushed (C: all are normal).  exp(r) is
  * 1 + r + c2 r^2 + c3 r^3, a minimax fit within 0.03 ulp on |r| <= ln2/32.
  * r takes two fused multiply-adds: x - n LN2_16_HI is exact (LN2_16_HI has
  * 21 bits, the result is below 2^-4 and a multiple of 2^-28), so the
@@ -236,19 +243,26 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
                                               0x1.125002p-25f, 0x1.370be4p-25f, -0x1.0a3550p-25f, -0x1.00d8acp-27f,
                                               0x1.26055cp-26f, -0x1.05cb44p-25f, 0x1.67a1cap-28f, 0x1.a3b5e4p-28f,
                                               -0x1.f9c304p-27f, -0x1.6961b4p-28f, -0x1.a5217cp-28f, 0x1.61428ep-28f);
+    /* i << 19 (where k's shifted bits put the index) and the bias */
+    const __m512i index_and_bias = _mm512_setr_epi32(
+        (127 << 23) + (0 << 19), (127 << 23) + (1 << 19), (127 << 23) + (2 << 19), (127 << 23) + (3 << 19),
+        (127 << 23) + (4 << 19), (127 << 23) + (5 << 19), (127 << 23) + (6 << 19), (127 << 23) + (7 << 19),
+        (127 << 23) + (8 << 19), (127 << 23) + (9 << 19), (127 << 23) + (10 << 19), (127 << 23) + (11 << 19),
+        (127 << 23) + (12 << 19), (127 << 23) + (13 << 19), (127 << 23) + (14 << 19), (127 << 23) + (15 << 19));
+    const __m512i table_less_index = _mm512_sub_epi32(_mm512_castps_si512(table), index_and_bias);
     __m512 k = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p4f), shifter);
     __m512 n = _mm512_sub_ps(k, shifter);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_HI), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_LO), r);
     __m512i bits = _mm512_castps_si512(k);
-    __m512 fraction_power = _mm512_permutexvar_ps(bits, table);
-    __m512 power = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_srli_epi32(bits, 4), 23));
+    __m512 scaled_entry = _mm512_castsi512_ps(
+        _mm512_add_epi32(_mm512_permutexvar_epi32(bits, table_less_index), _mm512_slli_epi32(bits, 19)));
     __m512 tail = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.55565p-3f), _mm512_set1_ps(0x1.000238p-1f));
     __m512 expm1_r = _mm512_fmadd_ps(_mm512_mul_ps(r, r), tail, r);
     __m512 expm1_r_fixed = _mm512_add_ps(expm1_r, _mm512_permutexvar_ps(bits, table_error));
-    __m512 e = _mm512_mul_ps(_mm512_fmadd_ps(fraction_power, expm1_r_fixed, fraction_power), power);
     /* NaN compares false: NaN propagates; -inf and the underflows give +0 */
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(n, lowest_n, _CMP_NLT_UQ), e);
+    __mmask16 kept = _mm512_cmp_ps_mask(n, lowest_n, _CMP_NLT_UQ);
+    return _mm512_maskz_fmadd_ps(kept, scaled_entry, expm1_r_fixed, scaled_entry);
 }
 #endif
 
@@ -259,7 +273,7 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
  * exact and nearly cancels m), so the factor is within about 1 ulp. */
 static inline double fsm_nosub_to_max_scale(double m, double j) {
     double d = (j * FSM_LN2_HI_F64 - m) + j * FSM_LN2_LO_F64;
-    return fsm_scaled_exp_hilo_f64(d, 0.0) * (0.5 * FSM_EXP_UNSCALE_F64);
+    return fsm_scaled_exp_hilo_f64(d, 0.0) * (FSM_NOSUB_TO_TWOSUM_F32 * FSM_EXP_UNSCALE_F64);
 }
 
 /* a * b + c: one fused multiply-add where the target has one, else two

@@ -127,6 +127,10 @@ typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, pt
  * Folding the block sums in order with fsm_neumaier_add gives the total the
  * row kernel computes, so split rows are bit-identical to unsplit ones. */
 #define FSM_SUM_BLOCK 256
+/* Bytes per cache line: where the in-cache passes over rows of at least
+ * FSM_ALIGN_MIN_BYTES start their vector loops. */
+#define FSM_CACHE_LINE 64
+#define FSM_ALIGN_MIN_BYTES 4096
 
 typedef float (*fsm_rmax_f32_fn)(const float *x, size_t n);
 typedef double (*fsm_rmax_f64_fn)(const double *x, size_t n);

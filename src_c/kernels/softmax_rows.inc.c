@@ -18,6 +18,15 @@
  * compensation, so the error of a row sum does not grow with the row length.
  */
 
+/* The elements of p before the next cache-line boundary, where a pass over
+ * n elements should start its vector loop; 0 for rows shorter than
+ * FSM_ALIGN_MIN_BYTES, on which the scalar head would cost more than the
+ * aligned loop saves. */
+static inline size_t K(elements_to_line)(const T *p, size_t n) {
+    if (n * sizeof(T) < FSM_ALIGN_MIN_BYTES) return 0;
+    return (FSM_CACHE_LINE - (uintptr_t)p % FSM_CACHE_LINE) % FSM_CACHE_LINE / sizeof(T);
+}
+
 /* The largest of FSM_MAX_CHAINS running maxima (none NaN), folded in
  * halves: each step a loop of constant length, i.e. a few vector max ops
  * (a loop over all of them stayed scalar). */
@@ -35,13 +44,14 @@ static inline T K(fold_maxima)(T *acc) {
 static T K(rmax)(const T *x, size_t n) {
     T acc[FSM_MAX_CHAINS];
     for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
-    size_t i = 0;
+    size_t head = K(elements_to_line)(x, n), i = head; /* vector loads from a line on */
     for (; i + FSM_MAX_CHAINS <= n; i += FSM_MAX_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
     }
     T m = K(fold_maxima)(acc);
     for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (i = 0; i < head; ++i) m = x[i] > m ? x[i] : m;
     return m;
 }
 
@@ -161,11 +171,14 @@ static inline __mmask16 K(live_lanes)(size_t i, size_t n) {
     return n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
 }
 
+/* sum_chains of the 16 lanes, in registers: the same additions in the same
+ * order (halves added lane-wise). */
 static inline T K(sum_lanes)(__m512 acc) {
     _Static_assert(FSM_SUM_CHAINS == 16, "the chains are the 16 lanes of one register");
-    T chains[FSM_SUM_CHAINS];
-    _mm512_storeu_ps(chains, acc);
-    return K(sum_chains)(chains);
+    __m256 halves = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 quarters = _mm_add_ps(_mm256_castps256_ps128(halves), _mm256_extractf128_ps(halves, 1));
+    __m128 pairs = _mm_add_ps(quarters, _mm_movehl_ps(quarters, quarters));
+    return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
 }
 
 static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e) {
@@ -247,8 +260,9 @@ static inline double K(to_max_scale)(K(row_exp) e) {
 /* y[i] = the row's exponential of x[i]; returns the sum of the y[i]. */
 static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     K(row_exp) e = K(row_exp_for)(m);
-    double sum = 0.0, comp = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
+    /* the first block's sum as it is: Neumaier's sum of one term (finite) */
+    double sum = K(block_store_row_exp)(x, y, K(block_end)(0, n), e), comp = 0.0;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n);
         fsm_neumaier_add(&sum, &comp, K(block_store_row_exp)(x + start, y + start, end - start, e));
     }
@@ -301,10 +315,14 @@ static inline T K(row_quotient)(T e, T total, T inv) {
 }
 
 /* dst[i] = src[i] / total, from t = total and inv = INVERSE_TOTAL(total);
- * dst == src is allowed. */
+ * dst == src is allowed.  The vector loop starts where dst is aligned to a
+ * cache line: a store that straddles two lines costs about as much as two
+ * (NumPy's data usually starts 16 bytes past a line). */
 static void K(vquotients)(const T *src, T *dst, size_t n, T t, T inv) {
+    size_t head = K(elements_to_line)(dst, n);
+    for (size_t i = 0; i < head; ++i) dst[i] = K(row_quotient)(src[i], t, inv);
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) dst[i] = K(row_quotient)(src[i], t, inv);
+    for (size_t i = head; i < n; ++i) dst[i] = K(row_quotient)(src[i], t, inv);
 }
 
 static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
