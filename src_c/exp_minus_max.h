@@ -233,7 +233,7 @@ static inline __m512 fsm_nosub_table_shifter(float j) {
 }
 static inline __m512 fsm_nosub_table_lowest_n(float lowest_n) { return _mm512_set1_ps(16.0f * lowest_n); }
 
-static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m512 lowest_n) {
+static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m512 lowest_n, __mmask16 wanted) {
     const __m512 table = _mm512_setr_ps(0x1p0f, 0x1.0b5586p0f, 0x1.172b84p0f, 0x1.2387a6p0f, 0x1.306fep0f,
                                         0x1.3dea64p0f, 0x1.4bfdaep0f, 0x1.5ab07ep0f, 0x1.6a09e6p0f, 0x1.7a1148p0f,
                                         0x1.8ace54p0f, 0x1.9c4918p0f, 0x1.ae89fap0f, 0x1.c199bep0f, 0x1.d5818ep0f,
@@ -260,8 +260,9 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
     __m512 tail = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.55565p-3f), _mm512_set1_ps(0x1.000238p-1f));
     __m512 expm1_r = _mm512_fmadd_ps(_mm512_mul_ps(r, r), tail, r);
     __m512 expm1_r_fixed = _mm512_add_ps(expm1_r, _mm512_permutexvar_ps(bits, table_error));
-    /* NaN compares false: NaN propagates; -inf and the underflows give +0 */
-    __mmask16 kept = _mm512_cmp_ps_mask(n, lowest_n, _CMP_NLT_UQ);
+    /* NaN compares false: NaN propagates; -inf, the underflows and the
+     * lanes not wanted give +0 */
+    __mmask16 kept = _mm512_mask_cmp_ps_mask(wanted, n, lowest_n, _CMP_NLT_UQ);
     return _mm512_maskz_fmadd_ps(kept, scaled_entry, expm1_r_fixed, scaled_entry);
 }
 #endif

@@ -186,31 +186,31 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, 
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        __m512 e0 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i), shifter, lowest_n);
-        __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n);
-        __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n);
-        __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n);
+        __m512 e0 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i), shifter, lowest_n, 0xffff);
+        __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n, 0xffff);
+        __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n, 0xffff);
+        __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n, 0xffff);
         _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
         _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
         acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
     }
     for (; i < n; i += 16) {
         __mmask16 live = K(live_lanes)(i, n);
-        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n);
+        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n, live);
         _mm512_mask_storeu_ps(y + i, live, ei);
-        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(live, ei));
+        acc = _mm512_add_ps(acc, ei);
     }
     return K(sum_lanes)(acc);
 }
 
 /* One vector of block_exp_rest: the terms with x != m into *acc, the count
- * of the others into *tie_acc. */
+ * of the others into *ties (counted as integers: exact, off the vector pipes). */
 static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, __mmask16 live, __m512 m, __m512 shifter,
-                                                     __m512 lowest_n, __m512 *acc, __m512 *tie_acc) {
+                                                     __m512 lowest_n, __m512 *acc, unsigned *ties) {
     __m512 xi = _mm512_maskz_loadu_ps(live, x);
     __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
-    *acc = _mm512_add_ps(*acc, _mm512_maskz_mov_ps(live & ~tie, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n)));
-    *tie_acc = _mm512_mask_add_ps(*tie_acc, tie, *tie_acc, _mm512_set1_ps(1.0f));
+    *acc = _mm512_add_ps(*acc, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live & ~tie));
+    *ties += (unsigned)__builtin_popcount(tie);
 }
 
 /* Four vectors a step, each with its own sums (added pairwise at the end),
@@ -218,15 +218,16 @@ static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, __mmask16 live,
 static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, size_t n, K(row_exp) e, T *ties) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     const __m512 m = _mm512_set1_ps(e.m);
-    __m512 acc[4], tie_acc[4];
-    for (size_t v = 0; v < 4; ++v) acc[v] = tie_acc[v] = _mm512_setzero_ps();
+    __m512 acc[4];
+    unsigned tie_count = 0;
+    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= n; i += 64)
         for (size_t v = 0; v < 4; ++v)
-            K(add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_acc[v]);
+            K(add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_count);
     for (; i < n; i += 16)
-        K(add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_acc[0]);
-    *ties = K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(tie_acc[0], tie_acc[1]), _mm512_add_ps(tie_acc[2], tie_acc[3])));
+        K(add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_count);
+    *ties = (T)tie_count;
     return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 #endif
@@ -274,9 +275,11 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
 static inline void K(exp_rest_and_ties)(const T *x, size_t n, T m, double *rest, double *ties) {
     K(row_exp) e = K(row_exp_for)(m);
     double to_max_scale = K(to_max_scale)(e);
-    double sum = 0.0, comp = 0.0, tie_count = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        T block_ties;
+    T block_ties;
+    /* the first block's sum as it is: Neumaier's sum of one term (finite) */
+    double sum = K(block_rest_row_exp)(x, K(block_end)(0, n), e, to_max_scale, &block_ties), comp = 0.0;
+    double tie_count = block_ties;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
         size_t end = K(block_end)(start, n);
         fsm_neumaier_add(&sum, &comp, K(block_rest_row_exp)(x + start, end - start, e, to_max_scale, &block_ties));
         tie_count += block_ties;
@@ -335,8 +338,10 @@ static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
 static inline T K(sub_shifted)(T x, T m, T c) { return (x - m) - c; }
 
 static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
+    size_t head = K(elements_to_line)(y, n); /* as in vquotients */
+    for (size_t i = 0; i < head; ++i) y[i] = K(sub_shifted)(x[i], m, c);
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] = K(sub_shifted)(x[i], m, c);
+    for (size_t i = head; i < n; ++i) y[i] = K(sub_shifted)(x[i], m, c);
 }
 
 /* softmax_row with the row maximum m already known. */
