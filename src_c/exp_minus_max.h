@@ -233,7 +233,11 @@ static inline __m512 fsm_nosub_table_shifter(float j) {
 }
 static inline __m512 fsm_nosub_table_lowest_n(float lowest_n) { return _mm512_set1_ps(16.0f * lowest_n); }
 
-static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m512 lowest_n, __mmask16 wanted) {
+/* The table form's second half, from k and n = k - shifter of the row's
+ * shifter and the reduced argument r (|r| <= ln2/32, within a rounding or
+ * two): exp(r) 2^(n/16 + C - j), or +0 where n < lowest_n or the lane is
+ * not wanted.  Scaled groups reduce their own way (family_rows.inc.c). */
+static inline __m512 fsm_nosub_table_join_f32x16(__m512 k, __m512 n, __m512 r, __m512 lowest_n, __mmask16 wanted) {
     const __m512 table = _mm512_setr_ps(0x1p0f, 0x1.0b5586p0f, 0x1.172b84p0f, 0x1.2387a6p0f, 0x1.306fep0f,
                                         0x1.3dea64p0f, 0x1.4bfdaep0f, 0x1.5ab07ep0f, 0x1.6a09e6p0f, 0x1.7a1148p0f,
                                         0x1.8ace54p0f, 0x1.9c4918p0f, 0x1.ae89fap0f, 0x1.c199bep0f, 0x1.d5818ep0f,
@@ -250,10 +254,6 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
         (127 << 23) + (8 << 19), (127 << 23) + (9 << 19), (127 << 23) + (10 << 19), (127 << 23) + (11 << 19),
         (127 << 23) + (12 << 19), (127 << 23) + (13 << 19), (127 << 23) + (14 << 19), (127 << 23) + (15 << 19));
     const __m512i table_less_index = _mm512_sub_epi32(_mm512_castps_si512(table), index_and_bias);
-    __m512 k = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p4f), shifter);
-    __m512 n = _mm512_sub_ps(k, shifter);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_LO), r);
     __m512i bits = _mm512_castps_si512(k);
     __m512 scaled_entry = _mm512_castsi512_ps(
         _mm512_add_epi32(_mm512_permutexvar_epi32(bits, table_less_index), _mm512_slli_epi32(bits, 19)));
@@ -264,6 +264,14 @@ static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m51
      * lanes not wanted give +0 */
     __mmask16 kept = _mm512_mask_cmp_ps_mask(wanted, n, lowest_n, _CMP_NLT_UQ);
     return _mm512_maskz_fmadd_ps(kept, scaled_entry, expm1_r_fixed, scaled_entry);
+}
+
+static inline __m512 fsm_scaled_exp_nosub_f32x16(__m512 x, __m512 shifter, __m512 lowest_n, __mmask16 wanted) {
+    __m512 k = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p4f), shifter);
+    __m512 n = _mm512_sub_ps(k, shifter);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FSM_NOSUB_TABLE_LN2_16_LO), r);
+    return fsm_nosub_table_join_f32x16(k, n, r, lowest_n, wanted);
 }
 #endif
 

@@ -225,11 +225,73 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const
     *ties += tie;
 }
 
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* scaled_exp_nosub 16 floats at a time, from the table of
+ * fsm_nosub_table_join_f32x16: n = round(16 s x / ln 2), r = ((x - n c_hi
+ * / 16) - n c_lo / 16) s_hi.  The first step is one fused multiply-add and
+ * exact: its true result is representable (below about 2^22 units of x's
+ * last place when |n| < 2^12, of c_hi / 16's beyond), as the scalar
+ * form's is, so s x is never rounded here either.  The group's constants
+ * are broadcast once, before the loop (read through sc inside it, they
+ * would be reloaded after every store to y, which may alias them). */
+typedef struct {
+    __m512 s_log2e_16, c_hi_16, c_lo_16, s_hi, shifter16, lowest_n16;
+} K(scaled_table);
+
+static inline K(scaled_table) K(scaled_table_for)(const K(scaling) *sc, T shifter) {
+    float j = FSM_NOSUB_SHIFTER_F32 - shifter; /* exact: both are integers below 2^24 */
+    K(scaled_table) t;
+    t.s_log2e_16 = _mm512_set1_ps(16.0f * sc->nosub_s_log2e);
+    t.c_hi_16 = _mm512_set1_ps(sc->nosub_c_hi * 0x1p-4f);
+    t.c_lo_16 = _mm512_set1_ps(sc->nosub_c_lo * 0x1p-4f);
+    t.s_hi = _mm512_set1_ps(sc->s_hi);
+    t.shifter16 = fsm_nosub_table_shifter(j);
+    t.lowest_n16 = fsm_nosub_table_lowest_n(j + FSM_NOSUB_LOWEST_N_F32);
+    return t;
+}
+
+static FSM_ALWAYS_INLINE __m512 K(scaled_exp_nosub_x16)(__m512 x, const K(scaled_table) *t, __mmask16 wanted) {
+    __m512 k = _mm512_fmadd_ps(x, t->s_log2e_16, t->shifter16);
+    __m512 n = _mm512_sub_ps(k, t->shifter16);
+    __m512 r = _mm512_fnmadd_ps(n, t->c_hi_16, x);
+    r = _mm512_mul_ps(_mm512_fnmadd_ps(n, t->c_lo_16, r), t->s_hi);
+    return fsm_nosub_table_join_f32x16(k, n, r, t->lowest_n16, wanted);
+}
+
+/* fam_block of softmax's scaled no-subtraction exps (stored, no ties) in
+ * the table form: the chains are the lanes of one register, as in
+ * block_store_exp_table; `shifter` is the group's (scaled_group_nosub). */
+static FSM_ALWAYS_INLINE T K(scaled_block_store_exp_table)(const T *x, T *y, size_t n, T shifter,
+                                                           const K(scaling) *sc) {
+    const K(scaled_table) t = K(scaled_table_for)(sc, shifter);
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = K(scaled_exp_nosub_x16)(_mm512_loadu_ps(x + i), &t, 0xffff);
+        _mm512_storeu_ps(y + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 live = K(live_lanes)(i, n);
+        __m512 e = K(scaled_exp_nosub_x16)(_mm512_maskz_loadu_ps(live, x + i), &t, live);
+        _mm512_mask_storeu_ps(y + i, live, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    return K(sum_lanes)(acc);
+}
+#endif
+
 /* One sum block [start, end) of the group: *rest = the sum of the scaled
  * exps (of x != m when split_ties, whose count goes to *ties), in
  * FSM_SUM_CHAINS chains folded in T; stored in y as `store` says. */
 static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_t end, T m, const K(scaling) *sc,
                                            int form, int store, int split_ties, T *rest, T *ties) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (form == FSM_FORM_SCALED_NOSUB && store == FSM_STORE_EXP && !split_ties) {
+        *rest = K(scaled_block_store_exp_table)(x + start, y + start, end - start, m, sc), *ties = 0;
+        return;
+    }
+#endif
     size_t i = start;
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
@@ -248,9 +310,11 @@ static FSM_ALWAYS_INLINE void K(fam_block)(const T *x, T *y, size_t start, size_
  * (softmax needs only the total), *rest = the sum of all and *ties = 0. */
 static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const K(scaling) *sc, int form,
                                           int store, int split_ties, double *rest, double *ties) {
-    double sum = 0.0, comp = 0.0, tie_total = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        T block_rest, block_ties;
+    T block_rest, block_ties;
+    /* the first block's sum as it is: Neumaier's sum of one term (finite) */
+    K(fam_block)(x, y, 0, K(block_end)(0, n), m, sc, form, store, split_ties, &block_rest, &block_ties);
+    double sum = block_rest, comp = 0.0, tie_total = block_ties;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
         K(fam_block)(x, y, start, K(block_end)(start, n), m, sc, form, store, split_ties, &block_rest, &block_ties);
         fsm_neumaier_add(&sum, &comp, block_rest);
         tie_total += block_ties;
@@ -280,15 +344,14 @@ static inline T K(scaled_group_ref)(const T *x, size_t n, const K(scaling) *sc) 
 
 /* The exps of x * s stored in y (y == x allowed), in the form the group
  * allows; returns their total. */
-static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm) {
-    K(scaling) sc = K(scaling_of)(prm);
-    T m = K(scaled_group_ref)(x, n, &sc);
+static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm, K(scaling) *sc) {
+    T m = K(scaled_group_ref)(x, n, sc);
     double total, ties;
     T shifter;
-    if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
-        K(fam_sums)(x, y, n, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
+    if (K(scaled_group_nosub)(sc, m, prm, &shifter))
+        K(fam_sums)(x, y, n, shifter, sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
     else
-        K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
+        K(fam_sums)(x, y, n, m, sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
     return total;
 }
 
@@ -297,7 +360,8 @@ static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm
 static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
                             double *group_out) {
     (void)b, (void)target, (void)group_out;
-    K(vnormalize)(y, y, n, K(softmax_fsums)(x, y, n, prm));
+    K(scaling) sc = K(scaling_of)(prm);
+    K(vnormalize)(y, y, n, K(softmax_fsums)(x, y, n, prm, &sc));
 }
 
 /* softmax_frow on count <= FSM_ROW_GROUP rows, with the per-row 1 / total
@@ -306,10 +370,11 @@ static void K(softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_pa
 static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
                              const fsm_params *prm, const int64_t *targets, double *const *group_out) {
     (void)b, (void)targets, (void)group_out;
+    K(scaling) sc = K(scaling_of)(prm);
     double total[FSM_ROW_GROUP];
     T t[FSM_ROW_GROUP], inv[FSM_ROW_GROUP];
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g)
-        total[g] = g < count ? K(softmax_fsums)(x[g], y[g], n, prm) : 1.0; /* unused lanes: a harmless total */
+        total[g] = g < count ? K(softmax_fsums)(x[g], y[g], n, prm, &sc) : 1.0; /* unused lanes: a harmless total */
 #pragma omp simd
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) t[g] = (T)total[g], inv[g] = INVERSE_TOTAL(total[g]);
     for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
