@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import pytest
 
+import fastsoftmax
 from util import (FLOAT_DTYPES, FUNCTIONS, LOG_SOFTMAX_EPS, ROW_SUM_EPS,
                   SOFTMAX_EPS, call_unmodified, error_eps, extended_reference, fast, ref,
                   row_sum_error_eps)
@@ -122,18 +123,22 @@ def test_more_accurate_than_numpy_where_numpy_rounds_x_minus_max(family, name, d
         assert error < numpy_error / 2
 
 
+@pytest.mark.parametrize("temperature", [None, 0.5])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_subnormal_results_not_flushed_early(dtype, variant):
+def test_subnormal_results_not_flushed_early(dtype, temperature, variant):
     """Results below the smallest normal keep their value: within 2.5
     smallest subnormals of the reference (half of one for the final
     rounding, and a relative error of 2 eps of a result just below the
     smallest normal is 2 smallest subnormals); a result flushed to 0 early,
-    or rounded to a subnormal twice, would be off by far more."""
+    or rounded to a subnormal twice, would be off by far more.  Scaled rows
+    too (temperature 0.5: x / 0.5 is exact, so the reference is too)."""
     fi = np.finfo(dtype)
-    low = -110.0 if dtype == np.float32 else -760.0
+    scale = 1.0 if temperature is None else 1.0 / temperature
+    low = (-110.0 if dtype == np.float32 else -760.0) / scale
     x = np.random.default_rng(7).uniform(low, 0.0, (64, 1000)).astype(dtype)
-    expected = extended_reference("softmax", x)
+    expected = extended_reference("softmax", x * dtype(scale))
     tiny = expected < np.longdouble(fi.smallest_normal)
     assert tiny.sum() > 1000  # the premise: many subnormal and zero results
-    error = np.abs(fast("softmax")(x).astype(np.longdouble) - expected)[tiny].max()
+    result = fastsoftmax.softmax(x, temperature=temperature)
+    error = np.abs(result.astype(np.longdouble) - expected)[tiny].max()
     assert error <= 2.5 * np.longdouble(fi.smallest_subnormal)
