@@ -381,18 +381,32 @@ static void K(softmax_rows)(const T *const *x, T *const *y, size_t n, size_t cou
 
 /* log_softmax_row on `count` rows at once, with the per-row log taken
  * across the rows (one SIMD lane per row) instead of once per row; unused
- * lanes get a harmless total of 1. */
+ * lanes get a harmless total of 1.  A row of one sum block in the
+ * no-subtraction form has its factor (to_max_scale, a double exp) taken in
+ * the lanes too, as exp_rest_and_ties applies it: one row at a time it was
+ * about a third of the group kernel on rows of 128. */
 static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t count) {
-    T m[FSM_ROW_GROUP], lse[FSM_ROW_GROUP];
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP], lse[FSM_ROW_GROUP];
     double rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP];
+    int scale_in_lanes[FSM_ROW_GROUP];
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
-        m[g] = 0, rest[g] = 0.0, ties[g] = 1.0;
+        m[g] = 0, j[g] = 0, block_rest[g] = 0, rest[g] = 0.0, ties[g] = 1.0, scale_in_lanes[g] = 0;
         if (g >= count) continue;
         m[g] = K(rmax)(x[g], n);
-        K(exp_rest_and_ties)(x[g], n, m[g], &rest[g], &ties[g]);
+        K(row_exp) e = K(row_exp_for)(m[g]);
+        if (e.nosub && n <= FSM_SUM_BLOCK) {
+            T block_ties;
+            block_rest[g] = K(block_rest_row_exp)(x[g], n, e, 1.0, &block_ties); /* its factor below */
+            j[g] = e.j, ties[g] = block_ties, scale_in_lanes[g] = 1;
+        } else {
+            K(exp_rest_and_ties)(x[g], n, m[g], &rest[g], &ties[g]);
+        }
     }
 #pragma omp simd
-    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) lse[g] = LOG_TOTAL(rest[g], ties[g], m[g]);
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double scaled = (double)(T)(block_rest[g] * fsm_nosub_to_max_scale((double)m[g], (double)j[g]));
+        lse[g] = LOG_TOTAL(scale_in_lanes[g] ? scaled : rest[g], ties[g], m[g]);
+    }
     for (size_t g = 0; g < count; ++g) K(vsub_shifted)(x[g], y[g], n, m[g], lse[g]);
 }
 
