@@ -139,18 +139,25 @@ static FSM_ALWAYS_INLINE void K(add_rest_or_tie)(K(row_exp) e, T x, int nosub, T
 /* One block, for log_softmax: the sum of the row's exponentials over the
  * terms with x[i] != m, and in *ties the count of the others (each exactly
  * 1 as exp(x - m)), so that log1p(rest + (ties - 1)) keeps its accuracy
- * when the total is close to 1.  A NaN term (x or m NaN) is never a tie. */
-static FSM_ALWAYS_INLINE T K(block_exp_rest)(const T *x, size_t n, K(row_exp) e, int nosub, T *ties) {
+ * when the total is close to 1.  A NaN term (x or m NaN) is never a tie.
+ * With store_z (a constant), also z[i] = x[i] - m, rounded as sub_shifted
+ * rounds it (z == x allowed). */
+static FSM_ALWAYS_INLINE T K(block_exp_rest)(const T *x, T *z, size_t n, K(row_exp) e, int nosub, int store_z,
+                                             T *ties) {
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
     for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
-            K(add_rest_or_tie)(e, x[i + j], nosub, &acc[j], &tie_acc[j]);
+            T xi = x[i + j];
+            K(add_rest_or_tie)(e, xi, nosub, &acc[j], &tie_acc[j]);
+            if (store_z) z[i + j] = xi - e.m;
         }
     }
     for (size_t j = 0; i + j < n; ++j) {
-        K(add_rest_or_tie)(e, x[i + j], nosub, &acc[j], &tie_acc[j]);
+        T xi = x[i + j];
+        K(add_rest_or_tie)(e, xi, nosub, &acc[j], &tie_acc[j]);
+        if (store_z) z[i + j] = xi - e.m;
     }
     *ties = K(sum_chains)(tie_acc);
     return K(sum_chains)(acc);
@@ -204,18 +211,21 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, 
 }
 
 /* One vector of block_exp_rest: the terms with x != m into *acc, the count
- * of the others into *ties (counted as integers: exact, off the vector pipes). */
-static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, __mmask16 live, __m512 m, __m512 shifter,
-                                                     __m512 lowest_n, __m512 *acc, unsigned *ties) {
-    __m512 xi = _mm512_maskz_loadu_ps(live, x);
+ * of the others into *ties (counted as integers: exact, off the vector
+ * pipes); with store_z, z = x - m. */
+static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, T *z, size_t i, __mmask16 live, __m512 m,
+                                                     __m512 shifter, __m512 lowest_n, int store_z, __m512 *acc,
+                                                     unsigned *ties) {
+    __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
     __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
     *acc = _mm512_add_ps(*acc, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live & ~tie));
     *ties += (unsigned)__builtin_popcount(tie);
+    if (store_z) _mm512_mask_storeu_ps(z + i, live, _mm512_sub_ps(xi, m)); /* z is NULL otherwise */
 }
 
 /* Four vectors a step, each with its own sums (added pairwise at the end),
  * so that the additions do not bound the loop. */
-static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, size_t n, K(row_exp) e, T *ties) {
+static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *z, size_t n, K(row_exp) e, int store_z, T *ties) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     const __m512 m = _mm512_set1_ps(e.m);
     __m512 acc[4];
@@ -224,9 +234,9 @@ static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, size_t n, K(row_e
     size_t i = 0;
     for (; i + 64 <= n; i += 64)
         for (size_t v = 0; v < 4; ++v)
-            K(add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_count);
+            K(add_rest_or_tie_x16)(x, z, i + 16 * v, 0xffff, m, shifter, lowest_n, store_z, &acc[v], &tie_count);
     for (; i < n; i += 16)
-        K(add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_count);
+        K(add_rest_or_tie_x16)(x, z, i, K(live_lanes)(i, n), m, shifter, lowest_n, store_z, &acc[0], &tie_count);
     *ties = (T)tie_count;
     return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
@@ -243,14 +253,27 @@ static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(
 /* block_exp_rest in the row's form, as a sum of exp(x - m) * 2^B: a
  * no-subtraction sum is multiplied by the inverse of the row's factor
  * (to_max_scale: fsm_nosub_to_max_scale), block by block, so that a split
- * row adds the same block sums. */
-static T K(block_rest_row_exp)(const T *x, size_t n, K(row_exp) e, double to_max_scale, T *ties) {
-    if (!e.nosub) return K(block_exp_rest)(x, n, e, 0, ties);
+ * row adds the same block sums.  With store_z, also z = x - m. */
+static FSM_ALWAYS_INLINE T K(block_rest_in_form)(const T *x, T *z, size_t n, K(row_exp) e, double to_max_scale,
+                                                 int store_z, T *ties) {
+    if (!e.nosub) return K(block_exp_rest)(x, z, n, e, 0, store_z, ties);
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    return (T)(K(block_exp_rest_table)(x, n, e, ties) * to_max_scale);
+    return (T)(K(block_exp_rest_table)(x, z, n, e, store_z, ties) * to_max_scale);
 #else
-    return (T)(K(block_exp_rest)(x, n, e, 1, ties) * to_max_scale);
+    return (T)(K(block_exp_rest)(x, z, n, e, 1, store_z, ties) * to_max_scale);
 #endif
+}
+
+static T K(block_rest_row_exp)(const T *x, size_t n, K(row_exp) e, double to_max_scale, T *ties) {
+    return K(block_rest_in_form)(x, NULL, n, e, to_max_scale, 0, ties);
+}
+
+/* block_rest_row_exp that also stores z = x - m (z == x allowed): the
+ * output pass of log_softmax then reads and writes z in cache, and the
+ * writes that miss overlap the exponentials' arithmetic (a separate pass
+ * from x to a y not yet in cache was bound by those misses). */
+static T K(block_rest_row_exp_storing)(const T *x, T *z, size_t n, K(row_exp) e, double to_max_scale, T *ties) {
+    return K(block_rest_in_form)(x, z, n, e, to_max_scale, 1, ties);
 }
 
 /* The to_max_scale of block_rest_row_exp (unused by the TwoSum form). */
@@ -271,21 +294,29 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
 }
 
 /* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
- * the sum of the terms with x != m, *ties = the count of the others. */
-static inline void K(exp_rest_and_ties)(const T *x, size_t n, T m, double *rest, double *ties) {
+ * the sum of the terms with x != m, *ties = the count of the others; where
+ * z is not NULL, also z = x - m (block_rest_row_exp_storing). */
+static inline void K(exp_rest_and_ties_storing)(const T *x, T *z, size_t n, T m, double *rest, double *ties) {
     K(row_exp) e = K(row_exp_for)(m);
     double to_max_scale = K(to_max_scale)(e);
     T block_ties;
     /* the first block's sum as it is: Neumaier's sum of one term (finite) */
-    double sum = K(block_rest_row_exp)(x, K(block_end)(0, n), e, to_max_scale, &block_ties), comp = 0.0;
-    double tie_count = block_ties;
+    double sum = z ? K(block_rest_row_exp_storing)(x, z, K(block_end)(0, n), e, to_max_scale, &block_ties)
+                   : K(block_rest_row_exp)(x, K(block_end)(0, n), e, to_max_scale, &block_ties);
+    double comp = 0.0, tie_count = block_ties;
     for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n);
-        fsm_neumaier_add(&sum, &comp, K(block_rest_row_exp)(x + start, end - start, e, to_max_scale, &block_ties));
+        size_t len = K(block_end)(start, n) - start;
+        T block_rest = z ? K(block_rest_row_exp_storing)(x + start, z + start, len, e, to_max_scale, &block_ties)
+                         : K(block_rest_row_exp)(x + start, len, e, to_max_scale, &block_ties);
+        fsm_neumaier_add(&sum, &comp, block_rest);
         tie_count += block_ties;
     }
     *rest = sum + comp;
     *ties = tie_count;
+}
+
+static inline void K(exp_rest_and_ties)(const T *x, size_t n, T m, double *rest, double *ties) {
+    K(exp_rest_and_ties_storing)(x, NULL, n, m, rest, ties);
 }
 
 static T K(log_sum_exp_minus_max)(const T *x, size_t n, T m) {
@@ -337,6 +368,14 @@ static void K(vnormalize)(const T *src, T *dst, size_t n, double total) {
  * result (no cancellation; an exact TwoSum here would buy half an ulp). */
 static inline T K(sub_shifted)(T x, T m, T c) { return (x - m) - c; }
 
+/* z[i] -= c in place, z[i] = x[i] - m: the same result as vsub_shifted. */
+static void K(vsub_total)(T *z, size_t n, T c) {
+    size_t head = K(elements_to_line)(z, n); /* as in vquotients */
+    for (size_t i = 0; i < head; ++i) z[i] -= c;
+#pragma omp simd
+    for (size_t i = head; i < n; ++i) z[i] -= c;
+}
+
 static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
     size_t head = K(elements_to_line)(y, n); /* as in vquotients */
     for (size_t i = 0; i < head; ++i) y[i] = K(sub_shifted)(x[i], m, c);
@@ -356,11 +395,13 @@ static void K(softmax_row)(const T *x, T *y, size_t n, int stream) {
 
 /* log_softmax_row with the row maximum m already known. */
 static inline void K(log_softmax_row_from_max)(const T *x, T *y, size_t n, T m, int stream) {
-    T lse = K(log_sum_exp_minus_max)(x, n, m);
-    if (stream)
-        K(vsub_shifted_stream)(x, y, n, m, lse);
-    else
-        K(vsub_shifted)(x, y, n, m, lse);
+    if (stream) {
+        K(vsub_shifted_stream)(x, y, n, m, K(log_sum_exp_minus_max)(x, n, m));
+        return;
+    }
+    double rest, ties;
+    K(exp_rest_and_ties_storing)(x, y, n, m, &rest, &ties);
+    K(vsub_total)(y, n, LOG_TOTAL(rest, ties, m));
 }
 
 static void K(log_softmax_row)(const T *x, T *y, size_t n, int stream) {
@@ -396,10 +437,10 @@ static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t
         K(row_exp) e = K(row_exp_for)(m[g]);
         if (e.nosub && n <= FSM_SUM_BLOCK) {
             T block_ties;
-            block_rest[g] = K(block_rest_row_exp)(x[g], n, e, 1.0, &block_ties); /* its factor below */
+            block_rest[g] = K(block_rest_row_exp_storing)(x[g], y[g], n, e, 1.0, &block_ties); /* factor below */
             j[g] = e.j, ties[g] = block_ties, scale_in_lanes[g] = 1;
         } else {
-            K(exp_rest_and_ties)(x[g], n, m[g], &rest[g], &ties[g]);
+            K(exp_rest_and_ties_storing)(x[g], y[g], n, m[g], &rest[g], &ties[g]);
         }
     }
 #pragma omp simd
@@ -407,7 +448,7 @@ static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t
         double scaled = (double)(T)(block_rest[g] * fsm_nosub_to_max_scale((double)m[g], (double)j[g]));
         lse[g] = LOG_TOTAL(scale_in_lanes[g] ? scaled : rest[g], ties[g], m[g]);
     }
-    for (size_t g = 0; g < count; ++g) K(vsub_shifted)(x[g], y[g], n, m[g], lse[g]);
+    for (size_t g = 0; g < count; ++g) K(vsub_total)(y[g], n, lse[g]);
 }
 
 /* --- pieces for rows split across threads (contracts: kernels.h) --- */
