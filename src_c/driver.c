@@ -214,7 +214,7 @@ static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; 
  *               lane;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, the block's group offsets and its rows
- *               of x, b and y;
+ *               of x, b, y and the mask;
  *   rows        three row buffers (x, b, y) for strided or masked groups. */
 static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     const fsm_problem *p = plan->p;
@@ -228,7 +228,7 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     case FSM_PLAN_SHORT_ROWS:
         return 3 * fsm_round_up64(n * L * isz) +
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
-               fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 3 * L * sizeof(void *);
+               fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 4 * L * sizeof(void *);
     case FSM_PLAN_ROWS:
         return plan->contiguous && !plan->masked ? 0 : plan->row_group * 3 * fsm_round_up64(n * isz);
     default:
