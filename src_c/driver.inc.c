@@ -378,15 +378,15 @@ static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_st
     const fsm_operand *o = p->operand;
     T fill = K(masked_fill)(p);
     ptrdiff_t mask_lane = o[FSM_MASK].lane_step;
+    if (mask_lane == 1) {
+        TABLE(plan->k, stage_lanes)(x, o[FSM_X].step, mask, o[FSM_MASK].step, y, y_step, (size_t)p->n, lanes, fill);
+        return;
+    }
     for (size_t i = 0; i < (size_t)p->n; ++i) {
         const T *xr = x + (ptrdiff_t)i * o[FSM_X].step;
         T *yr = y + (ptrdiff_t)i * y_step;
         const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
-        if (mask_lane == 1) {
-            TABLE(plan->k, stage)(xr, mr, yr, lanes, fill);
-        } else {
-            for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
-        }
+        for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
     }
 }
 

@@ -123,6 +123,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "masked_cols.inc.c"
 #include "short_rows.inc.c"
 #include "masked_short_rows.inc.c"
 #include "family_rows.inc.c"
@@ -167,6 +168,7 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "masked_cols.inc.c"
 #include "short_rows.inc.c"
 #include "masked_short_rows.inc.c"
 #include "family_rows.inc.c"
@@ -209,6 +211,8 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .from_lanes_f64 = KF64(lanes_to_rows_copy),
     .stage_f32 = KF32(stage_masked),
     .stage_f64 = KF64(stage_masked),
+    .stage_lanes_f32 = KF32(stage_masked_lanes),
+    .stage_lanes_f64 = KF64(stage_masked_lanes),
     .masked_row_f32 = {KF32(softmax_masked_row), KF32(log_softmax_masked_row)},
     .masked_row_f64 = {KF64(softmax_masked_row), KF64(log_softmax_masked_row)},
     .masked_short_f32 = {KF32(softmax_masked_short_rows), KF32(log_softmax_masked_short_rows)},
