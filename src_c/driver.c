@@ -49,6 +49,8 @@
  * (softmax_backward, without the exp, was slower so in float32: 1.45x ->
  * 1.62x). */
 #define FSM_LOG_BACKWARD_TILE_BYTES 512
+/* Masked column tiles up to this size are narrowed for threads (fsm_tile_lanes). */
+#define FSM_MASKED_SPLIT_MAX_BYTES ((size_t)1 << 20)
 /* Largest scratch tile for the lanes of a y that is not contiguous along
  * them (an out= in another memory order than x). */
 #define FSM_SCRATCH_TILE_BYTES ((size_t)256 << 10)
@@ -179,11 +181,16 @@ static int fsm_cols_widen_b(const fsm_problem *p) {
  * columns read one cache line per row (softmax over axis 0 of (32000, 64)
  * float32: 3.4-3.5 ms against 0.95-1.09, benchmarks/ab_calls.py cols).
  * Narrower only when there are fewer batches than threads, so that every
- * thread gets a tile. */
+ * thread gets a tile; not for a masked tile beyond L2
+ * (FSM_MASKED_SPLIT_MAX_BYTES), which is staged in y first, a pass bound by
+ * memory that a second thread on the other half of the same rows did not
+ * speed up (where= over axis 0 of (32000, 64), 2 threads over 1: float32
+ * 0.98x, float64 0.92x): such a problem of one tile runs on one thread. */
 static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) {
     size_t widest = p->op == FSM_OP_LOG_SOFTMAX_BACKWARD ? FSM_LOG_BACKWARD_TILE_BYTES / fsm_itemsize(p) : FSM_LANE_TILE;
     size_t lanes = (size_t)p->lanes, tile = lanes < widest ? lanes : widest;
-    if (batches < (size_t)threads) {
+    int staged_beyond_l2 = fsm_has(p, FSM_MASK) && (size_t)p->n * tile * fsm_itemsize(p) > FSM_MASKED_SPLIT_MAX_BYTES;
+    if (batches < (size_t)threads && !staged_beyond_l2) {
         size_t share = (lanes + (size_t)threads - 1) / (size_t)threads;
         share = (share + 15) & ~(size_t)15; /* whole vectors */
         tile = share < tile ? share : tile;

@@ -99,3 +99,18 @@ def test_masked_columns(dtype, op, variant, num_threads):
         assert_masked_result(op, got, x, mask, 0)
         # a mask not contiguous along the lanes is staged element by element: the same bits
         np.testing.assert_array_equal(fn(x, 0, where=np.asfortranarray(mask), num_threads=num_threads), got)
+
+
+def test_masked_columns_beyond_l2_are_not_split_across_threads():
+    """A masked tile is staged first, a pass bound by memory once it leaves
+    L2: one tile of such lanes runs on one thread (never slower than one);
+    a tile within L2 is still narrowed so that two threads share it."""
+    big = np.zeros((32000, 64), np.float32)
+    assert plan("softmax", big, 0, np.ones(big.shape, bool))[0] == "cols"
+    threads = _core._plan_info(_core.OPS["softmax"], big, (0,), np.empty_like(big), None, np.ones(big.shape, bool),
+                               None, None, False, 2)
+    assert threads == ("cols", 1)
+    assert _core._plan_info(_core.OPS["softmax"], big, (0,), np.empty_like(big), threads=2) == ("cols", 2)
+    small = np.zeros((1000, 64), np.float32)
+    assert _core._plan_info(_core.OPS["log_softmax"], small, (0,), np.empty_like(small), None,
+                            np.ones(small.shape, bool), None, None, False, 2) == ("cols", 2)
