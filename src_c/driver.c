@@ -49,6 +49,12 @@
  * (softmax_backward, without the exp, was slower so in float32: 1.45x ->
  * 1.62x). */
 #define FSM_LOG_BACKWARD_TILE_BYTES 512
+/* Masked plain rows up to this size are staged in a scratch row, which stays
+ * in L1 or L2 between the passes (staged in y, float32 (4096, 1000) took
+ * 1.8x plain softmax instead of 1.15x); longer ones in y itself, which the
+ * passes then read and write in place (a scratch row beyond L2 only added
+ * its own misses). */
+#define FSM_MASKED_SCRATCH_MAX_ROW_BYTES ((size_t)256 << 10)
 /* Masked column tiles up to this size are narrowed for threads (fsm_tile_lanes). */
 #define FSM_MASKED_SPLIT_MAX_BYTES ((size_t)1 << 20)
 /* Largest scratch tile for the lanes of a y that is not contiguous along
@@ -151,6 +157,7 @@ typedef struct {
     size_t row_group;           /* rows plan: rows per kernel call (1, or up to FSM_ROW_GROUP) */
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
+    int masked_in_y;            /* rows plan: masked rows staged in y, not in the scratch */
 } fsm_plan;
 
 /* Bytes of an element of dtype d. */
@@ -237,7 +244,8 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
                fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 4 * L * sizeof(void *);
     case FSM_PLAN_ROWS:
-        return plan->contiguous && !plan->masked ? 0 : plan->row_group * 3 * fsm_round_up64(n * isz);
+        return (plan->contiguous && !plan->masked) || plan->masked_in_y ? 0
+                                                                         : plan->row_group * 3 * fsm_round_up64(n * isz);
     default:
         return 0;
     }
@@ -295,6 +303,8 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
                       plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
         plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
+        plan.masked_in_y = plan.plain && plan.masked && fsm_unit_step(p, FSM_MASK) && plan.contiguous &&
+                           row_bytes > FSM_MASKED_SCRATCH_MAX_ROW_BYTES;
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;

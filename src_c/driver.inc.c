@@ -155,7 +155,7 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
     size_t n = (size_t)p->n;
     if (K(masked_row_in_one_read)(plan)) {
-        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, scratch);
+        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, plan->masked_in_y ? g.y : scratch);
         K(finish_group)(plan, &g);
         return;
     }

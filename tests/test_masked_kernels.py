@@ -1,8 +1,9 @@
-"""where= on short rows and over a non-last axis.  Contiguous short rows run
-the masked short-row kernels, which read the mask as they transpose x into
-lanes; other short rows are staged first (x with its masked-out entries
--inf) and run by the plain short-row kernel; a masked tile of lanes is
-staged by a lane kernel and run by the plain column kernel.  Each must give
+"""where= on short rows, long rows and over a non-last axis.  Contiguous
+short rows run the masked short-row kernels, which read the mask as they
+transpose x into lanes; other short rows are staged first (x with its
+masked-out entries -inf) and run by the plain short-row kernel; a long row
+beyond the scratch is staged in its output and run there in place; a masked
+tile of lanes is staged by a lane kernel and run by the plain column kernel.  Each must give
 the plain kernel's bits on the staged input, drop a NaN group's masked-out
 entries, and agree with `fastsoftmax.reference`, on every variant."""
 import numpy as np
@@ -85,6 +86,21 @@ def test_masked_short_rows(dtype, op, variant):
         inplace = x.copy()
         assert fn(inplace, out=inplace, where=mask) is inplace
         np.testing.assert_array_equal(inplace, got, err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_masked_long_rows_staged_in_the_output(dtype, op, variant):
+    rng = np.random.default_rng(7)
+    fn = getattr(fastsoftmax, op)
+    n = (300 << 10) // np.dtype(dtype).itemsize  # beyond the scratch row of 256 KiB
+    x, mask = logits_and_mask(rng, dtype, (10, n))
+    assert plan(op, x, -1, mask) == ("rows", 1)
+    got = fn(x, where=mask, num_threads=1)
+    assert_masked_result(op, got, x, mask, -1)
+    inplace = x.copy()
+    assert fn(inplace, out=inplace, where=mask, num_threads=1) is inplace
+    np.testing.assert_array_equal(inplace, got)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -107,8 +107,8 @@ typedef void (*fsm_stage_lanes_f64_fn)(const double *x, ptrdiff_t x_step, const 
                                        double *y, ptrdiff_t y_step, size_t n, size_t lanes, double fill);
 /* Masked plain rows: the row kernel of softmax or log_softmax on
  * x[i] where mask[i], -inf elsewhere (staged in scratch, n elements
- * overlapping nothing else), bit-identical to it on the staged row; y ==
- * x allowed. */
+ * overlapping nothing else or y itself), bit-identical to it on the staged
+ * row; y == x allowed. */
 typedef void (*fsm_masked_row_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float *scratch);
 typedef void (*fsm_masked_row_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n,
                                       double *scratch);
