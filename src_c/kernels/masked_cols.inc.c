@@ -1,12 +1,14 @@
 /*
  * Masked column staging (where= over a non-last axis, contract: kernels.h),
  * instantiated per dtype by variant.c after softmax_cols.inc.c, whose row
- * prefetch it shares: the rows of a tile lie a page or more apart, where the
- * hardware prefetcher does not follow them, so the staging pass asks for
- * the rows of x, the mask and y FSM_COLS_PREFETCH_ROWS ahead, as the column
- * kernels' passes do.  Staged row by row through the row staging kernel,
- * without, the pass took longer than the column kernel after it (float32
- * (1000, 4096) over axis 0: 49% of a masked softmax).
+ * prefetch it shares: one call for a whole tile (a call of the row staging
+ * kernel per row cost the most on narrow tiles: 32 lanes a call for two
+ * threads on 64 lanes), and, as the column kernels' passes, the rows of x,
+ * the mask and y asked for FSM_COLS_PREFETCH_ROWS ahead, as they lie a page
+ * or more apart.  The pass stays bound by memory: it is about half of a
+ * masked float32 softmax over axis 0 of (1000, 4096) with or without the
+ * prefetches; reading the mask in the column kernel's own passes would
+ * remove it.
  */
 
 /* The mask's (bytes) and y's (to be written) rows FSM_COLS_PREFETCH_ROWS ahead. */

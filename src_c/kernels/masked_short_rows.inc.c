@@ -16,7 +16,8 @@ typedef __typeof__((K(tile_vec)){0} == (K(tile_vec)){0}) K(tile_bits);
 
 /* Lanes 0 .. TILE of a tile row to keep: all ones where bytes[k] != 0.  The
  * bytes are widened by the ISA's own instructions: GCC took a vector of
- * TILE bytes apart byte by byte (3x slower than staging the rows). */
+ * TILE bytes apart byte by byte, which made this kernel slower than staging
+ * the rows (float32 (1000000, 10): 1.92x plain softmax against 1.38x). */
 static FSM_ALWAYS_INLINE K(tile_bits) K(kept_lanes)(const uint8_t *bytes) {
 #if defined(__AVX2__)
     __m256i wide;
