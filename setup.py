@@ -178,7 +178,8 @@ extension = Extension(
         "fastsoftmax.h", "exp_minus_max.h", "fsm_inline.h", "driver.inc.c", "kernels/kernels.h",
         "kernels/variant.c", "kernels/softmax_rows.inc.c", "kernels/softmax_cols.inc.c",
         "kernels/family_rows.inc.c", "kernels/family_cols.inc.c", "kernels/short_rows.inc.c",
-        "kernels/cross_entropy_short.inc.c",
+        "kernels/cross_entropy_short.inc.c", "kernels/masked_short_rows.inc.c",
+        "kernels/masked_cols.inc.c",
         "kernels/stream.inc.c", "kernels/convert.inc.c", "half.inc.c", "half_convert.h",
     ),
 )

@@ -30,6 +30,13 @@ and each prints its minimum per-call time and its ratio to the call named):
              plain softmax / log_softmax on the same array, f32, rows
              (1000000, 10), (16384, 128), (4096, 1000), (64, 32000),
              (1, 1000000) and axis 0 of (1000, 4096) and (32000, 64)
+    masked   where= softmax / log_softmax next to the plain function on the same
+             array, f32 (f64 too for axis 0 of (32000, 64)), rows (1000000, 10),
+             (1, 1000000), axis 0 of (1000, 4096) and (32000, 64); 1 thread, and 2
+             for axis 0 of (32000, 64) next to 1
+    xent     cross_entropy with index targets (without and with the gradient)
+             and probability targets next to log_softmax, f32, rows (1000000, 10)
+             and (16384, 128), axis 0 of (1000, 4096) and (32000, 64)
     hash     not a timing: a digest of the outputs of every public function
              on every kernel variant, so two builds that must agree bit for
              bit can be compared
@@ -156,6 +163,43 @@ def case_scaled(rng, timing):
              "log_softmax")], *timing)
 
 
+def case_masked(rng, timing):
+    for dtype, shape, axis in [(np.float32, (1000000, 10), -1), (np.float32, (1, 1000000), -1),
+                               (np.float32, (1000, 4096), 0), (np.float32, (32000, 64), 0),
+                               (np.float64, (32000, 64), 0)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = np.empty_like(x)
+        mask = rng.random(shape) < 0.9
+        threads = (1, 2) if shape == (32000, 64) else (1,)
+        calls = []
+        for op in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+            name = op.__name__
+            for t in threads:
+                calls += [(f"{name} {t} thr", partial(op, x, axis, out=y, num_threads=t), None),
+                          (f"{name} where= {t} thr", partial(op, x, axis, out=y, where=mask, num_threads=t),
+                           f"{name} {t} thr")]
+            if len(threads) > 1:  # the 1-thread call again, its ratio the 2-thread speed-up
+                calls.append((f"{name} where= 1 thr (over 2)", partial(op, x, axis, out=y, where=mask,
+                                                                       num_threads=1), f"{name} where= 2 thr"))
+        compare(f"{np.dtype(dtype).name} {shape} axis {axis}", calls, *timing)
+
+
+def case_xent(rng, timing):
+    for shape, axis in [((1000000, 10), -1), ((16384, 128), -1), ((1000, 4096), 0), ((32000, 64), 0)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = np.empty_like(x)
+        reduced = shape[0] if axis == -1 else shape[1]
+        index = rng.integers(0, shape[axis], reduced)
+        probs = reference.softmax(rng.standard_normal(shape), axis).astype(np.float32)
+        one = dict(axis=axis, num_threads=1)
+        compare(f"float32 {shape} axis {axis}", [
+            ("log_softmax", partial(fastsoftmax.log_softmax, x, out=y, **one), None),
+            ("index", partial(fastsoftmax.cross_entropy, x, index, **one), "log_softmax"),
+            ("index +grad", partial(fastsoftmax.cross_entropy, x, index, return_grad=True, grad_out=y,
+                                    **one), "log_softmax"),
+            ("probs", partial(fastsoftmax.cross_entropy, x, probs, **one), "log_softmax")], *timing)
+
+
 def case_hash(rng, timing):
     del timing
     digest = hashlib.sha256()
@@ -185,7 +229,8 @@ def case_hash(rng, timing):
 
 
 CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case_long, "family": case_family,
-         "scaled": case_scaled, "hash": case_hash}
+         "scaled": case_scaled, "masked": case_masked, "xent": case_xent,
+         "hash": case_hash}
 
 
 def main(argv=None):

@@ -390,6 +390,12 @@ def check_same_shape(a, b, a_name: str, b_name: str) -> None:
         raise ValueError(f"{b_name} has shape {b.shape}, expected the shape of {a_name} {a.shape}")
 
 
+def _largest_as_unsigned(indices):
+    """The largest of integer `indices` read as unsigned, where a negative
+    index is beyond any class count: the range check in one pass."""
+    return indices.view(indices.dtype.str.replace("i", "u")).max()
+
+
 def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, return_grad, num_threads,
                              grad_out=None, native_half=False):
     """Shared checks of cross_entropy: returns (logits array, result dtype,
@@ -418,7 +424,7 @@ def check_cross_entropy_args(logits, target, axis, reduction, label_smoothing, r
         expected = x.shape[:ax] + x.shape[ax + 1:]
         if t.shape != expected:
             raise ValueError(f"target holds class indices and has shape {t.shape}, expected {expected}")
-        if t.size and (t.min() < 0 or t.max() >= x.shape[ax]):
+        if t.size and _largest_as_unsigned(t) >= x.shape[ax]:
             raise ValueError(f"target has a class index out of range [0, {x.shape[ax]})")
         return x, result_dtype, ax, t, True
     if t.dtype.kind == "f" or is_half(t.dtype):

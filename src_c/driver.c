@@ -49,6 +49,14 @@
  * (softmax_backward, without the exp, was slower so in float32: 1.45x ->
  * 1.62x). */
 #define FSM_LOG_BACKWARD_TILE_BYTES 512
+/* Masked plain rows up to this size are staged in a scratch row, which stays
+ * in L1 or L2 between the passes (staged in y, float32 (4096, 1000) took
+ * 1.8x plain softmax instead of 1.15x); longer ones in y itself, which the
+ * passes then read and write in place (a scratch row beyond L2 only added
+ * its own misses). */
+#define FSM_MASKED_SCRATCH_MAX_ROW_BYTES ((size_t)256 << 10)
+/* Masked column tiles up to this size are narrowed for threads (fsm_tile_lanes). */
+#define FSM_MASKED_SPLIT_MAX_BYTES ((size_t)1 << 20)
 /* Largest scratch tile for the lanes of a y that is not contiguous along
  * them (an out= in another memory order than x). */
 #define FSM_SCRATCH_TILE_BYTES ((size_t)256 << 10)
@@ -149,6 +157,7 @@ typedef struct {
     size_t row_group;           /* rows plan: rows per kernel call (1, or up to FSM_ROW_GROUP) */
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
+    int masked_in_y;            /* rows plan: masked rows staged in y, not in the scratch */
 } fsm_plan;
 
 /* Bytes of an element of dtype d. */
@@ -179,11 +188,16 @@ static int fsm_cols_widen_b(const fsm_problem *p) {
  * columns read one cache line per row (softmax over axis 0 of (32000, 64)
  * float32: 3.4-3.5 ms against 0.95-1.09, benchmarks/ab_calls.py cols).
  * Narrower only when there are fewer batches than threads, so that every
- * thread gets a tile. */
+ * thread gets a tile; not for a masked tile beyond L2
+ * (FSM_MASKED_SPLIT_MAX_BYTES), which is staged in y first, a pass bound by
+ * memory that a second thread on the other half of the same rows did not
+ * speed up (where= over axis 0 of (32000, 64), 2 threads over 1: float32
+ * 0.98x, float64 0.92x): such a problem of one tile runs on one thread. */
 static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) {
     size_t widest = p->op == FSM_OP_LOG_SOFTMAX_BACKWARD ? FSM_LOG_BACKWARD_TILE_BYTES / fsm_itemsize(p) : FSM_LANE_TILE;
     size_t lanes = (size_t)p->lanes, tile = lanes < widest ? lanes : widest;
-    if (batches < (size_t)threads) {
+    int staged_beyond_l2 = fsm_has(p, FSM_MASK) && (size_t)p->n * tile * fsm_itemsize(p) > FSM_MASKED_SPLIT_MAX_BYTES;
+    if (batches < (size_t)threads && !staged_beyond_l2) {
         size_t share = (lanes + (size_t)threads - 1) / (size_t)threads;
         share = (share + 15) & ~(size_t)15; /* whole vectors */
         tile = share < tile ? share : tile;
@@ -214,7 +228,7 @@ static size_t fsm_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; 
  *               lane;
  *   short rows  three lane buffers (x, b, y), the lane kernels' work, per-lane
  *               targets and results, the block's group offsets and its rows
- *               of x, b and y;
+ *               of x, b, y and the mask;
  *   rows        three row buffers (x, b, y) for strided or masked groups. */
 static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     const fsm_problem *p = plan->p;
@@ -228,9 +242,10 @@ static size_t fsm_scratch_bytes(const fsm_plan *plan) {
     case FSM_PLAN_SHORT_ROWS:
         return 3 * fsm_round_up64(n * L * isz) +
                fsm_round_up64((FSM_FAMILY_WORK_DOUBLES(L) + L + FSM_GROUP_RESULTS(L)) * sizeof(double)) +
-               fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 3 * L * sizeof(void *);
+               fsm_round_up64(FSM_NUM_OPERANDS * L * sizeof(ptrdiff_t)) + 4 * L * sizeof(void *);
     case FSM_PLAN_ROWS:
-        return plan->contiguous && !plan->masked ? 0 : plan->row_group * 3 * fsm_round_up64(n * isz);
+        return (plan->contiguous && !plan->masked) || plan->masked_in_y ? 0
+                                                                         : plan->row_group * 3 * fsm_round_up64(n * isz);
     default:
         return 0;
     }
@@ -288,6 +303,8 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
                       plan.elements * fsm_itemsize(p) >= FSM_STREAM_MIN_BYTES &&
                       row_bytes >= FSM_STREAM_MIN_ROW_BYTES && row_bytes <= FSM_STREAM_MAX_ROW_BYTES;
         plan.row_group = fsm_groups_rows(&plan, row_bytes) ? FSM_ROW_GROUP : 1;
+        plan.masked_in_y = plan.plain && plan.masked && fsm_unit_step(p, FSM_MASK) && plan.contiguous &&
+                           row_bytes > FSM_MASKED_SCRATCH_MAX_ROW_BYTES;
     }
     plan.scratch_bytes = fsm_scratch_bytes(&plan);
     return plan;

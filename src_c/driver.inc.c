@@ -181,7 +181,7 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
     const fsm_problem *p = plan->p;
     size_t n = (size_t)p->n;
     if (K(masked_row_in_one_read)(plan)) {
-        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, scratch);
+        TABLE(plan->k, masked_row)[p->op](g.x, g.mask, g.y, n, plan->masked_in_y ? g.y : scratch);
         K(finish_group)(plan, &g);
         return;
     }
@@ -306,8 +306,19 @@ static void K(store_block_results)(const fsm_problem *p, const K(block) *blk, co
         group_sign[K(block_offset)(p, blk, FSM_GROUP_SIGN, r)] = results[rows + r];
 }
 
-/* Items are blocks of plan->short_rows groups.  Masked groups are staged
- * as contiguous rows in the scratch first.  Contiguous rows of softmax,
+/* Whether masked short rows run the masked short-row kernels, which read
+ * the mask as they transpose x (and drop a NaN row's masked-out entries):
+ * plain softmax and log_softmax, x, y and the mask contiguous along the
+ * rows. */
+static int K(masked_short_rows_direct)(const fsm_plan *plan) {
+    const fsm_operand *o = plan->p->operand;
+    return plan->masked && plan->plain && o[FSM_X].step == 1 && o[FSM_Y].step == 1 && o[FSM_MASK].step == 1;
+}
+
+/* Items are blocks of plan->short_rows groups.  Masked groups of plain
+ * softmax and log_softmax go to the masked short-row kernels where they
+ * can (masked_short_rows_direct); other masked groups are staged as
+ * contiguous rows in the scratch first.  Contiguous rows of softmax,
  * log_softmax (plain or scaled) and cross entropy go to their short-row
  * kernels; every other case is transposed into lane buffers, run by the
  * lane kernel (the plain column kernel, or the family's) and transposed
@@ -328,6 +339,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     /* the block's rows: in the scratch, not on a worker's stack */
     const T **xs = (const T **)(offs + FSM_NUM_OPERANDS), **bs = xs + L;
     T **ys = (T **)(bs + L);
+    const uint8_t **ms = (const uint8_t **)(ys + L);
     const T *x = (const T *)o[FSM_X].data, *b = (const T *)o[FSM_B].data;
     T *y = (T *)o[FSM_Y].data;
     const int64_t *target = (const int64_t *)o[FSM_TARGET].data;
@@ -335,6 +347,8 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
     ptrdiff_t x_step = plan->masked ? 1 : o[FSM_X].step;
     /* softmax, log_softmax and cross entropy read and write contiguous rows themselves */
     int rows_direct = x_step == 1 && (y == NULL || o[FSM_Y].step == 1) && (b == NULL || o[FSM_B].step == 1);
+    /* ... and plain masked rows, with their masks, unstaged */
+    int masked_direct = K(masked_short_rows_direct)(plan);
     /* the lane kernel writes y in place of x, but for cross entropy (kernels.h) */
     T *lane_out = y == NULL || p->op == FSM_OP_LOGSUMEXP ? NULL : p->op == FSM_OP_CROSS_ENTROPY ? by : bx;
     /* b broadcast over the batch (one row of weights for every group):
@@ -353,9 +367,12 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         if (y != NULL) K(block_rows)(p, &blk, FSM_Y, y, rows, (const T **)ys);
         if (b != NULL) K(block_rows)(p, &blk, FSM_B, b, rows, bs);
         for (size_t r = 0; target != NULL && r < rows; ++r) targets[r] = target[K(block_offset)(p, &blk, FSM_TARGET, r)];
-        if (plan->masked) /* staged as rows in by (cross entropy, which needs by, has no mask) */
+        if (plan->masked && !masked_direct) /* staged as rows in by (cross entropy, which needs by, has no mask) */
             K(stage_block)(plan, &blk, xs, mask, rows, by);
-        if (rows_direct && plan->plain) {
+        if (masked_direct) {
+            for (size_t r = 0; r < rows; ++r) ms[r] = mask + K(block_offset)(p, &blk, FSM_MASK, r);
+            TABLE(plan->k, masked_short)[p->op](xs, ms, ys, n, rows, bx, work);
+        } else if (rows_direct && plan->plain) {
             TABLE(plan->k, short)[p->op](xs, ys, n, rows, bx, work);
         } else if (rows_direct && p->op < FSM_NUM_PLAIN_OPS) {
             TABLE(plan->k, fshort)[p->op](xs, ys, n, rows, &p->params, bx, work);
@@ -377,7 +394,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
             if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
             K(store_block_results)(p, &blk, results, rows);
         }
-        for (size_t r = 0; plan->drop_masked && r < rows; ++r)
+        for (size_t r = 0; plan->drop_masked && !masked_direct && r < rows; ++r)
             K(drop_masked_if_nan)(p, ys[r], mask + K(block_offset)(p, &blk, FSM_MASK, r), n);
     }
 }
@@ -391,15 +408,15 @@ static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_st
     const fsm_operand *o = p->operand;
     T fill = K(masked_fill)(p);
     ptrdiff_t mask_lane = o[FSM_MASK].lane_step;
+    if (mask_lane == 1) {
+        TABLE(plan->k, stage_lanes)(x, o[FSM_X].step, mask, o[FSM_MASK].step, y, y_step, (size_t)p->n, lanes, fill);
+        return;
+    }
     for (size_t i = 0; i < (size_t)p->n; ++i) {
         const T *xr = x + (ptrdiff_t)i * o[FSM_X].step;
         T *yr = y + (ptrdiff_t)i * y_step;
         const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
-        if (mask_lane == 1) {
-            TABLE(plan->k, stage)(xr, mr, yr, lanes, fill);
-        } else {
-            for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
-        }
+        for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
     }
 }
 

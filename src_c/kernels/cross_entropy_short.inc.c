@@ -17,32 +17,43 @@
 
 #define SHORT_LANES FSM_SHORT_ROW_LANES
 
-/* What the gradient of index targets takes besides the exps and the
- * targets: the lanes' totals (t, inv = 1 / t, from the work slots of
- * cross_entropy_flanes_stats) and the target weights. */
+/* What the gradient of index targets takes besides the exps: the lanes'
+ * totals (t, inv = 1 / t, from the work slots of cross_entropy_flanes_stats),
+ * their targets as T (in a slot the stats leave free) and the target
+ * weights. */
 typedef struct {
-    const T *t, *inv;
+    const T *t, *inv, *target_at;
     T scale, uniform, hit;
 } K(index_grad);
 
-static inline K(index_grad) K(index_grad_of)(const fsm_params *prm, size_t n, size_t lanes, const double *work) {
+static inline K(index_grad) K(index_grad_of)(const fsm_params *prm, size_t n, size_t lanes, const int64_t *targets,
+                                             double *work) {
     K(index_grad) ig;
-    ig.t = (const T *)(work + 8 * lanes), ig.inv = (const T *)(work + 9 * lanes);
+    T *target_at = (T *)(work + 1 * lanes);
+    for (size_t g = 0; g < lanes; ++g) target_at[g] = (T)targets[g]; /* exact: n < 2^24 */
+    ig.t = (const T *)(work + 8 * lanes), ig.inv = (const T *)(work + 9 * lanes), ig.target_at = target_at;
     ig.scale = (T)prm->grad_scale, ig.uniform = K(smoothing_uniform)(prm, n), ig.hit = K(smoothing_hit)(prm, n);
     return ig;
 }
 
 #if TILE > 1
-/* Columns c .. c + TILE of the gradient of lanes g .. g + TILE, every entry
- * with the uniform weight, from their exps in e, into rows grad[0 .. TILE). */
+/* Columns c .. c + TILE of the gradient of lanes g .. g + TILE, from their
+ * exps in e, into rows grad[0 .. TILE); each entry's weight (hit at the
+ * lane's target, else uniform) picked bit for bit by a lane mask, so that no
+ * entry is written twice. */
 static FSM_ALWAYS_INLINE void K(index_grad_tile_to_rows)(const T *e, size_t c, T *const *grad, const K(index_grad) *ig,
                                                          size_t g) {
+    typedef __typeof__((K(tile_vec)){0} == (K(tile_vec)){0}) lane_bits;
     K(tile_vec) v[TILE];
     K(tile_vec) t = *(const K(tile_vec_u) *)(ig->t + g), inv = *(const K(tile_vec_u) *)(ig->inv + g);
+    K(tile_vec) target_at = *(const K(tile_vec_u) *)(ig->target_at + g);
+    lane_bits hit = (lane_bits)((K(tile_vec)){0} + ig->hit), uniform = (lane_bits)((K(tile_vec)){0} + ig->uniform);
 #pragma GCC unroll 8
     for (int j = 0; j < TILE; ++j) {
         K(tile_vec) ev = *(const K(tile_vec_u) *)(e + (c + (size_t)j) * SHORT_LANES + g);
-        v[j] = (K(finish_vec)(ev, t, inv, FSM_FINISH_QUOTIENT) - ig->uniform) * ig->scale;
+        lane_bits at_target = target_at == (T)(c + (size_t)j);
+        K(tile_vec) weight = (K(tile_vec))((at_target & hit) | (~at_target & uniform));
+        v[j] = (K(finish_vec)(ev, t, inv, FSM_FINISH_QUOTIENT) - weight) * ig->scale;
     }
     K(transpose_tile)(v);
 #pragma GCC unroll 8
@@ -61,10 +72,6 @@ static void K(index_grad_lanes_to_rows)(const T *e, size_t n, size_t count, T *c
         size_t c = 0;
         for (; c + TILE <= n; c += TILE) K(index_grad_tile_to_rows)(e, c, grad + g, ig, g);
         if (c < n) K(index_grad_tile_to_rows)(e, n - TILE, grad + g, ig, g);
-    }
-    for (size_t g = 0; g < tiled; ++g) { /* the target entries, written with the uniform weight above */
-        size_t at = (size_t)targets[g];
-        grad[g][at] = K(cross_entropy_grad)(e[at * SHORT_LANES + g], ig->t[g], ig->inv[g], ig->hit, ig->scale);
     }
 #endif
     for (size_t g = tiled; g < count; ++g)
@@ -87,7 +94,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_xshort_body)(const T *const *x, T 
         K(cross_entropy_grad_flanes)(q_lanes, L, exp_lanes, L, n, count, prm, targets, work);
         K(lanes_to_rows_copy)(exp_lanes, n, count, grad);
     } else if (with_grad) {
-        K(index_grad) ig = K(index_grad_of)(prm, n, count, work);
+        K(index_grad) ig = K(index_grad_of)(prm, n, count, targets, work);
         K(index_grad_lanes_to_rows)(exp_lanes, n, count, grad, &ig, targets);
     }
     K(cross_entropy_flanes_losses)(x_lanes, L, !probs, n, count, prm, targets, loss, work);

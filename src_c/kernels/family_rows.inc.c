@@ -781,8 +781,8 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const T *x, const T *q
  * target term (x_target for an index target; q_sum and q_gap for
  * probabilities) and, with smoothing, mean_gap = mean(m - x):
  * sum(q * (c + (m - x))), each term >= 0 (no cancellation). */
-static double K(cross_entropy_loss)(const fsm_params *prm, int index_target, T x_target, T m, double c,
-                                    double q_sum, double q_gap, double mean_gap) {
+static FSM_ALWAYS_INLINE double K(cross_entropy_loss)(const fsm_params *prm, int index_target, T x_target, T m,
+                                                     double c, double q_sum, double q_gap, double mean_gap) {
     double keep = 1.0 - prm->smoothing, loss = 0.0;
     if (keep == 0.0) {
         /* the target itself has no weight: 0 * inf would make the loss NaN */

@@ -98,13 +98,29 @@ typedef void (*fsm_from_lanes_f64_fn)(const double *buf, size_t n, size_t count,
  * y == x allowed). */
 typedef void (*fsm_stage_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float fill);
 typedef void (*fsm_stage_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n, double fill);
+/* The staging of a masked tile of lanes: y[i * y_step + j] = mask[i *
+ * mask_step + j] ? x[i * x_step + j] : fill for i < n, j < lanes (y == x with
+ * the same step allowed). */
+typedef void (*fsm_stage_lanes_f32_fn)(const float *x, ptrdiff_t x_step, const uint8_t *mask, ptrdiff_t mask_step,
+                                       float *y, ptrdiff_t y_step, size_t n, size_t lanes, float fill);
+typedef void (*fsm_stage_lanes_f64_fn)(const double *x, ptrdiff_t x_step, const uint8_t *mask, ptrdiff_t mask_step,
+                                       double *y, ptrdiff_t y_step, size_t n, size_t lanes, double fill);
 /* Masked plain rows: the row kernel of softmax or log_softmax on
  * x[i] where mask[i], -inf elsewhere (staged in scratch, n elements
- * overlapping nothing else), bit-identical to it on the staged row; y ==
- * x allowed. */
+ * overlapping nothing else or y itself), bit-identical to it on the staged
+ * row; y == x allowed. */
 typedef void (*fsm_masked_row_f32_fn)(const float *x, const uint8_t *mask, float *y, size_t n, float *scratch);
 typedef void (*fsm_masked_row_f64_fn)(const double *x, const uint8_t *mask, double *y, size_t n,
                                       double *scratch);
+/* Masked short rows: the short-row kernel of softmax or log_softmax on rows
+ * x[g] with the entries where mask[g][j] == 0 taken as -inf (every row of
+ * x, y and mask contiguous, with the short-row kernel's rules for x, y and
+ * buf), bit-identical to it on such staged rows; a row that comes out NaN
+ * has its masked-out entries 0 (log_softmax: -inf). */
+typedef void (*fsm_masked_short_f32_fn)(const float *const *x, const uint8_t *const *mask, float *const *y,
+                                        size_t n, size_t count, float *buf, double *work);
+typedef void (*fsm_masked_short_f64_fn)(const double *const *x, const uint8_t *const *mask, double *const *y,
+                                        size_t n, size_t count, double *buf, double *work);
 typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
@@ -319,8 +335,12 @@ typedef struct {
     fsm_from_lanes_f64_fn from_lanes_f64;
     fsm_stage_f32_fn stage_f32;
     fsm_stage_f64_fn stage_f64;
+    fsm_stage_lanes_f32_fn stage_lanes_f32;
+    fsm_stage_lanes_f64_fn stage_lanes_f64;
     fsm_masked_row_f32_fn masked_row_f32[FSM_NUM_PLAIN_OPS];
     fsm_masked_row_f64_fn masked_row_f64[FSM_NUM_PLAIN_OPS];
+    fsm_masked_short_f32_fn masked_short_f32[FSM_NUM_PLAIN_OPS];
+    fsm_masked_short_f64_fn masked_short_f64[FSM_NUM_PLAIN_OPS];
     fsm_rmax_f32_fn rmax_f32;
     fsm_rmax_f64_fn rmax_f64;
     fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_PLAIN_OPS];

@@ -123,7 +123,9 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "masked_cols.inc.c"
 #include "short_rows.inc.c"
+#include "masked_short_rows.inc.c"
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
 #include "cross_entropy_short.inc.c"
@@ -166,7 +168,9 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "stream.inc.c"
 #include "softmax_rows.inc.c"
 #include "softmax_cols.inc.c"
+#include "masked_cols.inc.c"
 #include "short_rows.inc.c"
+#include "masked_short_rows.inc.c"
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
 #include "cross_entropy_short.inc.c"
@@ -207,8 +211,12 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .from_lanes_f64 = KF64(lanes_to_rows_copy),
     .stage_f32 = KF32(stage_masked),
     .stage_f64 = KF64(stage_masked),
+    .stage_lanes_f32 = KF32(stage_masked_lanes),
+    .stage_lanes_f64 = KF64(stage_masked_lanes),
     .masked_row_f32 = {KF32(softmax_masked_row), KF32(log_softmax_masked_row)},
     .masked_row_f64 = {KF64(softmax_masked_row), KF64(log_softmax_masked_row)},
+    .masked_short_f32 = {KF32(softmax_masked_short_rows), KF32(log_softmax_masked_short_rows)},
+    .masked_short_f64 = {KF64(softmax_masked_short_rows), KF64(log_softmax_masked_short_rows)},
     .rmax_f32 = KF32(rmax),
     .rmax_f64 = KF64(rmax),
     .rblocks_f32 = {KF32(softmax_rblocks), KF32(log_softmax_rblocks)},
