@@ -13,8 +13,8 @@
  *               by a lane kernel, so the SIMD lanes are groups.
  *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
- *   split row   few long contiguous rows (every op but a weighted logsumexp
- *               or a masked one): every row is cut at sum-block boundaries
+ *   split row   few long contiguous rows (every op but a masked one without
+ *               a y to stage the mask in): every row is cut at sum-block boundaries
  *               into one chunk per thread; chunk maxima, then block sums,
  *               are combined in the single-thread order (bit-identical
  *               results for any thread count).
@@ -240,12 +240,9 @@ _Static_assert(FSM_SHORT_ROWS_WORK_DOUBLES <= FSM_FAMILY_WORK_DOUBLES(FSM_SHORT_
                "the short-row work area serves the plain short-row kernels too");
 
 /* Whether the op's groups can be split across threads (kernels.h): all
- * operands contiguous; not a weighted logsumexp, nor a mask without a y to
- * stage it in. */
+ * operands contiguous; not a mask without a y to stage it in. */
 static int fsm_splits(const fsm_plan *plan) {
-    const fsm_problem *p = plan->p;
-    if (p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B)) return 0;
-    return plan->contiguous && (!plan->masked || fsm_has(p, FSM_Y));
+    return plan->contiguous && (!plan->masked || fsm_has(plan->p, FSM_Y));
 }
 
 /* Whether the rows plan runs its rows FSM_ROW_GROUP at a time: contiguous

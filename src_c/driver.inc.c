@@ -278,8 +278,8 @@ static void K(store_block_results)(const fsm_problem *p, const K(block) *blk, co
 
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
  * as contiguous rows in the scratch first.  Contiguous rows of softmax,
- * log_softmax (plain or scaled) and cross entropy go to their short-row
- * kernels; every other case is transposed into lane buffers, run by the
+ * log_softmax (plain or scaled), cross entropy and logsumexp (but with
+ * weights broadcast over the batch) go to their short-row kernels; every other case is transposed into lane buffers, run by the
  * lane kernel (the plain column kernel, or the family's) and transposed
  * back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
@@ -332,6 +332,9 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         } else if (rows_direct && p->op == FSM_OP_CROSS_ENTROPY) {
             TABLE(plan->k, xshort)(xs, y == NULL ? NULL : ys, b == NULL ? NULL : bs, n, rows, &p->params, targets,
                                    results, bx, bb, by, work);
+            K(store_block_results)(p, &blk, results, rows);
+        } else if (rows_direct && p->op == FSM_OP_LOGSUMEXP && !b_is_one_row) {
+            TABLE(plan->k, lshort)(xs, b == NULL ? NULL : bs, n, rows, results, bx, bb, work);
             K(store_block_results)(p, &blk, results, rows);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
@@ -513,7 +516,11 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
         if (begin < end) split->blocks(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, sums);
 #pragma omp barrier
 #pragma omp single
-        *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, g.group_out);
+        {
+            double results[FSM_GROUP_RESULTS(1)];
+            *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, results);
+            K(store_results)(&g, results);
+        }
         if (begin < end && split->finish != NULL && g.y != NULL) {
             split->finish(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, *c);
             if (plan->drop_masked) K(drop_masked_if_nan)(p, g.y + begin, g.mask + (ptrdiff_t)begin * mask_step,

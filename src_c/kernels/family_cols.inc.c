@@ -280,36 +280,51 @@ static void K(weighted_lane_carefully)(const T *x, ptrdiff_t x_step, const T *b,
 /* Weighted logsumexp of `lanes` groups (kernels.h): the fast path of
  * weighted_logsumexp_row for every lane, and the careful one for the
  * lanes where it does not hold. */
-static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
-                                         size_t lanes, double *group_out, double *work) {
+static FSM_ALWAYS_INLINE void K(weighted_logsumexp_lanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step,
+                                                          size_t n, size_t lanes, double *group_out, double *work,
+                                                          int prefetch) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *sign = group_out + lanes;
-    K(cols_max)(x, x_step, n, lanes, m, 1);
-    K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, 1, block, block_ties, rest, comp, ties);
-#pragma omp simd
-    for (size_t j = 0; j < lanes; ++j) group_out[j] = K(signed_log_total)(rest[j], ties[j], m[j], &sign[j]);
-    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+    K(cols_max)(x, x_step, n, lanes, m, prefetch);
+    K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, prefetch, block, block_ties, rest, comp, ties);
+    int any_careful = 0;
+#pragma omp simd reduction(| : any_careful)
+    for (size_t j = 0; j < lanes; ++j) {
+        group_out[j] = K(signed_log_total)(rest[j], ties[j], m[j], &sign[j]);
+        any_careful |= !isfinite(m[j]) || !K(weighted_fast_path_holds)(rest[j], ties[j]);
+    }
+    for (size_t j = 0; any_careful && j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
         if (!isfinite(m[j]) || !K(weighted_fast_path_holds)(rest[j], ties[j]))
             K(weighted_lane_carefully)(x + j, x_step, b + j, b_step, n, &group_out[j], &sign[j]);
+}
+
+/* Plain logsumexp of `lanes` groups into group_out[0 .. lanes): the terms
+ * with x != m summed and those at the maximum counted, as log_softmax's
+ * rows take them.  (The no-subtraction form measured slower here: on rows
+ * of 10 its per-lane factor, a double exp, cost more than it saved.) */
+static FSM_ALWAYS_INLINE void K(plain_logsumexp_lanes)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes,
+                                                       double *group_out, double *work, int prefetch) {
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
+    K(cols_max)(x, x_step, n, lanes, m, prefetch);
+    K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
+                   ties);
+    int non_finite = 0;
+#pragma omp simd reduction(| : non_finite)
+    for (size_t j = 0; j < lanes; ++j) {
+        group_out[j] = (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j]);
+        non_finite |= !isfinite(m[j]);
+    }
+    for (size_t j = 0; non_finite && j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+        if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
 }
 
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,
                                 ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                 const int64_t *target, double *group_out, double *work) {
     (void)y, (void)y_step, (void)prm, (void)target;
-    if (b != NULL) {
-        K(weighted_logsumexp_flanes)(x, x_step, b, b_step, n, lanes, group_out, work);
-        return;
-    }
-    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
-    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
-    K(cols_max)(x, x_step, n, lanes, m, 1);
-    K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
-                   ties);
-#pragma omp simd
-    for (size_t j = 0; j < lanes; ++j) group_out[j] = (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j]);
-    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
-        if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
+    if (b != NULL) K(weighted_logsumexp_lanes)(x, x_step, b, b_step, n, lanes, group_out, work, 1);
+    else K(plain_logsumexp_lanes)(x, x_step, n, lanes, group_out, work, 1);
 }
 
 /* The backward passes: per lane s = sum(grad * y) (softmax) or sum(grad)

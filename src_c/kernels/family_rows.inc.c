@@ -394,38 +394,45 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
     return rest;
 }
 
-/* The weighted terms of a contiguous group summed in the sum blocks of
- * fam_sums: *rest (scaled by 2^B) and *ties, the weight of the entries at
- * m; a float block whose terms overflowed float (b near FLT_MAX) is summed
- * again in double. */
-static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
-                                               double *ties) {
-    double sum = 0.0, comp = 0.0, tie_total = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+/* One sum block [start, end) of a contiguous group's weighted terms:
+ * *block_rest (scaled by 2^B) and *block_ties, the weight of the entries
+ * at m; a float block whose terms overflowed float (b near FLT_MAX) is
+ * summed again in double. */
+static FSM_ALWAYS_INLINE void K(weighted_block)(const T *x, const T *b, size_t start, size_t end, T m, int careful,
+                                                double *block_rest, double *block_ties) {
+    size_t i = start;
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
-                T tie;
-                acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
-                tie_acc[j] += tie;
-            }
-        }
-        for (size_t j = 0; i + j < end; ++j) {
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
             T tie;
             acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
             tie_acc[j] += tie;
         }
+    }
+    for (size_t j = 0; i + j < end; ++j) {
+        T tie;
+        acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+        tie_acc[j] += tie;
+    }
+    K(fold_chains_f64)(acc, block_rest);
+    K(fold_chains_f64)(tie_acc, block_ties);
+    if (sizeof(T) == sizeof(float) && !isfinite(*block_rest))
+        *block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+}
+
+/* The weighted terms of a contiguous group summed in the sum blocks of
+ * fam_sums (weighted_block): *rest (scaled by 2^B) and *ties. */
+static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
+                                               double *ties) {
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         double block_rest, block_ties;
-        K(fold_chains_f64)(acc, &block_rest);
-        K(fold_chains_f64)(tie_acc, &block_ties);
-        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        K(weighted_block)(x, b, start, K(block_end)(start, n), m, careful, &block_rest, &block_ties);
         fsm_neumaier_add(&sum, &comp, block_rest);
         tie_total += block_ties;
     }
-    *rest = isfinite(sum) ? sum + comp : sum;
+    *rest = fsm_compensated_total(sum, comp);
     *ties = tie_total;
 }
 
@@ -489,24 +496,33 @@ static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const 
     return infinite_terms != infinite_terms ? NAN : INFINITY;
 }
 
-/* Weighted logsumexp of one contiguous group (b contiguous too). */
-static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+/* Weighted logsumexp of one contiguous group (b contiguous too) the
+ * careful way, from the maximum of the weighted entries. */
+static void K(weighted_logsumexp_carefully)(const T *x, const T *b, size_t n, double *result, double *sign) {
     double rest, ties;
-    T m = K(rmax)(x, n);
-    if (isfinite(m)) {
-        K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
-        if (K(weighted_fast_path_holds)(rest, ties)) {
-            *result = K(signed_log_total)(rest, ties, m, sign);
-            return;
-        }
-    }
-    m = K(rmax_weighted)(x, b, n);
+    T m = K(rmax_weighted)(x, b, n);
     if (!isfinite(m)) {
         *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
         return;
     }
     K(weighted_sums)(x, b, n, m, 1, &rest, &ties);
     *result = K(signed_log_total)(rest, ties, m, sign);
+}
+
+/* The fast path's result from its sums over a group of maximum m, into
+ * *result and *sign; 0 where it does not hold. */
+static inline int K(weighted_fast_result)(double rest, double ties, T m, double *result, double *sign) {
+    if (!isfinite(m) || !K(weighted_fast_path_holds)(rest, ties)) return 0;
+    *result = K(signed_log_total)(rest, ties, m, sign);
+    return 1;
+}
+
+/* Weighted logsumexp of one contiguous group (b contiguous too). */
+static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+    double rest = 0.0, ties = 0.0;
+    T m = K(rmax)(x, n);
+    if (isfinite(m)) K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
+    if (!K(weighted_fast_result)(rest, ties, m, result, sign)) K(weighted_logsumexp_carefully)(x, b, n, result, sign);
 }
 
 static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
