@@ -784,19 +784,19 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
                                        st->mean_gap);
 }
 
-/* The row kernel and the row-group kernel (kernels.h) of an op with a log
- * of the total, from its two steps: OP_fstats (the passes over a group) and
- * OP_fdone (what follows the log).  The group kernel takes the log of all
- * its groups' totals at once, in SIMD lanes: one at a time, in double, it
- * cost about half a float32 log_softmax of rows of 128. */
-#define FSM_DEFINE_LOG_TOTAL_KERNELS(op)                                                                  \
+/* The row kernel and the row-group kernel `frows` (kernels.h) of an op
+ * with a log of the total, from its two steps: OP_fstats (the passes over a
+ * group) and OP_fdone (what follows the log).  The group kernel takes the
+ * log of all its groups' totals at once, in SIMD lanes: one at a time, in
+ * double, it cost about half a float32 log_softmax of rows of 128. */
+#define FSM_DEFINE_LOG_TOTAL_KERNELS(op, frows)                                                           \
     static void K(op##_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target, \
                              double *group_out) {                                                        \
         K(group_stats) st;                                                                                \
         K(op##_fstats)(x, y, b, n, prm, target, &st);                                                     \
         K(op##_fdone)(x, y, n, prm, group_out, &st, LOG_TOTAL(st.rest, st.ties, st.m));                   \
     }                                                                                                     \
-    static void K(op##_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,  \
+    static void K(frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,       \
                               const fsm_params *prm, const int64_t *targets, double *const *group_out) {  \
         K(group_stats) st[FSM_ROW_GROUP];                                                                 \
         T m[FSM_ROW_GROUP], c[FSM_ROW_GROUP];                                                             \
@@ -814,6 +814,38 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
                           c[g]);                                                                          \
     }
 
-FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax)
-FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp)
-FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy)
+FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax, log_softmax_frows)
+FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp, logsumexp_frows_any_length)
+FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows)
+
+/* Plain logsumexp of count rows of one sum block each, as logsumexp_frow
+ * computes them (exp_rest_and_ties on one block), with the per-row factor
+ * of the no-subtraction form (a double exp) taken across the rows in SIMD
+ * lanes with the log: one row at a time it took about a tenth of a float32
+ * row of 128. */
+static void K(logsumexp_one_block_rows)(const T *const *x, size_t n, size_t count, double *const *group_out) {
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP], c[FSM_ROW_GROUP];
+    double ties[FSM_ROW_GROUP];
+    int nosub[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, j[g] = 0, nosub[g] = 0, block_rest[g] = 0, ties[g] = 1.0; /* unused lanes: a total of 1 */
+        if (g >= count || !isfinite(m[g] = K(rmax)(x[g], n))) continue;
+        K(row_exp) e = K(row_exp_for)(m[g]);
+        T block_ties;
+        block_rest[g] = K(block_rest_row_exp)(x[g], n, e, 1.0, &block_ties); /* its factor below */
+        j[g] = e.j, nosub[g] = e.nosub, ties[g] = block_ties;
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double to_max_scale = nosub[g] ? fsm_nosub_to_max_scale((double)m[g], (double)j[g]) : 1.0;
+        c[g] = LOG_TOTAL((double)(T)(block_rest[g] * to_max_scale), ties[g], m[g]);
+    }
+    for (size_t g = 0; g < count; ++g)
+        *group_out[g] = isfinite(m[g]) ? (double)m[g] + (double)c[g] : K(lse_of_non_finite)(x[g], 1, n, m[g]);
+}
+
+static void K(logsumexp_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                               const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    if (b == NULL && n <= FSM_SUM_BLOCK) K(logsumexp_one_block_rows)(x, n, count, group_out);
+    else K(logsumexp_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
+}
