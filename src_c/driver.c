@@ -142,6 +142,7 @@ typedef struct {
     int kind;
     int plain;                  /* plain softmax / log_softmax kernels */
     int masked, drop_masked;    /* a mask; softmax groups that come out NaN get their dropped entries */
+    int unsigned_results;       /* a weighted logsumexp without its sign operand */
     int contiguous;             /* x, y and b have step 1 along the group */
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
@@ -150,6 +151,13 @@ typedef struct {
     size_t scratch_bytes;       /* per thread */
     size_t short_rows;          /* short-rows plan: rows per item */
 } fsm_plan;
+
+/* The result of lane j as stored, from a family kernel's results
+ * (FSM_GROUP_RESULTS(lanes): results, then signs): a weighted logsumexp
+ * stored without its sign has no real log for a negative total, so NaN. */
+static inline double fsm_stored_result(const fsm_plan *plan, const double *results, size_t j, size_t lanes) {
+    return plan->unsigned_results && results[lanes + j] < 0 ? NAN : results[j];
+}
 
 /* Bytes of an element of dtype d. */
 static size_t fsm_dtype_size(fsm_dtype d) { return d == FSM_FLOAT64 ? 8 : d == FSM_FLOAT32 ? 4 : 2; }
@@ -263,6 +271,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     plan.plain = p->op < FSM_NUM_PLAIN_OPS && !p->scaled;
     plan.masked = fsm_has(p, FSM_MASK);
     plan.drop_masked = plan.masked && p->op < FSM_NUM_PLAIN_OPS;
+    plan.unsigned_results = p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B) && !fsm_has(p, FSM_GROUP_SIGN);
     plan.contiguous = fsm_unit_step(p, FSM_X) && fsm_unit_step(p, FSM_Y) && fsm_unit_step(p, FSM_B);
     plan.batches = fsm_batch_count(p);
     size_t n = (size_t)p->n, row_bytes = n * fsm_itemsize(p);
