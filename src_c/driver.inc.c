@@ -280,9 +280,9 @@ static void K(store_block_results)(const fsm_plan *plan, const K(block) *blk, co
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
  * as contiguous rows in the scratch first.  Contiguous rows of softmax,
  * log_softmax (plain or scaled), cross entropy and logsumexp (but with
- * weights broadcast over the batch) go to their short-row kernels; every other case is transposed into lane buffers, run by the
- * lane kernel (the plain column kernel, or the family's) and transposed
- * back. */
+ * weights broadcast over the batch) go to their short-row kernels; every
+ * other case is transposed into lane buffers, run by the lane kernel (the
+ * plain column kernel, or the family's) and transposed back. */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;

@@ -361,31 +361,25 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
  *
  * Fast path: m is the maximum of every x, taken as plain logsumexp takes
  * it (x alone: the weights are read once, by the sum pass), and the terms
- * have no select for b == 0.  It holds whenever the ties' weight is not 0
- * (an entry with a weight is at m, so m is the maximum of the weighted
- * entries) and the sums are finite (no NaN or +inf with weight 0 took
- * part); otherwise the group is summed again the careful way, from the
- * maximum of the weighted entries.  A row's fast path takes plain
- * logsumexp's exponential (the no-subtraction form where the row allows
- * it: row_exp_for), its careful way and the lane kernels exp(x - m). */
+ * have no select for b == 0.  It is the careful result, bit for bit,
+ * whenever the ties' weight is not 0 (an entry with a weight is at m, so m
+ * is the maximum of the weighted entries) and the sums are finite (no NaN
+ * or +inf with weight 0 took part); otherwise the group is summed again
+ * the careful way, from the maximum of the weighted entries. */
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
  * NaN entries passed over. */
 static T K(rmax_weighted)(const T *x, const T *b, size_t n) { return K(rmax_kept)(x, NULL, b, NULL, 0, n); }
 
-/* One weighted term from the exponential e of x: b * e, returned, or b
- * into *tie when x == m.  careful: 0 where b == 0, whatever x (it may
- * exceed m, or be +inf or NaN). */
-static FSM_ALWAYS_INLINE T K(weight_term)(T e, T xi, T bi, T m, int careful, T *tie) {
+/* One weighted term: b * exp(x - m) * 2^B, returned, or b into *tie when
+ * x == m.  careful: 0 where b == 0, whatever x (it may exceed m, or be
+ * +inf or NaN). */
+static FSM_ALWAYS_INLINE T K(weighted_term)(T xi, T bi, T m, int careful, T *tie) {
+    T e = SCALED_EXP(xi, m);
     if (careful) e = bi != 0 ? e : (T)0;
     int at_max = xi == m;
     *tie = at_max ? bi : (T)0;
     return (at_max ? (T)0 : bi) * e;
-}
-
-/* weight_term of b * exp(x - m) * 2^B. */
-static FSM_ALWAYS_INLINE T K(weighted_term)(T xi, T bi, T m, int careful, T *tie) {
-    return K(weight_term)(SCALED_EXP(xi, m), xi, bi, m, careful, tie);
 }
 
 /* The rest of entries [start, end) in double: for a float block whose
@@ -400,62 +394,41 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
     return rest;
 }
 
-/* The exponential of a row's weighted terms (see above) and the factor
- * that turns its sums into sums of exp(x - m) * 2^B (to_max_scale). */
-static inline K(row_exp) K(weighted_row_exp)(T m, int careful, double *to_max_scale) {
-    K(row_exp) e = K(row_exp_for)(m);
-    e.nosub = e.nosub && !careful;
-    *to_max_scale = K(to_max_scale)(e);
-    return e;
-}
-
-/* One sum block [start, end) of a contiguous group's weighted terms in the
- * form `nosub` (e's, a constant where this is inlined):
+/* One sum block [start, end) of a contiguous group's weighted terms:
  * *block_rest (scaled by 2^B) and *block_ties, the weight of the entries
  * at m; a float block whose terms overflowed float (b near FLT_MAX) is
  * summed again in double. */
-static FSM_ALWAYS_INLINE void K(weighted_block_in)(const T *x, const T *b, size_t start, size_t end, K(row_exp) e,
-                                                   int nosub, double to_max_scale, int careful, double *block_rest,
-                                                   double *block_ties) {
+static FSM_ALWAYS_INLINE void K(weighted_block)(const T *x, const T *b, size_t start, size_t end, T m, int careful,
+                                                double *block_rest, double *block_ties) {
     size_t i = start;
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
             T tie;
-            acc[j] += K(weight_term)(K(row_exp_at)(e, x[i + j], nosub), x[i + j], b[i + j], e.m, careful, &tie);
+            acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
             tie_acc[j] += tie;
         }
     }
     for (size_t j = 0; i + j < end; ++j) {
         T tie;
-        acc[j] += K(weight_term)(K(row_exp_at)(e, x[i + j], nosub), x[i + j], b[i + j], e.m, careful, &tie);
+        acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
         tie_acc[j] += tie;
     }
     K(fold_chains_f64)(acc, block_rest);
     K(fold_chains_f64)(tie_acc, block_ties);
     if (sizeof(T) == sizeof(float) && !isfinite(*block_rest))
-        *block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, e.m);
-    else
-        *block_rest *= to_max_scale;
-}
-
-static FSM_ALWAYS_INLINE void K(weighted_block)(const T *x, const T *b, size_t start, size_t end, K(row_exp) e,
-                                                double to_max_scale, int careful, double *block_rest,
-                                                double *block_ties) {
-    if (e.nosub) K(weighted_block_in)(x, b, start, end, e, 1, to_max_scale, careful, block_rest, block_ties);
-    else K(weighted_block_in)(x, b, start, end, e, 0, to_max_scale, careful, block_rest, block_ties);
+        *block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
 }
 
 /* The weighted terms of a contiguous group summed in the sum blocks of
  * fam_sums (weighted_block): *rest (scaled by 2^B) and *ties. */
 static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
                                                double *ties) {
-    double sum = 0.0, comp = 0.0, tie_total = 0.0, to_max_scale;
-    K(row_exp) e = K(weighted_row_exp)(m, careful, &to_max_scale);
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
     for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         double block_rest, block_ties;
-        K(weighted_block)(x, b, start, K(block_end)(start, n), e, to_max_scale, careful, &block_rest, &block_ties);
+        K(weighted_block)(x, b, start, K(block_end)(start, n), m, careful, &block_rest, &block_ties);
         fsm_neumaier_add(&sum, &comp, block_rest);
         tie_total += block_ties;
     }
@@ -879,7 +852,8 @@ static void K(weighted_logsumexp_rows)(const T *const *x, const T *const *b, siz
     double rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP], result[FSM_ROW_GROUP], sign[FSM_ROW_GROUP];
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
         m[g] = 0, rest[g] = 0.0, ties[g] = 1.0; /* unused lanes: a total of 1 */
-        if (g < count && isfinite(m[g] = K(rmax)(x[g], n))) K(weighted_sums)(x[g], b[g], n, m[g], 0, &rest[g], &ties[g]);
+        if (g < count && isfinite(m[g] = K(rmax)(x[g], n)))
+            K(weighted_sums)(x[g], b[g], n, m[g], 0, &rest[g], &ties[g]);
     }
 #pragma omp simd
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) result[g] = K(signed_log_total)(rest[g], ties[g], m[g], &sign[g]);
