@@ -211,6 +211,24 @@ static void K(log_softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
     K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 1);
 }
 
+/* The float blocks of a weighted lane sum whose terms overflowed float (b
+ * near FLT_MAX), rows [start, end): each added to its lane's compensated
+ * rest as summed again in double, and its block cleared (the fold adds 0
+ * for it then).  The check apart from the fold, so that the fold
+ * vectorises. */
+static void K(weighted_flanes_overflow)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t start,
+                                        size_t end, size_t lanes, const T *m, T *block, double *rest, double *comp) {
+    if (sizeof(T) != sizeof(float)) return;
+    int overflow = 0;
+#pragma omp simd reduction(| : overflow)
+    for (size_t j = 0; j < lanes; ++j) overflow |= !isfinite(block[j]);
+    for (size_t j = 0; overflow && j < lanes; ++j) {
+        if (isfinite(block[j])) continue;
+        fsm_neumaier_add(&rest[j], &comp[j], K(weighted_rest_f64)(x + j, x_step, b + j, b_step, start, end, m[j]));
+        block[j] = 0;
+    }
+}
+
 /* The weighted terms of each lane (weighted_term) summed as flanes_sums
  * sums the plain ones: four rows a step, blocks of FSM_COLS_SUM_BLOCK rows
  * into the compensated rest[j] (a float block that overflowed float summed
@@ -247,14 +265,8 @@ static FSM_ALWAYS_INLINE void K(weighted_flanes_sums)(const T *x, ptrdiff_t x_st
                 block_ties[j] += t;
             }
         }
-        for (size_t j = 0; j < lanes; ++j) {
-            double block_rest = (double)block[j];
-            if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-                block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, block_start, block_end, m[j]);
-            fsm_neumaier_add(&rest[j], &comp[j], block_rest);
-            ties[j] += block_ties[j];
-            block[j] = 0, block_ties[j] = 0;
-        }
+        K(weighted_flanes_overflow)(x, x_step, b, b_step, block_start, block_end, lanes, m, block, rest, comp);
+        K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
     }
     for (size_t j = 0; j < lanes; ++j) rest[j] = isfinite(rest[j]) ? rest[j] + comp[j] : rest[j];
 }
