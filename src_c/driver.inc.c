@@ -279,10 +279,13 @@ static void K(store_block_results)(const fsm_plan *plan, const K(block) *blk, co
 
 /* Items are blocks of plan->short_rows groups.  Masked groups are staged
  * as contiguous rows in the scratch first.  Contiguous rows of softmax,
- * log_softmax (plain or scaled), cross entropy and logsumexp (but with
- * weights broadcast over the batch) go to their short-row kernels; every
- * other case is transposed into lane buffers, run by the lane kernel (the
- * plain column kernel, or the family's) and transposed back. */
+ * log_softmax (plain or scaled) and cross entropy go to their short-row
+ * kernels; every other case is transposed into lane buffers, run by the
+ * lane kernel (the plain column kernel, or the family's) and transposed
+ * back (logsumexp: nothing transposed back, its one result per row stored;
+ * a short-row kernel of its own, the lane kernel inlined after the
+ * transposes, rounded some lanes apart from gathered rows: the compiler
+ * fused multiply-adds differently in the two copies). */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
@@ -333,9 +336,6 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         } else if (rows_direct && p->op == FSM_OP_CROSS_ENTROPY) {
             TABLE(plan->k, xshort)(xs, y == NULL ? NULL : ys, b == NULL ? NULL : bs, n, rows, &p->params, targets,
                                    results, bx, bb, by, work);
-            K(store_block_results)(plan, &blk, results, rows);
-        } else if (rows_direct && p->op == FSM_OP_LOGSUMEXP && !b_is_one_row) {
-            TABLE(plan->k, lshort)(xs, b == NULL ? NULL : bs, n, rows, results, bx, bb, work);
             K(store_block_results)(plan, &blk, results, rows);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);

@@ -1,10 +1,10 @@
-"""logsumexp's own kernels, plain and weighted (b=): the short-row kernel
-(contiguous rows transposed into lanes, one result per row), the row-group
-kernels (the per-row factor and log across the rows) and the split of a
-weighted long row across threads.  Each plan is asserted, each kernel is
-held bit for bit against the path it stands in for (gathered rows, single
-rows, one thread), and every one against the NumPy reference on every
-variant, special values included."""
+"""logsumexp, plain and weighted (b=), on each of its plans: short rows
+(contiguous rows transposed into lanes by tiles, strided ones gathered),
+the row-group kernels (the per-row factor and log across the rows) and
+the split of a weighted long row across threads.  Each plan is asserted,
+each path is held bit for bit against the one it stands in for (gathered
+rows, single rows, one thread), and every one against the NumPy reference
+on every variant, special values included."""
 import numpy as np
 import pytest
 
@@ -84,10 +84,10 @@ def test_weighted_long_rows_split_across_threads():
 @pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("n", [1, 3, 10, 17])
-def test_short_row_kernel_is_bit_identical_to_gathered_rows(n, dtype, weighted, variant):
-    """Contiguous short rows run the short-row kernel; strided ones are
-    gathered into lanes for the lane kernel: the same bits, in full and
-    partial blocks of rows."""
+def test_short_rows_are_bit_identical_to_gathered_rows(n, dtype, weighted, variant):
+    """Contiguous short rows are transposed into lanes by tiles; strided ones
+    are gathered element by element: the lane kernel gives the same bits,
+    in full and partial blocks of rows."""
     x, w = _special_rows((150, max(n, 2)), dtype, np.random.default_rng(n))
     x, w = x[:, :n], (w[:, :n] if weighted else None)
     expected = _results(_strided(x), None if w is None else _strided(w))

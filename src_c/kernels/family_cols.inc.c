@@ -292,13 +292,12 @@ static void K(weighted_lane_carefully)(const T *x, ptrdiff_t x_step, const T *b,
 /* Weighted logsumexp of `lanes` groups (kernels.h): the fast path of
  * weighted_logsumexp_row for every lane, and the careful one for the
  * lanes where it does not hold. */
-static FSM_ALWAYS_INLINE void K(weighted_logsumexp_lanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step,
-                                                          size_t n, size_t lanes, double *group_out, double *work,
-                                                          int prefetch) {
+static void K(weighted_logsumexp_lanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                        size_t lanes, double *group_out, double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *sign = group_out + lanes;
-    K(cols_max)(x, x_step, n, lanes, m, prefetch);
-    K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, prefetch, block, block_ties, rest, comp, ties);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, 1, block, block_ties, rest, comp, ties);
     int any_careful = 0;
 #pragma omp simd reduction(| : any_careful)
     for (size_t j = 0; j < lanes; ++j) {
@@ -314,11 +313,11 @@ static FSM_ALWAYS_INLINE void K(weighted_logsumexp_lanes)(const T *x, ptrdiff_t 
  * with x != m summed and those at the maximum counted, as log_softmax's
  * rows take them.  (The no-subtraction form measured slower here: on rows
  * of 10 its per-lane factor, a double exp, cost more than it saved.) */
-static FSM_ALWAYS_INLINE void K(plain_logsumexp_lanes)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes,
-                                                       double *group_out, double *work, int prefetch) {
+static void K(plain_logsumexp_lanes)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, double *group_out,
+                                     double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
-    K(cols_max)(x, x_step, n, lanes, m, prefetch);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
     K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
                    ties);
     int non_finite = 0;
@@ -335,8 +334,8 @@ static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
                                 ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                 const int64_t *target, double *group_out, double *work) {
     (void)y, (void)y_step, (void)prm, (void)target;
-    if (b != NULL) K(weighted_logsumexp_lanes)(x, x_step, b, b_step, n, lanes, group_out, work, 1);
-    else K(plain_logsumexp_lanes)(x, x_step, n, lanes, group_out, work, 1);
+    if (b != NULL) K(weighted_logsumexp_lanes)(x, x_step, b, b_step, n, lanes, group_out, work);
+    else K(plain_logsumexp_lanes)(x, x_step, n, lanes, group_out, work);
 }
 
 /* The backward passes: per lane s = sum(grad * y) (softmax) or sum(grad)

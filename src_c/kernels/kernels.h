@@ -257,20 +257,6 @@ typedef void (*fsm_xshort_f64_fn)(const double *const *x, double *const *grad, c
                                   size_t count, const fsm_params *prm, const int64_t *targets, double *loss,
                                   double *x_lanes, double *q_lanes, double *exp_lanes, double *work);
 
-/* Logsumexp short-row kernels  fsm_logsumexp_lshort_<dtype>_<variant>(x, b, n, count, results, x_lanes,
- *                                                                     b_lanes, work)
- *   the lane kernel of logsumexp on count <= FSM_SHORT_ROW_LANES groups
- *   whose rows are contiguous: x[g] and, with weights, b[g] (b NULL
- *   without) of n elements; results: FSM_GROUP_RESULTS(count) doubles, as
- *   the lane kernel writes them.  x_lanes, b_lanes: two scratch buffers of
- *   n * FSM_SHORT_ROW_LANES elements overlapping no row; work:
- *   FSM_FAMILY_WORK_DOUBLES(count) doubles.  Bit-identical to the lane
- *   kernel on the transposed rows. */
-typedef void (*fsm_lshort_f32_fn)(const float *const *x, const float *const *b, size_t n, size_t count,
-                                  double *results, float *x_lanes, float *b_lanes, double *work);
-typedef void (*fsm_lshort_f64_fn)(const double *const *x, const double *const *b, size_t n, size_t count,
-                                  double *results, double *x_lanes, double *b_lanes, double *work);
-
 /* --- split rows: one long group cut across threads -------------------------
  * The split-row plan cuts a contiguous group of n elements at multiples of
  * FSM_SUM_BLOCK into one chunk [begin, end) per thread.  x, y and b point at
@@ -351,8 +337,6 @@ typedef struct {
     fsm_fshort_f64_fn fshort_f64[FSM_NUM_PLAIN_OPS];
     fsm_xshort_f32_fn xshort_f32; /* cross entropy */
     fsm_xshort_f64_fn xshort_f64;
-    fsm_lshort_f32_fn lshort_f32; /* logsumexp */
-    fsm_lshort_f64_fn lshort_f64;
     fsm_split_f32 split_f32[FSM_NUM_PLAIN_OPS]; /* plain softmax, log_softmax */
     fsm_split_f64 split_f64[FSM_NUM_PLAIN_OPS];
     fsm_split_f32 fsplit_f32[FSM_NUM_OPS];      /* every op, scaled softmaxes included */

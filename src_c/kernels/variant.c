@@ -127,7 +127,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
 #include "cross_entropy_short.inc.c"
-#include "logsumexp_short.inc.c"
 #include "split_rows.inc.c"
 #undef T
 #undef K
@@ -171,7 +170,6 @@ static inline size_t fsm_stream_head(const void *p, size_t n, size_t size) {
 #include "family_rows.inc.c"
 #include "family_cols.inc.c"
 #include "cross_entropy_short.inc.c"
-#include "logsumexp_short.inc.c"
 #include "split_rows.inc.c"
 #undef T
 #undef K
@@ -235,8 +233,6 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
     .fshort_f64 = {KF64(softmax_fshort), KF64(log_softmax_fshort)},
     .xshort_f32 = KF32(cross_entropy_xshort),
     .xshort_f64 = KF64(cross_entropy_xshort),
-    .lshort_f32 = KF32(logsumexp_lshort),
-    .lshort_f64 = KF64(logsumexp_lshort),
 #define FSM_SPLIT(KT, ref, op, fold, finish) {KT(ref), KT(op##_blocks), KT(fold), finish}
     .split_f32 = {FSM_SPLIT(KF32, split_max, softmax_split, softmax_split_fold, KF32(softmax_split_finish)),
                   FSM_SPLIT(KF32, split_max, log_softmax_split, log_total_split_fold, KF32(log_softmax_split_finish))},
