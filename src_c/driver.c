@@ -14,10 +14,10 @@
  *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
  *   split row   few long contiguous rows (every op but a masked one without
- *               a y to stage the mask in): every row is cut at sum-block boundaries
- *               into one chunk per thread; chunk maxima, then block sums,
- *               are combined in the single-thread order (bit-identical
- *               results for any thread count).
+ *               a y to stage the mask in): every row is cut at sum-block
+ *               boundaries into one chunk per thread; chunk maxima, then
+ *               block sums, are combined in the single-thread order
+ *               (bit-identical results for any thread count).
  * Plain softmax and log_softmax (no scale) run the plain kernels, which
  * every plan has in a form of its own; every other op runs the family
  * kernels (kernels.h): row kernels in the rows plan, lane kernels in the

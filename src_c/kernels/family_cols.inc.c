@@ -292,8 +292,8 @@ static void K(weighted_lane_carefully)(const T *x, ptrdiff_t x_step, const T *b,
 /* Weighted logsumexp of `lanes` groups (kernels.h): the fast path of
  * weighted_logsumexp_row for every lane, and the careful one for the
  * lanes where it does not hold. */
-static void K(weighted_logsumexp_lanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
-                                        size_t lanes, double *group_out, double *work) {
+static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t n,
+                                         size_t lanes, double *group_out, double *work) {
     T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *sign = group_out + lanes;
     K(cols_max)(x, x_step, n, lanes, m, 1);
@@ -334,7 +334,7 @@ static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_
                                 ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                 const int64_t *target, double *group_out, double *work) {
     (void)y, (void)y_step, (void)prm, (void)target;
-    if (b != NULL) K(weighted_logsumexp_lanes)(x, x_step, b, b_step, n, lanes, group_out, work);
+    if (b != NULL) K(weighted_logsumexp_flanes)(x, x_step, b, b_step, n, lanes, group_out, work);
     else K(plain_logsumexp_lanes)(x, x_step, n, lanes, group_out, work);
 }
 
