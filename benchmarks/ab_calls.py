@@ -37,6 +37,10 @@ and each prints its minimum per-call time and its ratio to the call named):
     xent     cross_entropy with index targets (without and with the gradient)
              and probability targets next to log_softmax, f32, rows (1000000, 10)
              and (16384, 128), axis 0 of (1000, 4096) and (32000, 64)
+    logsumexp
+             logsumexp next to plain softmax, and with weights (b=, uniform in
+             [0.5, 1.5]) next to plain logsumexp, f32 and f64, on the shapes
+             of ``scaled``
     hash     not a timing: a digest of the outputs of every public function
              on every kernel variant, so two builds that must agree bit for
              bit can be compared
@@ -146,9 +150,12 @@ def case_family(rng, timing):
                                                 **one), "softmax")], *timing)
 
 
+FAMILY_GRID = [((1000000, 10), -1), ((16384, 128), -1), ((4096, 1000), -1), ((64, 32000), -1),
+               ((1, 1000000), -1), ((1000, 4096), 0), ((32000, 64), 0)]
+
+
 def case_scaled(rng, timing):
-    for shape, axis in [((1000000, 10), -1), ((16384, 128), -1), ((4096, 1000), -1), ((64, 32000), -1),
-                        ((1, 1000000), -1), ((1000, 4096), 0), ((32000, 64), 0)]:
+    for shape, axis in FAMILY_GRID:
         x = rng.standard_normal(shape).astype(np.float32)
         y = np.empty_like(x)
         lse_out = np.empty(shape[0] if axis == -1 else shape[1], np.float32)
@@ -198,6 +205,18 @@ def case_xent(rng, timing):
             ("index +grad", partial(fastsoftmax.cross_entropy, x, index, return_grad=True, grad_out=y,
                                     **one), "log_softmax"),
             ("probs", partial(fastsoftmax.cross_entropy, x, probs, **one), "log_softmax")], *timing)
+def case_logsumexp(rng, timing):
+    for dtype in DTYPES:
+        for shape, axis in FAMILY_GRID:
+            x = rng.standard_normal(shape).astype(dtype)
+            weights = rng.uniform(0.5, 1.5, shape).astype(dtype)
+            y = np.empty_like(x)
+            lse_out = np.empty(shape[0] if axis == -1 else shape[1], dtype)
+            one = dict(axis=axis, num_threads=1)
+            compare(f"{np.dtype(dtype).name} {shape} axis {axis}", [
+                ("softmax", partial(fastsoftmax.softmax, x, out=y, **one), None),
+                ("logsumexp", partial(fastsoftmax.logsumexp, x, out=lse_out, **one), "softmax"),
+                ("b=", partial(fastsoftmax.logsumexp, x, b=weights, out=lse_out, **one), "logsumexp")], *timing)
 
 
 def case_hash(rng, timing):
@@ -229,7 +248,7 @@ def case_hash(rng, timing):
 
 
 CASES = {"rows": case_rows, "short": case_short, "cols": case_cols, "long": case_long, "family": case_family,
-         "scaled": case_scaled, "masked": case_masked, "xent": case_xent,
+         "scaled": case_scaled, "masked": case_masked, "xent": case_xent, "logsumexp": case_logsumexp,
          "hash": case_hash}
 
 

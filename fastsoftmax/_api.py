@@ -11,7 +11,7 @@ from . import _core
 from ._validation import (
     broadcast_where, check_cross_entropy_args, check_num_threads, check_out, check_same_shape,
     common_dtype, computed_by_numpy, masked_as_where, masked_reduction, masked_result, names_errors, normalize_axes,
-    prepare_input, prepare_weights, reduced_shape, rounded_to, scalar_if_0d,
+    prepare_input, prepare_weights, reduced_shape, scalar_if_0d,
 )
 from ._version import __version__
 
@@ -118,14 +118,13 @@ def _unmasked_logsumexp(x, axis, b, keepdims, return_sign, out, where, num_threa
     if mask is not None and weights is not None:  # a masked-out entry weighs nothing
         weights, mask = np.where(mask, weights, 0).astype(arr.dtype), None
     groups = np.empty(reduced_shape(arr.shape, axes, True), np.float64)
-    signs = None if weights is None else np.empty_like(groups)
+    # without return_sign the kernels store a negative total's log as NaN
+    signs = None if weights is None or not return_sign else np.empty_like(groups)
     # a mask is applied by staging x in a temporary with the masked-out entries at -inf
     staged = None if mask is None else _core._new_output(arr)
     _core._execute(_core.OPS["logsumexp"], arr, axes, staged, weights,
                    None if mask is None else mask.view(np.uint8), None, groups, threads=threads, group_sign=signs)
-    if signs is not None and not return_sign:
-        groups[signs < 0] = np.nan
-    result = _core._deliver(groups.astype(rounded_to(result_dtype, out), copy=False), out, shape, result_dtype)
+    result = _core._deliver(groups, out, shape, result_dtype)  # rounded once, into out's dtype where given
     if not return_sign:  # the signs of 10**6 groups took a third of logsumexp's time on rows of 10
         return _with_sign(result, None, False, out)
     if signs is None:  # a total of exps is positive, 0 (log: -inf) or NaN

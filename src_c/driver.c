@@ -13,11 +13,11 @@
  *               by a lane kernel, so the SIMD lanes are groups.
  *   columns     a reduction over a non-last axis: a lane kernel on tiles of
  *               up to FSM_LANE_TILE neighbouring lanes.
- *   split row   few long contiguous rows (every op but a weighted logsumexp
- *               or a masked one): every row is cut at sum-block boundaries
- *               into one chunk per thread; chunk maxima, then block sums,
- *               are combined in the single-thread order (bit-identical
- *               results for any thread count).
+ *   split row   few long contiguous rows (every op but a masked one without
+ *               a y to stage the mask in): every row is cut at sum-block
+ *               boundaries into one chunk per thread; chunk maxima, then
+ *               block sums, are combined in the single-thread order
+ *               (bit-identical results for any thread count).
  * Plain softmax and log_softmax (no scale) run the plain kernels, which
  * every plan has in a form of its own; every other op runs the family
  * kernels (kernels.h): row kernels in the rows plan, lane kernels in the
@@ -150,6 +150,7 @@ typedef struct {
     int kind;
     int plain;                  /* plain softmax / log_softmax kernels */
     int masked, drop_masked;    /* a mask; softmax groups that come out NaN get their dropped entries */
+    int unsigned_results;       /* a weighted logsumexp without its sign operand */
     int contiguous;             /* x, y and b have step 1 along the group */
     size_t batches, items, elements;
     size_t tile_lanes, tiles;   /* columns plan */
@@ -159,6 +160,13 @@ typedef struct {
     size_t short_rows;          /* short-rows plan: rows per item */
     int masked_in_y;            /* rows plan: masked rows staged in y, not in the scratch */
 } fsm_plan;
+
+/* The result of lane j as stored, from a family kernel's results
+ * (FSM_GROUP_RESULTS(lanes): results, then signs): a weighted logsumexp
+ * stored without its sign has no real log for a negative total, so NaN. */
+static inline double fsm_stored_result(const fsm_plan *plan, const double *results, size_t j, size_t lanes) {
+    return plan->unsigned_results && results[lanes + j] < 0 ? NAN : results[j];
+}
 
 /* Bytes of an element of dtype d. */
 static size_t fsm_dtype_size(fsm_dtype d) { return d == FSM_FLOAT64 ? 8 : d == FSM_FLOAT32 ? 4 : 2; }
@@ -255,12 +263,9 @@ _Static_assert(FSM_SHORT_ROWS_WORK_DOUBLES <= FSM_FAMILY_WORK_DOUBLES(FSM_SHORT_
                "the short-row work area serves the plain short-row kernels too");
 
 /* Whether the op's groups can be split across threads (kernels.h): all
- * operands contiguous; not a weighted logsumexp, nor a mask without a y to
- * stage it in. */
+ * operands contiguous; not a mask without a y to stage it in. */
 static int fsm_splits(const fsm_plan *plan) {
-    const fsm_problem *p = plan->p;
-    if (p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B)) return 0;
-    return plan->contiguous && (!plan->masked || fsm_has(p, FSM_Y));
+    return plan->contiguous && (!plan->masked || fsm_has(plan->p, FSM_Y));
 }
 
 /* Whether the rows plan runs its rows FSM_ROW_GROUP at a time: contiguous
@@ -281,6 +286,7 @@ static fsm_plan fsm_make_plan(const fsm_problem *p, int threads) {
     plan.plain = p->op < FSM_NUM_PLAIN_OPS && !p->scaled;
     plan.masked = fsm_has(p, FSM_MASK);
     plan.drop_masked = plan.masked && p->op < FSM_NUM_PLAIN_OPS;
+    plan.unsigned_results = p->op == FSM_OP_LOGSUMEXP && fsm_has(p, FSM_B) && !fsm_has(p, FSM_GROUP_SIGN);
     plan.contiguous = fsm_unit_step(p, FSM_X) && fsm_unit_step(p, FSM_Y) && fsm_unit_step(p, FSM_B);
     plan.batches = fsm_batch_count(p);
     size_t n = (size_t)p->n, row_bytes = n * fsm_itemsize(p);

@@ -91,15 +91,15 @@ static FSM_ALWAYS_INLINE K(group) K(stage_row)(const fsm_plan *plan, K(group) g,
 }
 
 /* A family kernel's results for group g (FSM_GROUP_RESULTS(1)) stored. */
-static inline void K(store_results)(const K(group) *g, const double *results) {
-    if (g->group_out != NULL) *g->group_out = results[0];
+static inline void K(store_results)(const fsm_plan *plan, const K(group) *g, const double *results) {
+    if (g->group_out != NULL) *g->group_out = fsm_stored_result(plan, results, 0, 1);
     if (g->group_sign != NULL) *g->group_sign = results[1];
 }
 
 /* After the kernel ran on `staged`: its group results stored, y scattered
  * back when it was staged, and the group finished. */
 static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K(group) *g, const double *results) {
-    K(store_results)(g, results);
+    K(store_results)(plan, g, results);
     if (g->y != NULL && staged->y != g->y)
         K(stage)(plan->k, staged->y, 1, NULL, 0, g->y, plan->p->operand[FSM_Y].step, (size_t)plan->p->n, 0);
     K(finish_group)(plan, g);
@@ -163,7 +163,7 @@ static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T 
         } else {
             TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
                                          targets, result_of);
-            for (size_t g = 0; g < count; ++g) K(store_results)(&gs[g], results[g]);
+            for (size_t g = 0; g < count; ++g) K(store_results)(plan, &gs[g], results[g]);
         }
         for (size_t g = 0; plan->masked && g < count; ++g) K(finish_group)(plan, &gs[g]);
     }
@@ -298,10 +298,11 @@ static int K(same_for_every_group)(const fsm_problem *p, int operand) {
 
 /* The group results of a block's rows (FSM_GROUP_RESULTS(rows), as a lane
  * kernel writes them) stored where the op has them. */
-static void K(store_block_results)(const fsm_problem *p, const K(block) *blk, const double *results, size_t rows) {
+static void K(store_block_results)(const fsm_plan *plan, const K(block) *blk, const double *results, size_t rows) {
+    const fsm_problem *p = plan->p;
     double *group_out = (double *)p->operand[FSM_GROUP_OUT].data, *group_sign = (double *)p->operand[FSM_GROUP_SIGN].data;
     for (size_t r = 0; group_out != NULL && r < rows; ++r)
-        group_out[K(block_offset)(p, blk, FSM_GROUP_OUT, r)] = results[r];
+        group_out[K(block_offset)(p, blk, FSM_GROUP_OUT, r)] = fsm_stored_result(plan, results, r, rows);
     for (size_t r = 0; group_sign != NULL && r < rows; ++r)
         group_sign[K(block_offset)(p, blk, FSM_GROUP_SIGN, r)] = results[rows + r];
 }
@@ -322,7 +323,10 @@ static int K(masked_short_rows_direct)(const fsm_plan *plan) {
  * log_softmax (plain or scaled) and cross entropy go to their short-row
  * kernels; every other case is transposed into lane buffers, run by the
  * lane kernel (the plain column kernel, or the family's) and transposed
- * back. */
+ * back (logsumexp: nothing transposed back, its one result per row stored;
+ * a short-row kernel of its own, the lane kernel inlined after the
+ * transposes, rounded some lanes apart from gathered rows: the compiler
+ * fused multiply-adds differently in the two copies). */
 static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, void *scratch) {
     const fsm_problem *p = plan->p;
     const fsm_operand *o = p->operand;
@@ -379,7 +383,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
         } else if (rows_direct && p->op == FSM_OP_CROSS_ENTROPY) {
             TABLE(plan->k, xshort)(xs, y == NULL ? NULL : ys, b == NULL ? NULL : bs, n, rows, &p->params, targets,
                                    results, bx, bb, by, work);
-            K(store_block_results)(p, &blk, results, rows);
+            K(store_block_results)(plan, &blk, results, rows);
         } else {
             K(gather_lanes)(p, plan, xs, x_step, rows, bx);
             if (b != NULL && !(b_is_one_row && b_rows_gathered >= rows)) {
@@ -392,7 +396,7 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
                 TABLE(plan->k, flanes)[p->op](bx, (ptrdiff_t)L, lane_out, (ptrdiff_t)L, b == NULL ? NULL : bb,
                                              (ptrdiff_t)L, n, rows, &p->params, targets, results, work);
             if (lane_out != NULL) K(scatter_lanes)(p, plan, lane_out, ys, o[FSM_Y].step, rows);
-            K(store_block_results)(p, &blk, results, rows);
+            K(store_block_results)(plan, &blk, results, rows);
         }
         for (size_t r = 0; plan->drop_masked && !masked_direct && r < rows; ++r)
             K(drop_masked_if_nan)(p, ys[r], mask + K(block_offset)(p, &blk, FSM_MASK, r), n);
@@ -492,7 +496,8 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
                                          work);
             double *go = (double *)o[FSM_GROUP_OUT].data, *gs = (double *)o[FSM_GROUP_SIGN].data;
             for (size_t j = 0; go != NULL && j < lanes; ++j)
-                go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] = results[j];
+                go[it.off[FSM_GROUP_OUT] + (ptrdiff_t)(first + j) * o[FSM_GROUP_OUT].lane_step] =
+                    fsm_stored_result(plan, results, j, lanes);
             for (size_t j = 0; gs != NULL && j < lanes; ++j)
                 gs[it.off[FSM_GROUP_SIGN] + (ptrdiff_t)(first + j) * o[FSM_GROUP_SIGN].lane_step] =
                     results[lanes + j];
@@ -560,7 +565,11 @@ static void K(run_split_rows)(const fsm_plan *plan, size_t blocks, double *share
         if (begin < end) split->blocks(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, sums);
 #pragma omp barrier
 #pragma omp single
-        *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, g.group_out);
+        {
+            double results[FSM_GROUP_RESULTS(1)];
+            *c = split->fold(g.x, g.b, n, m, &p->params, g.target, sums, results);
+            K(store_results)(plan, &g, results);
+        }
         if (begin < end && split->finish != NULL && g.y != NULL) {
             split->finish(g.x, g.y, g.b, n, begin, end, m, &p->params, g.target, *c);
             if (plan->drop_masked) K(drop_masked_if_nan)(p, g.y + begin, g.mask + (ptrdiff_t)begin * mask_step,

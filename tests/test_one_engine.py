@@ -49,7 +49,7 @@ SPLIT_ROW = 2 * THRESHOLDS["min_elements_per_thread"] + 300  # cut in two chunks
 
 
 def test_split_rows_for_every_op():
-    """Every op splits a long row across threads, but a weighted logsumexp."""
+    """Every op splits a long row across threads, a weighted logsumexp too."""
     if fastsoftmax.get_config()["usable_cpus"] < 2 or not fastsoftmax.get_config()["openmp"]:
         pytest.skip("needs two usable CPUs")
     x = np.zeros((1, SPLIT_ROW), np.float32)
@@ -59,7 +59,7 @@ def test_split_rows_for_every_op():
         assert plan_of(op, x, -1, threads=2, with_y=with_y, with_b=with_b) == "split_row", op
         assert plan_of(op, x, -1, threads=1, with_y=with_y, with_b=with_b) == "rows", op
     assert plan_of("softmax", x, -1, threads=2, scaled=True) == "split_row"
-    assert plan_of("logsumexp", x, -1, threads=2, with_y=False, with_b=True) == "rows"
+    assert plan_of("logsumexp", x, -1, threads=2, with_y=False, with_b=True) == "split_row"
 
 
 def _split_row_calls(x, rng):
@@ -72,6 +72,8 @@ def _split_row_calls(x, rng):
     index = rng.integers(0, n, x.shape[0])
     index[0] = n - 1  # in the last chunk
     probs = reference.softmax(rng.standard_normal(x.shape)).astype(dtype)
+    weights = (rng.uniform(0.5, 1.5, x.shape) * rng.choice([-1, 1], x.shape)).astype(dtype)
+    weights[0, np.argmax(x[0])] = 0  # the maximum has no weight: summed again the careful way
     calls = {f"{name} {label}": (lambda m, t, name=name, kw=kw: getattr(m, name)(x, num_threads=t, **kw))
              for name in ("softmax", "log_softmax")
              for label, kw in (("temperature", dict(temperature=1.5)), ("base<1", dict(base=0.5)),
@@ -80,6 +82,8 @@ def _split_row_calls(x, rng):
     calls.update({
         "logsumexp": lambda m, t: m.logsumexp(x, num_threads=t),
         "logsumexp where": lambda m, t: m.logsumexp(x, where=mask, num_threads=t),
+        "logsumexp b=": lambda m, t: m.logsumexp(x, b=weights, return_sign=True, num_threads=t),
+        "logsumexp b= where": lambda m, t: m.logsumexp(x, b=weights, where=mask, return_sign=True, num_threads=t),
         "softmax_backward": lambda m, t: m.softmax_backward(grad, y, num_threads=t),
         "log_softmax_backward": lambda m, t: m.log_softmax_backward(grad, log_y, num_threads=t),
         "cross_entropy index": lambda m, t: m.cross_entropy(x, index, num_threads=t, **ce),

@@ -211,6 +211,24 @@ static void K(log_softmax_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t 
     K(scaled_softmax_flanes_body)(x, x_step, y, y_step, n, lanes, prm, work, 1);
 }
 
+/* The float blocks of a weighted lane sum whose terms overflowed float (b
+ * near FLT_MAX), rows [start, end): each added to its lane's compensated
+ * rest as summed again in double, and its block cleared (the fold adds 0
+ * for it then).  The check apart from the fold, so that the fold
+ * vectorises. */
+static void K(weighted_flanes_overflow)(const T *x, ptrdiff_t x_step, const T *b, ptrdiff_t b_step, size_t start,
+                                        size_t end, size_t lanes, const T *m, T *block, double *rest, double *comp) {
+    if (sizeof(T) != sizeof(float)) return;
+    int overflow = 0;
+#pragma omp simd reduction(| : overflow)
+    for (size_t j = 0; j < lanes; ++j) overflow |= !isfinite(block[j]);
+    for (size_t j = 0; overflow && j < lanes; ++j) {
+        if (isfinite(block[j])) continue;
+        fsm_neumaier_add(&rest[j], &comp[j], K(weighted_rest_f64)(x + j, x_step, b + j, b_step, start, end, m[j]));
+        block[j] = 0;
+    }
+}
+
 /* The weighted terms of each lane (weighted_term) summed as flanes_sums
  * sums the plain ones: four rows a step, blocks of FSM_COLS_SUM_BLOCK rows
  * into the compensated rest[j] (a float block that overflowed float summed
@@ -247,14 +265,8 @@ static FSM_ALWAYS_INLINE void K(weighted_flanes_sums)(const T *x, ptrdiff_t x_st
                 block_ties[j] += t;
             }
         }
-        for (size_t j = 0; j < lanes; ++j) {
-            double block_rest = (double)block[j];
-            if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-                block_rest = K(weighted_rest_f64)(x + j, x_step, b + j, b_step, block_start, block_end, m[j]);
-            fsm_neumaier_add(&rest[j], &comp[j], block_rest);
-            ties[j] += block_ties[j];
-            block[j] = 0, block_ties[j] = 0;
-        }
+        K(weighted_flanes_overflow)(x, x_step, b, b_step, block_start, block_end, lanes, m, block, rest, comp);
+        K(flanes_fold)(lanes, block, block_ties, rest, comp, ties);
     }
     for (size_t j = 0; j < lanes; ++j) rest[j] = isfinite(rest[j]) ? rest[j] + comp[j] : rest[j];
 }
@@ -286,30 +298,44 @@ static void K(weighted_logsumexp_flanes)(const T *x, ptrdiff_t x_step, const T *
     double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5), *sign = group_out + lanes;
     K(cols_max)(x, x_step, n, lanes, m, 1);
     K(weighted_flanes_sums)(x, x_step, b, b_step, n, lanes, m, 0, 1, block, block_ties, rest, comp, ties);
-#pragma omp simd
-    for (size_t j = 0; j < lanes; ++j) group_out[j] = K(signed_log_total)(rest[j], ties[j], m[j], &sign[j]);
-    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+    int any_careful = 0;
+#pragma omp simd reduction(| : any_careful)
+    for (size_t j = 0; j < lanes; ++j) {
+        group_out[j] = K(signed_log_total)(rest[j], ties[j], m[j], &sign[j]);
+        any_careful |= !isfinite(m[j]) || !K(weighted_fast_path_holds)(rest[j], ties[j]);
+    }
+    for (size_t j = 0; any_careful && j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
         if (!isfinite(m[j]) || !K(weighted_fast_path_holds)(rest[j], ties[j]))
             K(weighted_lane_carefully)(x + j, x_step, b + j, b_step, n, &group_out[j], &sign[j]);
+}
+
+/* Plain logsumexp of `lanes` groups into group_out[0 .. lanes): the terms
+ * with x != m summed and those at the maximum counted, as log_softmax's
+ * rows take them.  (The no-subtraction form measured slower here: on rows
+ * of 10 its per-lane factor, a double exp, cost more than it saved.) */
+static void K(plain_logsumexp_lanes)(const T *x, ptrdiff_t x_step, size_t n, size_t lanes, double *group_out,
+                                     double *work) {
+    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
+    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
+    K(cols_max)(x, x_step, n, lanes, m, 1);
+    K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
+                   ties);
+    int non_finite = 0;
+#pragma omp simd reduction(| : non_finite)
+    for (size_t j = 0; j < lanes; ++j) {
+        group_out[j] = (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j]);
+        non_finite |= !isfinite(m[j]);
+    }
+    for (size_t j = 0; non_finite && j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
+        if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
 }
 
 static void K(logsumexp_flanes)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step, const T *b,
                                 ptrdiff_t b_step, size_t n, size_t lanes, const fsm_params *prm,
                                 const int64_t *target, double *group_out, double *work) {
     (void)y, (void)y_step, (void)prm, (void)target;
-    if (b != NULL) {
-        K(weighted_logsumexp_flanes)(x, x_step, b, b_step, n, lanes, group_out, work);
-        return;
-    }
-    T *m = (T *)SLOT(0), *block = (T *)SLOT(1), *block_ties = (T *)SLOT(2);
-    double *rest = SLOT(3), *comp = SLOT(4), *ties = SLOT(5);
-    K(cols_max)(x, x_step, n, lanes, m, 1);
-    K(flanes_sums)(x, x_step, NULL, 0, n, lanes, m, NULL, 0, FSM_STORE_NOTHING, 1, block, block_ties, rest, comp,
-                   ties);
-#pragma omp simd
-    for (size_t j = 0; j < lanes; ++j) group_out[j] = (double)m[j] + (double)LOG_TOTAL(rest[j], ties[j], m[j]);
-    for (size_t j = 0; j < lanes; ++j) /* apart: a call in the loop above would keep it scalar */
-        if (!isfinite(m[j])) group_out[j] = K(lse_of_non_finite)(x + j, x_step, n, m[j]);
+    if (b != NULL) K(weighted_logsumexp_flanes)(x, x_step, b, b_step, n, lanes, group_out, work);
+    else K(plain_logsumexp_lanes)(x, x_step, n, lanes, group_out, work);
 }
 
 /* The backward passes: per lane s = sum(grad * y) (softmax) or sum(grad)

@@ -459,38 +459,45 @@ static double K(weighted_rest_f64)(const T *x, ptrdiff_t x_step, const T *b, ptr
     return rest;
 }
 
-/* The weighted terms of a contiguous group summed in the sum blocks of
- * fam_sums: *rest (scaled by 2^B) and *ties, the weight of the entries at
- * m; a float block whose terms overflowed float (b near FLT_MAX) is summed
- * again in double. */
-static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
-                                               double *ties) {
-    double sum = 0.0, comp = 0.0, tie_total = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        size_t end = K(block_end)(start, n), i = start;
-        T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
-        for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
+/* One sum block [start, end) of a contiguous group's weighted terms:
+ * *block_rest (scaled by 2^B) and *block_ties, the weight of the entries
+ * at m; a float block whose terms overflowed float (b near FLT_MAX) is
+ * summed again in double. */
+static FSM_ALWAYS_INLINE void K(weighted_block)(const T *x, const T *b, size_t start, size_t end, T m, int careful,
+                                                double *block_rest, double *block_ties) {
+    size_t i = start;
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
-            for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
-                T tie;
-                acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
-                tie_acc[j] += tie;
-            }
-        }
-        for (size_t j = 0; i + j < end; ++j) {
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
             T tie;
             acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
             tie_acc[j] += tie;
         }
+    }
+    for (size_t j = 0; i + j < end; ++j) {
+        T tie;
+        acc[j] += K(weighted_term)(x[i + j], b[i + j], m, careful, &tie);
+        tie_acc[j] += tie;
+    }
+    K(fold_chains_f64)(acc, block_rest);
+    K(fold_chains_f64)(tie_acc, block_ties);
+    if (sizeof(T) == sizeof(float) && !isfinite(*block_rest))
+        *block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+}
+
+/* The weighted terms of a contiguous group summed in the sum blocks of
+ * fam_sums (weighted_block): *rest (scaled by 2^B) and *ties. */
+static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
+                                               double *ties) {
+    double sum = 0.0, comp = 0.0, tie_total = 0.0;
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
         double block_rest, block_ties;
-        K(fold_chains_f64)(acc, &block_rest);
-        K(fold_chains_f64)(tie_acc, &block_ties);
-        if (sizeof(T) == sizeof(float) && !isfinite(block_rest))
-            block_rest = K(weighted_rest_f64)(x, 1, b, 1, start, end, m);
+        K(weighted_block)(x, b, start, K(block_end)(start, n), m, careful, &block_rest, &block_ties);
         fsm_neumaier_add(&sum, &comp, block_rest);
         tie_total += block_ties;
     }
-    *rest = isfinite(sum) ? sum + comp : sum;
+    *rest = fsm_compensated_total(sum, comp);
     *ties = tie_total;
 }
 
@@ -554,24 +561,33 @@ static double K(weighted_lse_of_non_finite)(const T *x, ptrdiff_t x_step, const 
     return infinite_terms != infinite_terms ? NAN : INFINITY;
 }
 
-/* Weighted logsumexp of one contiguous group (b contiguous too). */
-static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+/* Weighted logsumexp of one contiguous group (b contiguous too) the
+ * careful way, from the maximum of the weighted entries. */
+static void K(weighted_logsumexp_carefully)(const T *x, const T *b, size_t n, double *result, double *sign) {
     double rest, ties;
-    T m = K(rmax)(x, n);
-    if (isfinite(m)) {
-        K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
-        if (K(weighted_fast_path_holds)(rest, ties)) {
-            *result = K(signed_log_total)(rest, ties, m, sign);
-            return;
-        }
-    }
-    m = K(rmax_weighted)(x, b, n);
+    T m = K(rmax_weighted)(x, b, n);
     if (!isfinite(m)) {
         *result = K(weighted_lse_of_non_finite)(x, 1, b, 1, n, m, sign);
         return;
     }
     K(weighted_sums)(x, b, n, m, 1, &rest, &ties);
     *result = K(signed_log_total)(rest, ties, m, sign);
+}
+
+/* The fast path's result from its sums over a group of maximum m, into
+ * *result and *sign; 0 where it does not hold. */
+static inline int K(weighted_fast_result)(double rest, double ties, T m, double *result, double *sign) {
+    if (!isfinite(m) || !K(weighted_fast_path_holds)(rest, ties)) return 0;
+    *result = K(signed_log_total)(rest, ties, m, sign);
+    return 1;
+}
+
+/* Weighted logsumexp of one contiguous group (b contiguous too). */
+static void K(weighted_logsumexp_row)(const T *x, const T *b, size_t n, double *result, double *sign) {
+    double rest = 0.0, ties = 0.0;
+    T m = K(rmax)(x, n);
+    if (isfinite(m)) K(weighted_sums)(x, b, n, m, 0, &rest, &ties);
+    if (!K(weighted_fast_result)(rest, ties, m, result, sign)) K(weighted_logsumexp_carefully)(x, b, n, result, sign);
 }
 
 static FSM_ALWAYS_INLINE void K(logsumexp_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
@@ -833,19 +849,19 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
                                        st->mean_gap);
 }
 
-/* The row kernel and the row-group kernel (kernels.h) of an op with a log
- * of the total, from its two steps: OP_fstats (the passes over a group) and
- * OP_fdone (what follows the log).  The group kernel takes the log of all
- * its groups' totals at once, in SIMD lanes: one at a time, in double, it
- * cost about half a float32 log_softmax of rows of 128. */
-#define FSM_DEFINE_LOG_TOTAL_KERNELS(op)                                                                  \
+/* The row kernel and the row-group kernel `frows` (kernels.h) of an op
+ * with a log of the total, from its two steps: OP_fstats (the passes over a
+ * group) and OP_fdone (what follows the log).  The group kernel takes the
+ * log of all its groups' totals at once, in SIMD lanes: one at a time, in
+ * double, it cost about half a float32 log_softmax of rows of 128. */
+#define FSM_DEFINE_LOG_TOTAL_KERNELS(op, frows)                                                           \
     static void K(op##_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target, \
                              double *group_out) {                                                        \
         K(group_stats) st;                                                                                \
         K(op##_fstats)(x, y, b, n, prm, target, &st);                                                     \
         K(op##_fdone)(x, y, n, prm, group_out, &st, LOG_TOTAL(st.rest, st.ties, st.m));                   \
     }                                                                                                     \
-    static void K(op##_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,  \
+    static void K(frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,       \
                               const fsm_params *prm, const int64_t *targets, double *const *group_out) {  \
         K(group_stats) st[FSM_ROW_GROUP];                                                                 \
         T m[FSM_ROW_GROUP], c[FSM_ROW_GROUP];                                                             \
@@ -863,6 +879,59 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
                           c[g]);                                                                          \
     }
 
-FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax)
-FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp)
-FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy)
+FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax, log_softmax_frows)
+FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp, logsumexp_frows_any_length)
+FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows)
+
+/* Plain logsumexp of count rows of one sum block each, as logsumexp_frow
+ * computes them (exp_rest_and_ties on one block), with the per-row factor
+ * of the no-subtraction form (a double exp) taken across the rows in SIMD
+ * lanes with the log: one row at a time it took about a tenth of a float32
+ * row of 128. */
+static void K(logsumexp_one_block_rows)(const T *const *x, size_t n, size_t count, double *const *group_out) {
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP], c[FSM_ROW_GROUP];
+    double ties[FSM_ROW_GROUP];
+    int nosub[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, j[g] = 0, nosub[g] = 0, block_rest[g] = 0, ties[g] = 1.0; /* unused lanes: a total of 1 */
+        if (g >= count || !isfinite(m[g] = K(rmax)(x[g], n))) continue;
+        K(row_exp) e = K(row_exp_for)(m[g]);
+        T block_ties;
+        block_rest[g] = K(block_rest_row_exp)(x[g], n, e, 1.0, &block_ties); /* its factor below */
+        j[g] = e.j, nosub[g] = e.nosub, ties[g] = block_ties;
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double to_max_scale = nosub[g] ? fsm_nosub_to_max_scale((double)m[g], (double)j[g]) : 1.0;
+        c[g] = LOG_TOTAL((double)(T)(block_rest[g] * to_max_scale), ties[g], m[g]);
+    }
+    for (size_t g = 0; g < count; ++g)
+        *group_out[g] = isfinite(m[g]) ? (double)m[g] + (double)c[g] : K(lse_of_non_finite)(x[g], 1, n, m[g]);
+}
+
+/* Weighted logsumexp of count rows, as weighted_logsumexp_row computes
+ * them, with the fast path's log taken across the rows in SIMD lanes. */
+static void K(weighted_logsumexp_rows)(const T *const *x, const T *const *b, size_t n, size_t count,
+                                       double *const *group_out) {
+    T m[FSM_ROW_GROUP];
+    double rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP], result[FSM_ROW_GROUP], sign[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, rest[g] = 0.0, ties[g] = 1.0; /* unused lanes: a total of 1 */
+        if (g < count && isfinite(m[g] = K(rmax)(x[g], n)))
+            K(weighted_sums)(x[g], b[g], n, m[g], 0, &rest[g], &ties[g]);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) result[g] = K(signed_log_total)(rest[g], ties[g], m[g], &sign[g]);
+    for (size_t g = 0; g < count; ++g) {
+        if (!isfinite(m[g]) || !K(weighted_fast_path_holds)(rest[g], ties[g]))
+            K(weighted_logsumexp_carefully)(x[g], b[g], n, &result[g], &sign[g]);
+        group_out[g][0] = result[g], group_out[g][1] = sign[g];
+    }
+}
+
+static void K(logsumexp_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                               const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    if (b != NULL) K(weighted_logsumexp_rows)(x, b, n, count, group_out);
+    else if (n <= FSM_SUM_BLOCK) K(logsumexp_one_block_rows)(x, n, count, group_out);
+    else K(logsumexp_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
+}

@@ -290,14 +290,15 @@ typedef void (*fsm_xshort_f64_fn)(const double *const *x, double *const *grad, c
  *     sums, FSM_SPLIT_SUMS doubles for block k of the group at
  *     sums[k * FSM_SPLIT_SUMS]; may write y[begin, end).
  *   fold(x, b, n, m, prm, target, sums, group_out): on one thread: the group's
- *     block sums folded in block order; writes group_out[0] where the op has
- *     it, and returns c, what finish takes (the total, or its log).
+ *     block sums folded in block order; writes group_out[0 ..
+ *     FSM_GROUP_RESULTS(1)) as the row kernel does, and returns c, what
+ *     finish takes (the total, or its log).
  *   finish(x, y, b, n, begin, end, m, prm, target, c): y[begin, end), called
  *     when y is not NULL; NULL for logsumexp, whose y only stages a mask.
  * Each step runs the row kernel's own block functions (the plain row kernel
  * for plain softmax and log_softmax, frow for the others), so a split group
- * is bit-identical to an unsplit one.  Not split: logsumexp with weights,
- * and a mask without a y to stage it in. */
+ * is bit-identical to an unsplit one.  Not split: a mask without a y to
+ * stage it in. */
 #define FSM_SPLIT_SUMS 5
 #define FSM_DECLARE_SPLIT(T, sfx)                                                                              \
     typedef struct {                                                                                         \

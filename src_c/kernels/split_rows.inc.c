@@ -148,22 +148,38 @@ static void K(log_softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n,
     K(log_softmax_fdone)(x + begin, y + begin, end - begin, prm, NULL, NULL, (T)c);
 }
 
-/* Unweighted logsumexp (weighted groups are not split): log_softmax's
- * sum blocks (no y), as logsumexp_fstats takes its sums. */
+/* Logsumexp: log_softmax's sum blocks (no y), as logsumexp_fstats takes
+ * its sums; with weights, weighted_sums' blocks of the fast path (slot 0
+ * the rest, 1 the ties). */
 static void K(logsumexp_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                        const fsm_params *prm, int64_t target, double *sums) {
-    (void)y, (void)b, (void)n, (void)prm, (void)target;
+    (void)y, (void)n, (void)prm, (void)target;
     if (!isfinite(m)) return;
     for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
         double *block = BLOCK_SUMS(start / FSM_SUM_BLOCK);
+        size_t block_end = K(block_end)(start, end);
+        if (b != NULL) {
+            K(weighted_block)(x, b, start, block_end, m, 0, &block[0], &block[1]);
+            continue;
+        }
         T rest, ties;
-        K(log_softmax_rblocks)(x + start, NULL, K(block_end)(start, end) - start, m, &rest, &ties);
+        K(log_softmax_rblocks)(x + start, NULL, block_end - start, m, &rest, &ties);
         block[0] = rest, block[1] = ties;
     }
 }
 
+/* The result (and with weights its sign) into group_out, as
+ * logsumexp_frow: a weighted group whose fast path does not hold is summed
+ * again the careful way, on this one thread. */
 static double K(logsumexp_fsplit_fold)(const T *x, const T *b, size_t n, T m, const fsm_params *prm,
                                        int64_t target, const double *sums, double *group_out) {
+    if (b != NULL) {
+        double rest = 0.0, ties = 0.0;
+        if (isfinite(m)) rest = K(split_rest)(sums, n, &ties);
+        if (!K(weighted_fast_result)(rest, ties, m, &group_out[0], &group_out[1]))
+            K(weighted_logsumexp_carefully)(x, b, n, &group_out[0], &group_out[1]);
+        return 0.0;
+    }
     K(group_stats) st;
     st.m = m, st.weighted = 0;
     double c = isfinite(m) ? K(log_total_split_fold)(x, b, n, m, prm, target, sums, NULL) : 0.0;
