@@ -344,14 +344,18 @@ static inline T K(scaled_group_ref)(const T *x, size_t n, const K(scaling) *sc) 
 
 /* The exps of x * s stored in y (y == x allowed), in the form the group
  * allows; returns their total. */
-static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm, K(scaling) *sc) {
-    T m = K(scaled_group_ref)(x, n, sc);
+static double K(softmax_fsums)(const T *x, T *y, size_t n, const fsm_params *prm, const K(scaling) *scaling) {
+    /* a local copy: read through the caller's pointer, the constants were
+     * reloaded after every store to y, which may alias them (float64
+     * temperature= rows of 128 ran 5x slower) */
+    K(scaling) sc = *scaling;
+    T m = K(scaled_group_ref)(x, n, &sc);
     double total, ties;
     T shifter;
-    if (K(scaled_group_nosub)(sc, m, prm, &shifter))
-        K(fam_sums)(x, y, n, shifter, sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
+    if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+        K(fam_sums)(x, y, n, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, &total, &ties);
     else
-        K(fam_sums)(x, y, n, m, sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
+        K(fam_sums)(x, y, n, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, &total, &ties);
     return total;
 }
 
