@@ -105,10 +105,6 @@ static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K
     K(finish_group)(plan, g);
 }
 
-/* Contiguous rows in groups of FSM_ROW_GROUP (plan->row_group): the plain
- * row-group kernels, or the family's.  A masked row has its x staged in
- * the scratch; its y, mask and group results are the row's own (y is
- * contiguous, and cross entropy has no mask), so nothing is scattered back. */
 /* The rows plan of plain softmax / log_softmax on contiguous, unmasked rows
  * along one batch dimension: row pointers computed directly, without the
  * odometer and the other operands' offsets (a tenth of a float32 softmax
@@ -135,6 +131,10 @@ static void K(run_plain_rows_evenly)(const fsm_plan *plan, size_t begin, size_t 
     }
 }
 
+/* Contiguous rows in groups of FSM_ROW_GROUP (plan->row_group): the plain
+ * row-group kernels, or the family's.  A masked row has its x staged in
+ * the scratch; its y, mask and group results are the row's own (y is
+ * contiguous, and cross entropy has no mask), so nothing is scattered back. */
 static void K(run_row_groups)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
     const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
