@@ -906,8 +906,7 @@ static void K(logsumexp_one_block_rows)(const T *const *x, size_t n, size_t coun
     }
 #pragma omp simd
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
-        double to_max_scale = nosub[g] ? fsm_nosub_to_max_scale((double)m[g], (double)j[g]) : 1.0;
-        c[g] = LOG_TOTAL((double)(T)(block_rest[g] * to_max_scale), ties[g], m[g]);
+        c[g] = LOG_TOTAL(K(one_block_rest)(block_rest[g], m[g], j[g], nosub[g]), ties[g], m[g]);
     }
     for (size_t g = 0; g < count; ++g)
         *group_out[g] = isfinite(m[g]) ? (double)m[g] + (double)c[g] : K(lse_of_non_finite)(x[g], 1, n, m[g]);

@@ -281,6 +281,14 @@ static inline double K(to_max_scale)(K(row_exp) e) {
     return e.nosub ? fsm_nosub_to_max_scale((double)e.m, (double)e.j) : 1.0;
 }
 
+/* block_rest_row_exp of a one-block row from its sum taken with a factor of
+ * 1 (row maximum m, j and nosub of its row_exp), rounded as
+ * block_rest_row_exp rounds it: the row-group kernels take the factor (a
+ * double exp) across the rows in SIMD lanes with the log. */
+static inline double K(one_block_rest)(T block_rest, T m, T j, int nosub) {
+    return nosub ? (double)(T)(block_rest * fsm_nosub_to_max_scale((double)m, (double)j)) : (double)block_rest;
+}
+
 /* y[i] = the row's exponential of x[i]; returns the sum of the y[i]. */
 static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     K(row_exp) e = K(row_exp_for)(m);
@@ -296,19 +304,24 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
 /* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
  * the sum of the terms with x != m, *ties = the count of the others; where
  * z is not NULL, also z = x - m (block_rest_row_exp_storing). */
+/* The block of the row starting at `start`, by block_rest_row_exp, or
+ * block_rest_row_exp_storing where z is not NULL. */
+static inline T K(block_rest_at)(const T *x, T *z, size_t start, size_t n, K(row_exp) e, double to_max_scale,
+                                 T *ties) {
+    size_t len = K(block_end)(start, n) - start;
+    return z ? K(block_rest_row_exp_storing)(x + start, z + start, len, e, to_max_scale, ties)
+             : K(block_rest_row_exp)(x + start, len, e, to_max_scale, ties);
+}
+
 static inline void K(exp_rest_and_ties_storing)(const T *x, T *z, size_t n, T m, double *rest, double *ties) {
     K(row_exp) e = K(row_exp_for)(m);
     double to_max_scale = K(to_max_scale)(e);
     T block_ties;
     /* the first block's sum as it is: Neumaier's sum of one term (finite) */
-    double sum = z ? K(block_rest_row_exp_storing)(x, z, K(block_end)(0, n), e, to_max_scale, &block_ties)
-                   : K(block_rest_row_exp)(x, K(block_end)(0, n), e, to_max_scale, &block_ties);
-    double comp = 0.0, tie_count = block_ties;
+    double sum = K(block_rest_at)(x, z, 0, n, e, to_max_scale, &block_ties), comp = 0.0;
+    double tie_count = block_ties;
     for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
-        size_t len = K(block_end)(start, n) - start;
-        T block_rest = z ? K(block_rest_row_exp_storing)(x + start, z + start, len, e, to_max_scale, &block_ties)
-                         : K(block_rest_row_exp)(x + start, len, e, to_max_scale, &block_ties);
-        fsm_neumaier_add(&sum, &comp, block_rest);
+        fsm_neumaier_add(&sum, &comp, K(block_rest_at)(x, z, start, n, e, to_max_scale, &block_ties));
         tie_count += block_ties;
     }
     *rest = sum + comp;
@@ -445,8 +458,8 @@ static void K(log_softmax_rows)(const T *const *x, T *const *y, size_t n, size_t
     }
 #pragma omp simd
     for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
-        double scaled = (double)(T)(block_rest[g] * fsm_nosub_to_max_scale((double)m[g], (double)j[g]));
-        lse[g] = LOG_TOTAL(scale_in_lanes[g] ? scaled : rest[g], ties[g], m[g]);
+        double one_block = K(one_block_rest)(block_rest[g], m[g], j[g], 1);
+        lse[g] = LOG_TOTAL(scale_in_lanes[g] ? one_block : rest[g], ties[g], m[g]);
     }
     for (size_t g = 0; g < count; ++g) K(vsub_total)(y[g], n, lse[g]);
 }
