@@ -105,29 +105,70 @@ static void K(unstage_row)(const fsm_plan *plan, const K(group) *staged, const K
     K(finish_group)(plan, g);
 }
 
-/* The rows plan of plain softmax / log_softmax on contiguous, unmasked rows
- * along one batch dimension: row pointers computed directly, without the
- * odometer and the other operands' offsets (a tenth of a float32 softmax
- * of rows of 64); plan->row_group rows per kernel call. */
-static int K(plain_rows_evenly)(const fsm_plan *plan) {
-    return plan->plain && plan->contiguous && !plan->masked && plan->p->nbatch == 1;
+/* Rows evenly: contiguous, unmasked rows along one batch dimension, whose
+ * operands are found directly, without the odometer and the offsets of
+ * every operand (a tenth of a float32 softmax of rows of 64); plain
+ * softmax / log_softmax take plan->row_group rows per kernel call, the
+ * family's row-group kernels FSM_ROW_GROUP. */
+static int K(rows_evenly)(const fsm_plan *plan) {
+    return plan->contiguous && !plan->masked && plan->p->nbatch == 1 && (plan->plain || plan->row_group > 1);
+}
+
+/* Operand k's element at the start of batch entry r (one batch dimension). */
+static inline void *K(entry_data)(const fsm_problem *p, int k, size_t r, size_t itemsize) {
+    const fsm_operand *o = &p->operand[k];
+    return (char *)o->data + (ptrdiff_t)r * o->batch_step[0] * (ptrdiff_t)itemsize;
 }
 
 static void K(run_plain_rows_evenly)(const fsm_plan *plan, size_t begin, size_t end) {
     const fsm_problem *p = plan->p;
-    const fsm_operand *x = &p->operand[FSM_X], *y = &p->operand[FSM_Y];
     const T *xs[FSM_ROW_GROUP];
     T *ys[FSM_ROW_GROUP];
     for (size_t r = begin; r < end;) {
         size_t count = 0;
         for (; count < plan->row_group && r < end; ++count, ++r) {
-            xs[count] = (const T *)x->data + (ptrdiff_t)r * x->batch_step[0];
-            ys[count] = (T *)y->data + (ptrdiff_t)r * y->batch_step[0];
+            xs[count] = (const T *)K(entry_data)(p, FSM_X, r, sizeof(T));
+            ys[count] = (T *)K(entry_data)(p, FSM_Y, r, sizeof(T));
         }
         if (plan->row_group > 1)
             TABLE(plan->k, rows)[p->op](xs, ys, (size_t)p->n, count);
         else
             TABLE(plan->k, row)[p->op](xs[0], ys[0], (size_t)p->n, plan->stream);
+    }
+}
+
+/* Group results of the entries [first, first + count) stored. */
+static void K(store_entry_results)(const fsm_plan *plan, size_t first, size_t count,
+                                   double (*results)[FSM_GROUP_RESULTS(1)]) {
+    const fsm_problem *p = plan->p;
+    for (size_t g = 0; g < count; ++g) {
+        if (fsm_has(p, FSM_GROUP_OUT))
+            *(double *)K(entry_data)(p, FSM_GROUP_OUT, first + g, sizeof(double)) =
+                fsm_stored_result(plan, results[g], 0, 1);
+        if (fsm_has(p, FSM_GROUP_SIGN))
+            *(double *)K(entry_data)(p, FSM_GROUP_SIGN, first + g, sizeof(double)) = results[g][1];
+    }
+}
+
+static void K(run_family_rows_evenly)(const fsm_plan *plan, size_t begin, size_t end) {
+    const fsm_problem *p = plan->p;
+    const T *xs[FSM_ROW_GROUP], *bs[FSM_ROW_GROUP];
+    T *ys[FSM_ROW_GROUP];
+    int64_t targets[FSM_ROW_GROUP];
+    double results[FSM_ROW_GROUP][FSM_GROUP_RESULTS(1)], *result_of[FSM_ROW_GROUP];
+    int has_y = fsm_has(p, FSM_Y), has_b = fsm_has(p, FSM_B), has_target = fsm_has(p, FSM_TARGET);
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) result_of[g] = results[g], targets[g] = 0;
+    for (size_t r = begin; r < end;) {
+        size_t first = r, count = 0;
+        for (; count < FSM_ROW_GROUP && r < end; ++count, ++r) {
+            xs[count] = (const T *)K(entry_data)(p, FSM_X, r, sizeof(T));
+            if (has_y) ys[count] = (T *)K(entry_data)(p, FSM_Y, r, sizeof(T));
+            if (has_b) bs[count] = (const T *)K(entry_data)(p, FSM_B, r, sizeof(T));
+            if (has_target) targets[count] = *(const int64_t *)K(entry_data)(p, FSM_TARGET, r, sizeof(int64_t));
+        }
+        TABLE(plan->k, frows)[p->op](xs, has_y ? ys : NULL, has_b ? bs : NULL, (size_t)p->n, count, &p->params,
+                                     targets, result_of);
+        K(store_entry_results)(plan, first, count, results);
     }
 }
 
@@ -194,8 +235,9 @@ static void K(run_one_row)(const fsm_plan *plan, K(group) g, T *scratch) {
 
 static void K(run_rows)(const fsm_plan *plan, size_t begin, size_t end, T *scratch) {
     const fsm_problem *p = plan->p;
-    if (K(plain_rows_evenly)(plan)) {
-        K(run_plain_rows_evenly)(plan, begin, end);
+    if (K(rows_evenly)(plan)) {
+        if (plan->plain) K(run_plain_rows_evenly)(plan, begin, end);
+        else K(run_family_rows_evenly)(plan, begin, end);
         return;
     }
     if (plan->row_group > 1) {
