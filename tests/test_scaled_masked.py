@@ -319,3 +319,42 @@ def test_bad_keywords(fn_name, kw, error, word):
         getattr(fastsoftmax, fn_name)(np.zeros((3, 4)), **kw)
     with pytest.raises(error, match=word):
         getattr(reference, fn_name)(np.zeros((3, 4)), **kw)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kw", [dict(temperature=2.0), dict(temperature=1.5), dict(base=10.0), dict(base=0.5)],
+                         ids=["temperature_2", "temperature_1.5", "base_10", "base_0.5"])
+@pytest.mark.parametrize("n", [128, 700])
+def test_scaled_log_softmax_infinite_and_extreme_entries(dtype, kw, n, variant, num_threads):
+    """log_softmax's scaled output is formed from x after the log: an entry
+    that exp sends to 0 (-inf, or +inf for a base below 1) gives -inf
+    whether or not the scale is exact in the dtype (temperature=2: no low
+    part), finfo.min/max entries stay accurate, and a dominant logit's
+    result is -c with c's relative accuracy (an absolute error the size of
+    the others' would leave it anywhere near 0, above 0 too)."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((6, n)).astype(dtype) * 3
+    far = -np.inf if kw.get("base", 2.0) > 1 else np.inf
+    x[0, ::3] = far
+    x[1, 5] = np.finfo(dtype).min if far < 0 else np.finfo(dtype).max
+    x[2, :] = -60.0 if far < 0 else 60.0
+    x[2, 7] = 0.0  # one dominant logit (of scaled value 0: exp(s m) = 1)
+    x[3, :4] = x[3].max() if far < 0 else x[3].min()  # tied extremes
+    got = call_unmodified(fastsoftmax.log_softmax, x, num_threads=num_threads, **kw)
+    expected = _extended("log_softmax", x, -1, kw)
+    np.testing.assert_array_equal(got[0, ::3], -np.inf)
+    assert np.all(got <= 0)
+    with np.errstate(over="ignore"):  # the finfo.min/max entry's error, in the dtype
+        err = error_eps("log_softmax", got, expected, dtype)
+    assert err <= LOG_SOFTMAX_EPS, f"{kw}: {err:.2f} eps"
+    # -log1p(sum of the others' exp(s (x - m))) in long double (the
+    # reference's log(sum) keeps only the absolute accuracy of long double)
+    scale = 1 / kw["temperature"] if "temperature" in kw else np.log(np.longdouble(kw["base"]))
+    others = np.delete(x[2].astype(np.longdouble), 7)
+    dominant = -np.log1p(np.sum(np.exp(scale * others)))
+    # each term's relative error grows with its argument's size (a rounded
+    # scale), and c's with it
+    condition = 1 + float(np.max(np.abs(scale * others)))
+    assert got[2, 7] <= 0
+    tiny = np.finfo(dtype).smallest_subnormal  # base 10 float32: -c underflows
+    assert abs(got[2, 7] - dominant) <= LOG_SOFTMAX_EPS * eps(dtype) * condition * abs(dominant) + tiny

@@ -328,6 +328,7 @@ static FSM_ALWAYS_INLINE void K(fam_sums)(const T *x, T *y, size_t n, T m, const
  * the row-group kernels, where it runs in SIMD lanes) and the last step. */
 typedef struct {
     T m;              /* the reference point: maximum (minimum for a negative scale) */
+    int nosub;        /* log_softmax: the sums were taken in the no-subtraction form */
     double rest, ties; /* the total split as in block_exp_rest */
     double q_sum, q_gap, mean_gap; /* cross entropy's target terms */
     T x_target;
@@ -384,25 +385,219 @@ static void K(softmax_frows)(const T *const *x, T *const *y, const T *const *b, 
     for (size_t g = 0; g < count; ++g) K(vquotients)(y[g], y[g], n, t[g], inv[g]);
 }
 
-/* log_softmax of x * s: y = (x - m) * s stored with the sums, then y -= c.
- * Always in the form exp((x - m) * s): z needs x - m exactly anyway, and
- * the no-subtraction form measured no faster here (its sums alone, then z
- * formed from x after the log: 1.25 -> 1.43x plain log_softmax on float32
- * (16384, 128), AVX-512, the per-row factor of its log costing more than
- * the exps saved). */
+/* s m in double, s = scale_hi + scale_lo: the no-subtraction form's
+ * reference point (scaled_nosub_shifter rounds it to T). */
+static inline double K(scaled_ref)(T m, const fsm_params *prm) {
+    return (double)m * prm->scale_hi + (double)m * prm->scale_lo;
+}
+
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* add_rest_or_tie_x16 of a scaled no-subtraction group (table t). */
+static FSM_ALWAYS_INLINE void K(scaled_add_rest_or_tie_x16)(const T *x, __mmask16 live, __m512 m,
+                                                            const K(scaled_table) *t, __m512 *acc,
+                                                            unsigned *ties) {
+    __m512 xi = _mm512_maskz_loadu_ps(live, x);
+    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
+    *acc = _mm512_add_ps(*acc, K(scaled_exp_nosub_x16)(xi, t, live & ~tie));
+    *ties += (unsigned)__builtin_popcount(tie);
+}
+#endif
+
+/* One sum block of a scaled no-subtraction group for log_softmax: the sum
+ * of exp(s x) 2^(C - j) over the entries x != m, and in *ties the count of
+ * the others, as block_exp_rest splits them (in AVX-512, four vectors a
+ * step with their own sums, as block_exp_rest_table). */
+static FSM_ALWAYS_INLINE T K(scaled_block_exp_rest)(const T *x, size_t n, T m, T shifter, const K(scaling) *sc,
+                                                    T *ties) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    const K(scaled_table) t = K(scaled_table_for)(sc, shifter);
+    const __m512 mv = _mm512_set1_ps(m);
+    __m512 acc[4];
+    unsigned tie_count = 0;
+    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (size_t v = 0; v < 4; ++v)
+            K(scaled_add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, mv, &t, &acc[v], &tie_count);
+    for (; i < n; i += 16) K(scaled_add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), mv, &t, &acc[0], &tie_count);
+    *ties = (T)tie_count;
+    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+#else
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    size_t i = 0;
+    for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+            T xi = x[i + j], is_tie = xi == m ? (T)1 : (T)0;
+            acc[j] += K(scaled_exp_nosub)(xi, shifter, sc) * ((T)1 - is_tie);
+            tie_acc[j] += is_tie;
+        }
+    }
+    for (size_t j = 0; i + j < n; ++j) {
+        T xi = x[i + j], is_tie = xi == m ? (T)1 : (T)0;
+        acc[j] += K(scaled_exp_nosub)(xi, shifter, sc) * ((T)1 - is_tie);
+        tie_acc[j] += is_tie;
+    }
+    *ties = K(sum_chains)(tie_acc);
+    return K(sum_chains)(acc);
+#endif
+}
+
+/* A one-block group's scaled_block_exp_rest in the units of the TwoSum
+ * form (exp((x - m) s) 2^B), rounded as scaled_exp_rest_and_ties rounds
+ * each block: the row-group kernel takes the factor across its groups. */
+static inline double K(scaled_one_block_rest)(T block_rest, double sm, T j) {
+    return (double)(T)(block_rest * fsm_nosub_to_max_scale(sm, (double)j));
+}
+
+/* The factor that takes a scaled no-subtraction group's terms to the
+ * TwoSum form's units (fsm_nosub_to_max_scale of s m). */
+static inline double K(scaled_to_max_scale)(T m, T shifter, const fsm_params *prm) {
+    return fsm_nosub_to_max_scale(K(scaled_ref)(m, prm), (double)(FSM_NOSUB_SHIFTER_F32 - shifter));
+}
+
+/* The rest and ties of exp_rest_and_ties for a scaled no-subtraction
+ * group (reference m, its shifter). */
+static void K(scaled_exp_rest_and_ties)(const T *x, size_t n, T m, T shifter, const fsm_params *prm,
+                                        const K(scaling) *sc, double *rest, double *ties) {
+    double to_max_scale = K(scaled_to_max_scale)(m, shifter, prm);
+    T block_ties;
+    /* the first block's sum as it is: Neumaier's sum of one term (finite) */
+    double sum = (T)(K(scaled_block_exp_rest)(x, K(block_end)(0, n), m, shifter, sc, &block_ties) * to_max_scale);
+    double comp = 0.0, tie_count = block_ties;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
+        size_t len = K(block_end)(start, n) - start;
+        T block = (T)(K(scaled_block_exp_rest)(x + start, len, m, shifter, sc, &block_ties) * to_max_scale);
+        fsm_neumaier_add(&sum, &comp, block);
+        tie_count += block_ties;
+    }
+    *rest = sum + comp;
+    *ties = tie_count;
+}
+
+/* s = scale_hi + scale_lo split as s_hi + s_lo in T with s_lo nonzero and
+ * of s's sign (s_hi is s rounded toward zero, one ulp short where that is
+ * s itself): then x s_hi and x s_lo are infinities of one sign for an
+ * infinite x, never inf - inf. */
+static inline void K(split_scale_toward_zero)(const fsm_params *prm, T *s_hi, T *s_lo) {
+    double s = prm->scale_hi;
+    T hi = (T)s;
+    if (fabs((double)hi) >= fabs(s)) hi = sizeof(T) == sizeof(float) ? (T)nextafterf((float)hi, 0.0f) : (T)nextafter(hi, 0.0);
+    *s_hi = hi;
+    *s_lo = (T)((s - (double)hi) + prm->scale_lo);
+}
+
+/* log_softmax's output of a scaled no-subtraction group from x: y = s x -
+ * k with k = s m + c (in double, split k_hi + k_lo in T), where x != m,
+ * and exactly -c for the ties.  s x - k_hi is one fused multiply-add,
+ * rounded once where it cancels (x near m), and x s_lo - k_lo corrects it
+ * (split_scale_toward_zero: an infinite x gives an infinite y); |y| >= |s
+ * (x - m)| >= about 2^-24 |s m| for x != m, so k's rounding stays far below
+ * y's last place. */
+static void K(scaled_log_softmax_out)(const T *x, T *y, size_t n, T m, double k, T c, const fsm_params *prm) {
+    T k_hi = (T)k, k_lo = (T)(k - (double)k_hi), s_hi, s_lo;
+    K(split_scale_toward_zero)(prm, &s_hi, &s_lo);
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    const __m512 mv = _mm512_set1_ps(m), minus_c = _mm512_set1_ps(-c), s_hi16 = _mm512_set1_ps(s_hi),
+                 s_lo16 = _mm512_set1_ps(s_lo), k_hi16 = _mm512_set1_ps(k_hi), k_lo16 = _mm512_set1_ps(k_lo);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 live = K(live_lanes)(i, n);
+        __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
+        __m512 v = _mm512_add_ps(_mm512_fmsub_ps(xi, s_hi16, k_hi16), _mm512_fmsub_ps(xi, s_lo16, k_lo16));
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(xi, mv, _CMP_EQ_OQ), minus_c);
+        _mm512_mask_storeu_ps(y + i, live, v);
+    }
+#else
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) {
+        T xi = x[i];
+        y[i] = xi == m ? -c : FMA_T(xi, s_hi, -k_hi) + FMA_T(xi, s_lo, -k_lo);
+    }
+#endif
+}
+
+/* log_softmax of x * s.  A float32 group whose s m is in the no-subtraction
+ * form's range takes its sums in that form (scaled_exp_rest_and_ties) and
+ * forms y from x after the log (scaled_log_softmax_out).  Other groups:
+ * y = (x - m) * s stored with the sums in the form exp((x - m) * s), whose
+ * z carries x - m exactly, then y -= c. */
+/* The sums of a group with reference m (and its shifter, where st->nosub). */
+static FSM_ALWAYS_INLINE void K(log_softmax_sums)(const T *x, T *y, size_t n, T m, T shifter,
+                                                  const fsm_params *prm, const K(scaling) *sc, K(group_stats) *st) {
+    if (st->nosub)
+        K(scaled_exp_rest_and_ties)(x, n, m, shifter, prm, sc, &st->rest, &st->ties);
+    else
+        K(fam_sums)(x, y, n, m, sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, &st->rest, &st->ties);
+}
+
 static FSM_ALWAYS_INLINE void K(log_softmax_fstats)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm,
                                                     int64_t target, K(group_stats) *st) {
     (void)b, (void)target;
     K(scaling) sc = K(scaling_of)(prm);
+    T shifter = 0;
     st->m = K(scaled_group_ref)(x, n, &sc);
-    K(fam_sums)(x, y, n, st->m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, &st->rest, &st->ties);
+    st->nosub = K(scaled_group_nosub)(&sc, st->m, prm, &shifter);
+    K(log_softmax_sums)(x, y, n, st->m, shifter, prm, &sc, st);
 }
 
+/* LOG_TOTAL before its rounding to T: log_softmax's no-subtraction output
+ * takes c unrounded (scaled_log_softmax_out). */
+static FSM_ALWAYS_INLINE double K(log_total_wide)(double rest, double ties, T m) {
+    double c = fsm_log1p_f64(rest * EXP_UNSCALE + (ties - 1.0));
+    return isfinite(m) ? c : NAN;
+}
+
+/* y from the group's stats and c = log_total_wide. */
 static FSM_ALWAYS_INLINE void K(log_softmax_fdone)(const T *x, T *y, size_t n, const fsm_params *prm,
-                                                   double *group_out, const K(group_stats) *st, T c) {
-    (void)x, (void)prm, (void)group_out, (void)st;
+                                                   const K(group_stats) *st, double c) {
+    if (st->nosub) {
+        K(scaled_log_softmax_out)(x, y, n, st->m, K(scaled_ref)(st->m, prm) + c, (T)c, prm);
+        return;
+    }
+    K(vsub_total)(y, n, (T)c); /* (T)c: LOG_TOTAL */
+}
+
+static void K(log_softmax_frow)(const T *x, T *y, const T *b, size_t n, const fsm_params *prm, int64_t target,
+                                double *group_out) {
+    (void)group_out;
+    K(group_stats) st;
+    K(log_softmax_fstats)(x, y, b, n, prm, target, &st);
+    K(log_softmax_fdone)(x, y, n, prm, &st, K(log_total_wide)(st.rest, st.ties, st.m));
+}
+
+/* log_softmax_frow on count <= FSM_ROW_GROUP rows, with the logs taken
+ * across the rows in SIMD lanes; a no-subtraction row of one sum block
+ * has its factor (a double exp) taken there too, as log_softmax_rows
+ * does. */
+static void K(log_softmax_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                                 const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    (void)b, (void)targets, (void)group_out;
+    K(scaling) sc = K(scaling_of)(prm);
+    K(group_stats) st[FSM_ROW_GROUP];
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP];
+    double sm[FSM_ROW_GROUP], rest[FSM_ROW_GROUP], ties[FSM_ROW_GROUP], c[FSM_ROW_GROUP];
+    int in_lanes[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, j[g] = 0, block_rest[g] = 0, sm[g] = 0.0, rest[g] = 0.0, ties[g] = 1.0, in_lanes[g] = 0;
+        if (g >= count) continue; /* unused lanes: a harmless total of 1 */
+        T shifter = 0, block_ties;
+        st[g].m = m[g] = K(scaled_group_ref)(x[g], n, &sc);
+        st[g].nosub = K(scaled_group_nosub)(&sc, m[g], prm, &shifter);
+        if (st[g].nosub && n <= FSM_SUM_BLOCK) {
+            block_rest[g] = K(scaled_block_exp_rest)(x[g], n, m[g], shifter, &sc, &block_ties); /* factor below */
+            ties[g] = block_ties, sm[g] = K(scaled_ref)(m[g], prm), j[g] = FSM_NOSUB_SHIFTER_F32 - shifter;
+            in_lanes[g] = 1;
+        } else {
+            K(log_softmax_sums)(x[g], y[g], n, m[g], shifter, prm, &sc, &st[g]);
+            rest[g] = st[g].rest, ties[g] = st[g].ties;
+        }
+    }
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) y[i] -= c; /* c >= 0 and y <= 0: no cancellation */
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double one_block = K(scaled_one_block_rest)(block_rest[g], sm[g], j[g]);
+        c[g] = K(log_total_wide)(in_lanes[g] ? one_block : rest[g], ties[g], m[g]);
+    }
+    for (size_t g = 0; g < count; ++g) K(log_softmax_fdone)(x[g], y[g], n, prm, &st[g], c[g]);
 }
 
 /* logsumexp of a group whose maximum m is not finite: NaN when an entry is
@@ -883,7 +1078,6 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
                           c[g]);                                                                          \
     }
 
-FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax, log_softmax_frows)
 FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp, logsumexp_frows_any_length)
 FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows)
 

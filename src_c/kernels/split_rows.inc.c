@@ -108,31 +108,48 @@ static FSM_ALWAYS_INLINE void K(fam_split_blocks)(const T *x, T *y, size_t begin
     }
 }
 
-/* The scaled softmaxes' blocks, as softmax_fsums and log_softmax_fstats
- * take them: the exps stored (in the form the group allows), or for
- * log_softmax z = (x - m) * s, its ties counted apart. */
-static FSM_ALWAYS_INLINE void K(scaled_fsplit_blocks)(const T *x, T *y, size_t begin, size_t end, T m,
-                                                      const fsm_params *prm, double *sums, int log) {
+/* Scaled softmax's blocks, as softmax_fsums takes them: the exps stored,
+ * in the form the group allows. */
+static void K(softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
+                                     const fsm_params *prm, int64_t target, double *sums) {
+    (void)b, (void)n, (void)target;
     K(scaling) sc = K(scaling_of)(prm);
     T shifter;
-    if (log)
-        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, sums);
-    else if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
+    if (K(scaled_group_nosub)(&sc, m, prm, &shifter))
         K(fam_split_blocks)(x, y, begin, end, shifter, &sc, FSM_FORM_SCALED_NOSUB, FSM_STORE_EXP, 0, sums);
     else
         K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_EXP, 0, sums);
 }
 
-static void K(softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
-                                     const fsm_params *prm, int64_t target, double *sums) {
-    (void)b, (void)n, (void)target;
-    K(scaled_fsplit_blocks)(x, y, begin, end, m, prm, sums, 0);
-}
-
+/* Scaled log_softmax's blocks, as log_softmax_fstats takes them: slot 0
+ * the rest, slot 1 the ties; in the no-subtraction form where the group
+ * allows (scaled_exp_rest_and_ties' blocks), else in the form
+ * exp((x - m) * s) with z stored. */
 static void K(log_softmax_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                          const fsm_params *prm, int64_t target, double *sums) {
     (void)b, (void)n, (void)target;
-    K(scaled_fsplit_blocks)(x, y, begin, end, m, prm, sums, 1);
+    K(scaling) sc = K(scaling_of)(prm);
+    T shifter;
+    if (!K(scaled_group_nosub)(&sc, m, prm, &shifter)) {
+        K(fam_split_blocks)(x, y, begin, end, m, &sc, FSM_FORM_SCALED, FSM_STORE_Z, 1, sums);
+        return;
+    }
+    double to_max_scale = K(scaled_to_max_scale)(m, shifter, prm);
+    for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
+        double *block = BLOCK_SUMS(start / FSM_SUM_BLOCK);
+        T ties;
+        block[0] = (T)(K(scaled_block_exp_rest)(x + start, K(block_end)(start, end) - start, m, shifter, &sc, &ties) *
+                       to_max_scale);
+        block[1] = ties;
+    }
+}
+
+/* log(total) unrounded, as log_softmax_frow takes it (log_total_wide). */
+static double K(log_softmax_fsplit_fold)(const T *x, const T *b, size_t n, T m, const fsm_params *prm,
+                                         int64_t target, const double *sums, double *group_out) {
+    (void)x, (void)b, (void)prm, (void)target, (void)group_out;
+    double ties, rest = K(split_rest)(sums, n, &ties);
+    return K(log_total_wide)(rest, ties, m);
 }
 
 static void K(softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
@@ -141,11 +158,15 @@ static void K(softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, siz
     K(vnormalize)(y + begin, y + begin, end - begin, c);
 }
 
-/* y -= log(total), as log_softmax_fdone. */
+/* y from c, as log_softmax_fdone. */
 static void K(log_softmax_fsplit_finish)(const T *x, T *y, const T *b, size_t n, size_t begin, size_t end, T m,
                                          const fsm_params *prm, int64_t target, double c) {
-    (void)b, (void)n, (void)m, (void)target;
-    K(log_softmax_fdone)(x + begin, y + begin, end - begin, prm, NULL, NULL, (T)c);
+    (void)b, (void)n, (void)target;
+    K(scaling) sc = K(scaling_of)(prm);
+    T shifter;
+    K(group_stats) st;
+    st.m = m, st.nosub = K(scaled_group_nosub)(&sc, m, prm, &shifter);
+    K(log_softmax_fdone)(x + begin, y + begin, end - begin, prm, &st, c);
 }
 
 /* Logsumexp: log_softmax's sum blocks (no y), as logsumexp_fstats takes

@@ -248,7 +248,7 @@ const fsm_kernel_table FSM_CAT(fsm_kernels_, FSM_VARIANT) = {
                   FSM_SPLIT(KF64, split_max, log_softmax_split, log_total_split_fold, KF64(log_softmax_split_finish))},
 #define FSM_FAMILY_SPLITS(KT)                                                                                  \
     {FSM_SPLIT(KT, split_scaled_ref, softmax_fsplit, softmax_split_fold, KT(softmax_fsplit_finish)),           \
-     FSM_SPLIT(KT, split_scaled_ref, log_softmax_fsplit, log_total_split_fold, KT(log_softmax_fsplit_finish)), \
+     FSM_SPLIT(KT, split_scaled_ref, log_softmax_fsplit, log_softmax_fsplit_fold, KT(log_softmax_fsplit_finish)), \
      FSM_SPLIT(KT, split_max, logsumexp_fsplit, logsumexp_fsplit_fold, NULL),                                  \
      {NULL, KT(softmax_backward_fsplit_blocks), KT(backward_fsplit_fold), KT(softmax_backward_fsplit_finish)}, \
      {NULL, KT(log_softmax_backward_fsplit_blocks), KT(backward_fsplit_fold),                                 \
