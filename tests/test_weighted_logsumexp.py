@@ -200,3 +200,73 @@ def test_weights_of_a_total_near_one_keep_the_accuracy(layout, dtype, variant):
     exact = _exact(x, w, axis)[0]
     allowed = 2 * eps(dtype) * np.where(np.abs(exact) > 1e-3, np.abs(exact), 1)
     assert np.all(np.abs(res.astype(np.longdouble) - exact) <= allowed)
+
+
+# Row lengths around the steps of the weighted row kernels: the 16-element
+# vectors and 64-element steps of a sum block, the 256-element blocks, rows
+# of one block (taken FSM_ROW_GROUP at a time, the form's factor across the
+# group) and longer ones.  9 rows: the rows plan, a full row group and one
+# of a single row.
+WEIGHTED_ROW_LENGTHS = [1, 2, 15, 16, 17, 63, 64, 65, 255, 256, 257, 1000, 4099]
+
+
+def _row_plan(x, w, threads=1):
+    group = np.empty(x.shape[:-1] + (1,))
+    return _core._plan_info(_core.OPS["logsumexp"], x, (x.ndim - 1,), None, w, None, None, group, False, threads,
+                            np.empty_like(group))[0]
+
+
+@pytest.mark.parametrize("n", WEIGHTED_ROW_LENGTHS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weighted_rows_of_every_length_within_two_eps(n, dtype, variant):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((9, n)) * 4).astype(dtype)
+    x[1] += 1000 if dtype == np.float32 else 0  # a maximum near the float32 no-subtraction form's range
+    w = rng.uniform(0.5, 2.0, (9, n)).astype(dtype)
+    assert _row_plan(x, w) == "rows"
+    res = fastsoftmax.logsumexp(x, -1, b=w)
+    exact = _exact(x, w, -1)[0]
+    assert np.all(np.abs(res.astype(np.longdouble) - exact) <= 2 * eps(dtype) * np.maximum(np.abs(exact), 1))
+
+
+@pytest.mark.parametrize("n", [k for k in WEIGHTED_ROW_LENGTHS if k >= 2])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weighted_rows_special_values_match_the_reference(n, dtype, variant):
+    # each special entry at a place that moves with the row length: the
+    # first vector, a step's body, a block's or the row's tail
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(100 + n)
+    x = rng.standard_normal((10, n)).astype(dtype)
+    w = rng.uniform(0.5, 2.0, (10, n)).astype(dtype)
+    at = (7 * n) // 9
+    x[0, at] = np.nan                        # NaN with a weight: NaN
+    x[1, at], w[1, at] = np.nan, 0           # NaN without one takes no part
+    x[2, at], w[2, at] = np.inf, 0           # nor does +inf
+    x[3, at] = np.inf                        # +inf with a weight: +inf
+    x[4, at] = info.max                      # the maximum far beyond the no-subtraction range
+    x[5, at] = info.min                      # a term that vanishes
+    w[6] = -w[6]                             # a negative total: its sign
+    w[7] = 0                                 # no weight at all: -inf, sign 0
+    w[7, at] = 1                             # ... but one
+    x[8] = -np.inf                           # an empty sum
+    w[9, at] = -w[9, at]                     # mixed signs
+    assert _row_plan(x, w) == "rows"
+    with np.errstate(all="ignore"):
+        expected, expected_sign = reference.logsumexp(x, -1, b=w, return_sign=True)
+    got, sign = fastsoftmax.logsumexp(x, -1, b=w, return_sign=True)
+    np.testing.assert_array_equal(sign, expected_sign)
+    np.testing.assert_allclose(got, expected, rtol=16 * eps(dtype), atol=16 * eps(dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weighted_split_rows_are_those_of_one_thread(dtype, variant):
+    # long rows cut across threads sum the row kernel's blocks: the same bits
+    rng = np.random.default_rng(11)
+    n = 4 * _core._plan_thresholds()["min_elements_per_thread"] + 100
+    x = (rng.standard_normal((2, n)) * 4).astype(dtype)
+    w = rng.uniform(0.5, 2.0, (2, n)).astype(dtype)
+    assert _row_plan(x, w, threads=2) == "split_row"
+    one = fastsoftmax.logsumexp(x, -1, b=w, num_threads=1)
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, -1, b=w, num_threads=2), one)
+    exact = _exact(x, w, -1)[0]
+    assert np.all(np.abs(one.astype(np.longdouble) - exact) <= 2 * eps(dtype) * np.maximum(np.abs(exact), 1))
