@@ -447,7 +447,8 @@ static void K(run_short_rows)(const fsm_plan *plan, size_t begin, size_t end, vo
 
 /* --- columns ---------------------------------------------------------------- */
 
-/* A tile's masked-out entries staged in y; the kernel then reads y. */
+/* A tile's masked-out entries staged in y (a tile that the masked column
+ * kernels do not take); the kernel then reads y. */
 static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_step, const uint8_t *mask,
                           size_t lanes) {
     const fsm_problem *p = plan->p;
@@ -464,6 +465,13 @@ static void K(stage_tile)(const fsm_plan *plan, const T *x, T *y, ptrdiff_t y_st
         const uint8_t *mr = mask + (ptrdiff_t)i * o[FSM_MASK].step;
         for (size_t j = 0; j < lanes; ++j) yr[j] = mr[(ptrdiff_t)j * mask_lane] ? xr[j] : fill;
     }
+}
+
+/* Whether a masked tile runs the masked column kernels, whose max pass
+ * stages it in y (no staging pass of its own): plain softmax and
+ * log_softmax, the mask contiguous along the lanes. */
+static inline int K(masked_cols_direct)(const fsm_plan *plan) {
+    return plan->masked && plan->plain && plan->p->operand[FSM_MASK].lane_step == 1;
 }
 
 static void K(drop_tile_if_nan)(const fsm_problem *p, T *y, ptrdiff_t y_step, const uint8_t *mask, size_t lanes) {
@@ -505,6 +513,7 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
                                                            plan->tile_lanes + FSM_GROUP_RESULTS(plan->tile_lanes)) *
                                                           sizeof(double)));
     int through_scratch = fsm_cols_through_scratch(p), widen_b = fsm_cols_widen_b(p);
+    int masked_direct = K(masked_cols_direct)(plan);
     T *b_tile = scratch_tile + (through_scratch ? fsm_round_up64(n * plan->tile_lanes * sizeof(T)) / sizeof(T) : 0);
     fsm_batch_iter it;
     fsm_iter_seek(p, &it, begin / plan->tiles);
@@ -522,11 +531,13 @@ static void K(run_cols)(const fsm_plan *plan, size_t begin, size_t end, double *
         T *y = through_scratch ? scratch_tile : y_dst;
         ptrdiff_t x_step = o[FSM_X].step, y_step = through_scratch ? (ptrdiff_t)lanes : o[FSM_Y].step;
         const uint8_t *mask = g.mask == NULL ? NULL : g.mask + (ptrdiff_t)first * o[FSM_MASK].lane_step;
-        if (plan->masked) {
+        if (plan->masked && !masked_direct) {
             K(stage_tile)(plan, x, y, y_step, mask, lanes);
             x = y, x_step = y_step;
         }
-        if (plan->plain) {
+        if (masked_direct) {
+            TABLE(plan->k, masked_cols)[p->op](x, x_step, mask, o[FSM_MASK].step, y, y_step, n, lanes, work);
+        } else if (plan->plain) {
             TABLE(plan->k, cols)[p->op](x, x_step, y, y_step, n, lanes, work);
         } else {
             const int64_t *t = (const int64_t *)o[FSM_TARGET].data;

@@ -3,7 +3,9 @@ short rows run the masked short-row kernels, which read the mask as they
 transpose x into lanes; other short rows are staged first (x with its
 masked-out entries -inf) and run by the plain short-row kernel; a long row
 beyond the scratch is staged in its output and run there in place; a masked
-tile of lanes is staged by a lane kernel and run by the plain column kernel.  Each must give
+tile of lanes, the mask contiguous along them, is staged in the output by the
+masked column kernels' max pass, and any other by a lane kernel before the
+plain column kernel runs.  Each must give
 the plain kernel's bits on the staged input, drop a NaN group's masked-out
 entries, and agree with `fastsoftmax.reference`, on every variant."""
 import numpy as np
@@ -115,6 +117,14 @@ def test_masked_columns(dtype, op, variant, num_threads):
         assert_masked_result(op, got, x, mask, 0)
         # a mask not contiguous along the lanes is staged element by element: the same bits
         np.testing.assert_array_equal(fn(x, 0, where=np.asfortranarray(mask), num_threads=num_threads), got)
+        # in place: the max pass stages x over itself
+        inplace = x.copy()
+        assert fn(inplace, 0, out=inplace, where=mask, num_threads=num_threads) is inplace
+        np.testing.assert_array_equal(inplace, got)
+        # an output in another memory order: computed in a scratch tile and scattered
+        other = np.empty(shape, dtype, order="F")
+        fn(x, 0, out=other, where=mask, num_threads=num_threads)
+        np.testing.assert_array_equal(other, got)
 
 
 def test_masked_columns_beyond_l2_are_not_split_across_threads():

@@ -125,6 +125,14 @@ typedef void (*fsm_cols_f32_fn)(const float *x, ptrdiff_t x_step, float *y, ptrd
                                 size_t n, size_t lanes, double *work);
 typedef void (*fsm_cols_f64_fn)(const double *x, ptrdiff_t x_step, double *y, ptrdiff_t y_step,
                                 size_t n, size_t lanes, double *work);
+/* Masked plain columns: the column kernel of softmax or log_softmax on x
+ * staged in y by its max pass (x where mask[i * mask_step + j], -inf
+ * elsewhere; the mask contiguous along the lanes), bit-identical to it on
+ * the staged tile; x and y overlap nowhere, or y == x with the same step. */
+typedef void (*fsm_masked_cols_f32_fn)(const float *x, ptrdiff_t x_step, const uint8_t *mask, ptrdiff_t mask_step,
+                                       float *y, ptrdiff_t y_step, size_t n, size_t lanes, double *work);
+typedef void (*fsm_masked_cols_f64_fn)(const double *x, ptrdiff_t x_step, const uint8_t *mask, ptrdiff_t mask_step,
+                                       double *y, ptrdiff_t y_step, size_t n, size_t lanes, double *work);
 
 /* Pieces of the row kernels, for a row split across threads.  With
  * m the row maximum (from rmax over every chunk) and chunks that start at
@@ -342,6 +350,8 @@ typedef struct {
     fsm_masked_row_f64_fn masked_row_f64[FSM_NUM_PLAIN_OPS];
     fsm_masked_short_f32_fn masked_short_f32[FSM_NUM_PLAIN_OPS];
     fsm_masked_short_f64_fn masked_short_f64[FSM_NUM_PLAIN_OPS];
+    fsm_masked_cols_f32_fn masked_cols_f32[FSM_NUM_PLAIN_OPS];
+    fsm_masked_cols_f64_fn masked_cols_f64[FSM_NUM_PLAIN_OPS];
     fsm_rmax_f32_fn rmax_f32;
     fsm_rmax_f64_fn rmax_f64;
     fsm_rblocks_f32_fn rblocks_f32[FSM_NUM_PLAIN_OPS];
