@@ -825,15 +825,123 @@ static void K(cross_entropy_index_grad)(T *grad, size_t begin, size_t end, size_
         grad[target] = K(cross_entropy_grad)(e_target, gf.t, gf.inv, gf.hit, gf.scale);
 }
 
-static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
-                                                      const fsm_params *prm, int64_t target, K(group_stats) *st) {
-    T m = st->m = K(rmax)(x, n);
+/* Cross entropy's exponentials are the row's (row_exp: the no-subtraction
+ * form where the row maximum allows it, as log_softmax's rows), summed as
+ * block_rest_row_exp sums them (the terms with x != m apart from the count
+ * of the others, for the log); with the gradient they are also stored in
+ * grad, in the row's form. */
+
+/* One block of n <= FSM_SUM_BLOCK: y = the row's exps of x, and the sum of
+ * those with x != m (chains and order of block_exp_rest; *ties the count of
+ * the others). */
+static FSM_ALWAYS_INLINE T K(block_store_exp_rest)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T *ties) {
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    size_t i = 0;
+    for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+            T xi = x[i + j], is_tie = xi == e.m ? (T)1 : (T)0, ei = K(row_exp_at)(e, xi, nosub);
+            y[i + j] = ei;
+            acc[j] += ei * ((T)1 - is_tie), tie_acc[j] += is_tie;
+        }
+    }
+    for (size_t j = 0; i + j < n; ++j) {
+        T xi = x[i + j], is_tie = xi == e.m ? (T)1 : (T)0, ei = K(row_exp_at)(e, xi, nosub);
+        y[i + j] = ei;
+        acc[j] += ei * ((T)1 - is_tie), tie_acc[j] += is_tie;
+    }
+    *ties = K(sum_chains)(tie_acc);
+    return K(sum_chains)(acc);
+}
+
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* block_store_exp_rest in the table form: block_exp_rest_table's sums (a
+ * tie's lane left out of the sum is the +0 it adds there), every exp stored. */
+static FSM_ALWAYS_INLINE void K(store_exp_rest_or_tie_x16)(const T *x, T *y, size_t i, __mmask16 live, __m512 m,
+                                                           __m512 shifter, __m512 lowest_n, __m512 *acc,
+                                                           unsigned *ties) {
+    __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
+    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
+    __m512 ei = fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live);
+    _mm512_mask_storeu_ps(y + i, live, ei);
+    *acc = _mm512_mask_add_ps(*acc, (__mmask16)~tie, *acc, ei);
+    *ties += (unsigned)__builtin_popcount(tie);
+}
+
+static FSM_ALWAYS_INLINE T K(block_store_exp_rest_table)(const T *x, T *y, size_t n, K(row_exp) e, T *ties) {
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    const __m512 m = _mm512_set1_ps(e.m);
+    __m512 acc[4];
+    unsigned tie_count = 0;
+    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (size_t v = 0; v < 4; ++v)
+            K(store_exp_rest_or_tie_x16)(x, y, i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_count);
+    for (; i < n; i += 16)
+        K(store_exp_rest_or_tie_x16)(x, y, i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_count);
+    *ties = (T)tie_count;
+    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+#endif
+
+/* A row's exp of its maximum, as the block functions store it (1 ulp
+ * apart in the two no-subtraction forms). */
+static inline T K(tie_exp)(K(row_exp) e) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (e.nosub)
+        return _mm512_cvtss_f32(fsm_scaled_exp_nosub_f32x16(_mm512_set1_ps(e.m), fsm_nosub_table_shifter(e.j),
+                                                            fsm_nosub_table_lowest_n(e.lowest_n), 1));
+#endif
+    return e.nosub ? K(row_exp_at)(e, e.m, 1) : (T)EXP_SCALE;
+}
+
+/* One sum block of a row: block_rest_row_exp's rest and *ties, and with
+ * grad (not NULL) the exps stored there. */
+static FSM_ALWAYS_INLINE T K(cross_entropy_exp_block)(const T *x, T *grad, size_t n, K(row_exp) e, double to_max_scale,
+                                                      T *ties) {
+    if (grad == NULL) return K(block_rest_row_exp)(x, n, e, to_max_scale, ties);
+    if (!e.nosub) return K(block_store_exp_rest)(x, grad, n, e, 0, ties);
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    return (T)(K(block_store_exp_rest_table)(x, grad, n, e, ties) * to_max_scale);
+#else
+    return (T)(K(block_store_exp_rest)(x, grad, n, e, 1, ties) * to_max_scale);
+#endif
+}
+
+/* The total of the exps stored in grad, from the rest and ties the log
+ * takes (rest in the TwoSum form's units): the rest back in the row's form,
+ * and a tie's exp per tie. */
+static inline double K(stored_exps_total)(double rest, double ties, double to_max_scale, T tie_exp) {
+    return rest / to_max_scale + ties * (double)tie_exp;
+}
+
+/* The rest and ties of a whole row, its blocks added as exp_rest_and_ties
+ * adds them. */
+static void K(cross_entropy_exps)(const T *x, T *grad, size_t n, K(row_exp) e, double to_max_scale, double *rest,
+                                  double *ties) {
+    T block_ties;
+    /* the first block's sum as it is: Neumaier's sum of one term (finite) */
+    double sum = K(cross_entropy_exp_block)(x, grad, K(block_end)(0, n), e, to_max_scale, &block_ties), comp = 0.0;
+    double tie_count = block_ties;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
+        size_t len = K(block_end)(start, n) - start;
+        fsm_neumaier_add(&sum, &comp, K(cross_entropy_exp_block)(x + start, grad == NULL ? NULL : grad + start, len,
+                                                                 e, to_max_scale, &block_ties));
+        tie_count += block_ties;
+    }
+    *rest = sum + comp;
+    *ties = tie_count;
+}
+
+/* What follows the exps over a group: the target terms (for probabilities
+ * sum(q) and sum(q (m - x))), the gradient from the exps in grad and their
+ * total, and with smoothing mean(m - x). */
+static FSM_ALWAYS_INLINE void K(cross_entropy_target_terms)(const T *x, T *grad, const T *q, size_t n,
+                                                            const fsm_params *prm, int64_t target, double total,
+                                                            K(group_stats) *st) {
+    T m = st->m;
     st->q_sum = 0.0, st->q_gap = 0.0;
-    if (grad == NULL)
-        K(fam_sums)(x, NULL, n, m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
-    else
-        K(fam_sums)(x, grad, n, m, NULL, 0, FSM_STORE_EXP, 1, &st->rest, &st->ties);
-    double total = st->rest + st->ties * EXP_SCALE;
     if (q != NULL) {
         if (grad == NULL) K(cross_entropy_probs_pass)(x, q, n, m, NULL, total, prm, 0, &st->q_sum, &st->q_gap);
         else K(cross_entropy_probs_pass)(x, q, n, m, grad, total, prm, 1, &st->q_sum, &st->q_gap);
@@ -843,6 +951,15 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const
     st->mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, m, 1.0 / (double)n) : 0.0;
     st->index_target = q == NULL;
     st->x_target = q == NULL ? x[target] : (T)0;
+}
+
+static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
+                                                      const fsm_params *prm, int64_t target, K(group_stats) *st) {
+    K(row_exp) e = K(row_exp_for)(st->m = K(rmax)(x, n));
+    double to_max_scale = K(to_max_scale)(e), total = 0.0;
+    K(cross_entropy_exps)(x, grad, n, e, to_max_scale, &st->rest, &st->ties);
+    if (grad != NULL) total = K(stored_exps_total)(st->rest, st->ties, to_max_scale, K(tie_exp)(e));
+    K(cross_entropy_target_terms)(x, grad, q, n, prm, target, total, st);
 }
 
 static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t n, const fsm_params *prm,
@@ -885,7 +1002,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
 
 FSM_DEFINE_LOG_TOTAL_KERNELS(log_softmax, log_softmax_frows)
 FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp, logsumexp_frows_any_length)
-FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows)
+FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows_any_length)
 
 /* Plain logsumexp of count rows of one sum block each, as logsumexp_frow
  * computes them (exp_rest_and_ties on one block), with the per-row factor
@@ -937,4 +1054,45 @@ static void K(logsumexp_frows)(const T *const *x, T *const *y, const T *const *b
     if (b != NULL) K(weighted_logsumexp_rows)(x, b, n, count, group_out);
     else if (n <= FSM_SUM_BLOCK) K(logsumexp_one_block_rows)(x, n, count, group_out);
     else K(logsumexp_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
+}
+
+/* Cross entropy on count rows of one sum block each, as cross_entropy_frow
+ * computes them, with each row's factor of the no-subtraction form (a
+ * double exp), its log and its gradient's total taken across the rows in
+ * SIMD lanes, as logsumexp_one_block_rows takes them. */
+static void K(cross_entropy_one_block_rows)(const T *const *x, T *const *grad, const T *const *q, size_t n,
+                                            size_t count, const fsm_params *prm, const int64_t *targets,
+                                            double *const *loss) {
+    K(group_stats) st[FSM_ROW_GROUP];
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP], tie_exp[FSM_ROW_GROUP], c[FSM_ROW_GROUP];
+    double ties[FSM_ROW_GROUP], total[FSM_ROW_GROUP];
+    int nosub[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, j[g] = 0, nosub[g] = 0, block_rest[g] = 0, ties[g] = 1.0, tie_exp[g] = 1; /* unused lanes */
+        if (g >= count) continue;
+        K(row_exp) e = K(row_exp_for)(st[g].m = m[g] = K(rmax)(x[g], n));
+        T block_ties;
+        block_rest[g] = K(cross_entropy_exp_block)(x[g], grad == NULL ? NULL : grad[g], n, e, 1.0, &block_ties);
+        j[g] = e.j, nosub[g] = e.nosub, ties[g] = block_ties;
+        if (grad != NULL) tie_exp[g] = K(tie_exp)(e);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double to_max_scale = nosub[g] ? fsm_nosub_to_max_scale((double)m[g], (double)j[g]) : 1.0;
+        double rest = K(one_block_rest)(block_rest[g], m[g], j[g], nosub[g]);
+        c[g] = LOG_TOTAL(rest, ties[g], m[g]);
+        total[g] = K(stored_exps_total)(rest, ties[g], to_max_scale, tie_exp[g]);
+    }
+    for (size_t g = 0; g < count; ++g) {
+        T *grad_g = grad == NULL ? NULL : grad[g];
+        K(cross_entropy_target_terms)(x[g], grad_g, q == NULL ? NULL : q[g], n, prm, targets == NULL ? 0 : targets[g],
+                                      grad == NULL ? 0.0 : total[g], &st[g]);
+        K(cross_entropy_fdone)(x[g], grad_g, n, prm, loss[g], &st[g], c[g]);
+    }
+}
+
+static void K(cross_entropy_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                                   const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    if (n <= FSM_SUM_BLOCK) K(cross_entropy_one_block_rows)(x, y, b, n, count, prm, targets, group_out);
+    else K(cross_entropy_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
 }
