@@ -223,14 +223,13 @@ static void K(log_softmax_backward_fsplit_finish)(const T *g, T *out, const T *y
 }
 
 /* Cross entropy, q the probabilities (NULL for an index target): slots 0
- * and 1 the exps' rest and ties as cross_entropy_exps takes them (the exps
- * kept in grad for finish), 2 and 3
- * sum(q) and sum(q (m - x)), 4 the blocks of mean(m - x) with smoothing.
- * The gradient waits for the total, in finish. */
+ * and 1 the exps' rest and ties, 2 and 3 sum(q) and sum(q (m - x)), as
+ * cross_entropy_row_sums takes them (the exps kept in grad for finish), 4
+ * the blocks of mean(m - x) with smoothing.  The gradient waits for the
+ * total, in finish. */
 static void K(cross_entropy_fsplit_blocks)(const T *x, T *grad, const T *q, size_t n, size_t begin, size_t end,
                                            T m, const fsm_params *prm, int64_t target, double *sums) {
     (void)target;
-    K(grad_factors) unused = {0};
     K(row_exp) e = K(row_exp_for)(m);
     double to_max_scale = K(to_max_scale)(e);
     for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
@@ -241,7 +240,7 @@ static void K(cross_entropy_fsplit_blocks)(const T *x, T *grad, const T *q, size
                                               to_max_scale, &ties);
         block[1] = ties;
         if (q != NULL)
-            K(cross_entropy_probs_block)(x, q, start, block_end, m, NULL, 0, unused, &block[2], &block[3]);
+            K(cross_entropy_probs_block)(x, q, start, block_end, m, &block[2], &block[3]);
         if (prm->smoothing > 0) block[4] = K(row_gap_block)(x, NULL, start, block_end, m, 1.0 / (double)n);
     }
 }
@@ -266,12 +265,8 @@ static void K(cross_entropy_fsplit_finish)(const T *x, T *grad, const T *q, size
                                            T m, const fsm_params *prm, int64_t target, double total) {
     (void)x, (void)m;
     K(grad_factors) gf = K(grad_factors_of)(total, prm, n);
-    if (q == NULL) {
-        K(cross_entropy_index_grad)(grad, begin, end, (size_t)target, gf);
-        return;
-    }
-#pragma omp simd
-    for (size_t i = begin; i < end; ++i) grad[i] = K(cross_entropy_probs_grad)(grad[i], q[i], gf);
+    if (q == NULL) K(cross_entropy_index_grad)(grad, begin, end, (size_t)target, gf);
+    else K(cross_entropy_probs_grad_pass)(grad, q, begin, end, gf);
 }
 
 #undef BLOCK_SUMS
