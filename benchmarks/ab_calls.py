@@ -35,8 +35,8 @@ and each prints its minimum per-call time and its ratio to the call named):
              (1, 1000000), axis 0 of (1000, 4096) and (32000, 64); 1 thread, and 2
              for axis 0 of (32000, 64) next to 1
     xent     cross_entropy with index targets (without and with the gradient)
-             and probability targets next to log_softmax, f32, rows (1000000, 10)
-             and (16384, 128), axis 0 of (1000, 4096) and (32000, 64)
+             and probability targets next to log_softmax, f32, on the shapes
+             of ``scaled``
     logsumexp
              logsumexp next to plain softmax, and with weights (b=, uniform in
              [0.5, 1.5]) next to plain logsumexp, f32 and f64, on the shapes
@@ -192,7 +192,7 @@ def case_masked(rng, timing):
 
 
 def case_xent(rng, timing):
-    for shape, axis in [((1000000, 10), -1), ((16384, 128), -1), ((1000, 4096), 0), ((32000, 64), 0)]:
+    for shape, axis in FAMILY_GRID:
         x = rng.standard_normal(shape).astype(np.float32)
         y = np.empty_like(x)
         reduced = shape[0] if axis == -1 else shape[1]

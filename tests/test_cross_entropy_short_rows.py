@@ -7,7 +7,7 @@ import pytest
 
 import fastsoftmax
 from fastsoftmax import _core, reference
-from util import FLOAT_DTYPES
+from util import FLOAT_DTYPES, cross_entropy_targets, logits_with_specials
 
 SHORT_ROW_MAX_BYTES = _core._plan_thresholds()["short_row_max_bytes"]
 ROWS = 64 + 13  # a whole block of rows and a partial one
@@ -19,36 +19,6 @@ def short_plan(x, probs):
     target = None if probs else np.zeros(x.shape[:-1] + (1,), np.int64)
     return _core._plan_info(_core.OPS["cross_entropy"], x, (1,), np.empty_like(x), b, None, target,
                             np.empty(x.shape[:-1] + (1,)), False, 1)[0]
-
-
-def logits_with_specials(rng, dtype, rows, n):
-    """Rows of n logits, some of them holding special values: NaN, +inf, all
-    -inf, finfo.min and finfo.max, and -inf at the target (entry 0)."""
-    x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
-    info = np.finfo(dtype)
-    x[3, -1] = np.nan
-    x[4, :] = -np.inf
-    x[5, ::2] = info.min
-    x[6, -1] = info.max
-    x[7, 0] = -np.inf
-    x[8, -1] = np.inf
-    x[9, :] = info.min
-    return x
-
-
-def targets(rng, kind, dtype, rows, n):
-    """Class indices (entry 0 for the rows of logits_with_specials), or
-    probabilities with some exact zeros (in the rows of logits_with_specials
-    only at the -inf target's entry, whose loss is then finite)."""
-    if kind == "index":
-        t = rng.integers(0, n, rows)
-        t[3:10] = 0
-        return t
-    q = reference.softmax(rng.standard_normal((rows, n)) * 2).astype(dtype)
-    q[10:][rng.random((rows - 10, n)) < 0.2] = 0
-    if n > 1:
-        q[7, 0] = 0  # no weight on the -inf logit: a finite loss
-    return q
 
 
 def strided_copy(a):
@@ -66,7 +36,7 @@ def test_short_rows_are_bit_identical_to_the_lane_kernel(dtype, kind, smoothing,
     rng = np.random.default_rng(21)
     for n in range(1, SHORT_ROW_MAX_BYTES // np.dtype(dtype).itemsize + 1):
         x = logits_with_specials(rng, dtype, ROWS, n)
-        t = targets(rng, kind, dtype, ROWS, n)
+        t = cross_entropy_targets(rng, kind, dtype, ROWS, n)
         assert short_plan(x, kind == "probs") == "short_rows"
         strided_x = strided_copy(x)
         strided_t = t if kind == "index" else strided_copy(t)
@@ -85,7 +55,7 @@ def test_short_rows_agree_with_the_reference(dtype, kind, variant, num_threads):
     eps = np.finfo(dtype).eps
     for n in (1, 3, 8, 10, 17, SHORT_ROW_MAX_BYTES // np.dtype(dtype).itemsize):
         x = logits_with_specials(rng, dtype, 1000 + 7, n)
-        t = targets(rng, kind, dtype, 1000 + 7, n)
+        t = cross_entropy_targets(rng, kind, dtype, 1000 + 7, n)
         for smoothing in (0.0, 0.3):
             options = dict(reduction="none", label_smoothing=smoothing, return_grad=True)
             loss, grad = fastsoftmax.cross_entropy(x, t, num_threads=num_threads, **options)

@@ -223,3 +223,35 @@ def assert_result_accurate(name, got, x, axis=-1):
     x = np.asarray(x)
     assert got.dtype == x.dtype
     _check_accuracy(name, got, extended_reference(name, x, axis), x.dtype)
+
+
+# --- cross_entropy inputs -------------------------------------------------------
+
+def logits_with_specials(rng, dtype, rows, n):
+    """Rows of n logits, some of them holding special values: NaN, +inf, all
+    -inf, finfo.min and finfo.max, and -inf at the target (entry 0)."""
+    x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+    info = np.finfo(dtype)
+    x[3, -1] = np.nan
+    x[4, :] = -np.inf
+    x[5, ::2] = info.min
+    x[6, -1] = info.max
+    x[7, 0] = -np.inf
+    x[8, -1] = np.inf
+    x[9, :] = info.min
+    return x
+
+
+def cross_entropy_targets(rng, kind, dtype, rows, n):
+    """Class indices (entry 0 for the rows of logits_with_specials), or
+    probabilities with some exact zeros (in the rows of logits_with_specials
+    only at the -inf target's entry, whose loss is then finite)."""
+    if kind == "index":
+        t = rng.integers(0, n, rows)
+        t[3:10] = 0
+        return t
+    q = reference.softmax(rng.standard_normal((rows, n)) * 2).astype(dtype)
+    q[10:][rng.random((rows - 10, n)) < 0.2] = 0
+    if n > 1:
+        q[7, 0] = 0  # no weight on the -inf logit: a finite loss
+    return q

@@ -1005,7 +1005,7 @@ static void K(log_softmax_backward_frow)(const T *g, T *out, const T *y, size_t 
 }
 
 /* sum(q) and sum(q (m - x)) over one block in double, chains as in
- * cross_entropy_probs_pass: for a float block whose T sums overflowed (m - x
+ * cross_entropy_probs_block: for a float block whose T sums overflowed (m - x
  * or a sum beyond FLT_MAX) or are NaN. */
 static void K(cross_entropy_probs_block_f64)(const T *q, const T *x, size_t start, size_t end, T m,
                                              double *s_block, double *g_block) {
@@ -1054,59 +1054,39 @@ static inline T K(cross_entropy_probs_grad)(T e, T qi, K(grad_factors) gf) {
 }
 
 /* One element of cross_entropy_probs_block: q into chain s, q (m - x) into
- * chain g (q = 0 adds nothing, even at x = -inf); with_grad: the gradient
- * from the scaled exp stored in *grad. */
-static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *grad, int with_grad,
-                                                          K(grad_factors) gf, T *s, T *g) {
+ * chain g (q = 0 adds nothing, even at x = -inf). */
+static FSM_ALWAYS_INLINE void K(cross_entropy_probs_term)(T qi, T xi, T m, T *s, T *g) {
     *s += qi;
     *g = FMA_T(qi, qi != 0 ? m - xi : (T)0, *g);
-    if (with_grad) *grad = K(cross_entropy_probs_grad)(*grad, qi, gf);
 }
 
 /* Probability targets, one sum block [start, end): *s_block = sum(q) and
- * *g_block = sum(q (m - x)) (0 where q == 0, even at x = -inf); with_grad:
- * also the gradient from the exps stored in grad.  Element i of a block goes
- * to chain i % chains; the chains are in T (float32 in double ran the pass
+ * *g_block = sum(q (m - x)) (0 where q == 0, even at x = -inf).  Element i
+ * of a block goes to chain i % chains; the chains are in T (float32 in double ran the pass
  * at half the vector width), folded in double.  Each term is >= 0, so a
  * chain of k terms in T is within k rounding errors of its value; a float
  * block that overflowed (or holds a NaN) is summed again in double. */
 static FSM_ALWAYS_INLINE void K(cross_entropy_probs_block)(const T *x, const T *q, size_t start, size_t end, T m,
-                                                           T *grad, int with_grad, K(grad_factors) gf,
                                                            double *s_block, double *g_block) {
     size_t i = start;
     T s_acc[FSM_SUM_CHAINS] = {0}, g_acc[FSM_SUM_CHAINS] = {0};
     for (; i + FSM_SUM_CHAINS <= end; i += FSM_SUM_CHAINS) {
 #pragma omp simd
         for (size_t j = 0; j < FSM_SUM_CHAINS; ++j)
-            K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad, gf,
-                                        &s_acc[j], &g_acc[j]);
+            K(cross_entropy_probs_term)(q[i + j], x[i + j], m, &s_acc[j], &g_acc[j]);
     }
-    for (size_t j = 0; i + j < end; ++j)
-        K(cross_entropy_probs_term)(q[i + j], x[i + j], m, with_grad ? grad + i + j : NULL, with_grad, gf,
-                                    &s_acc[j], &g_acc[j]);
+    for (size_t j = 0; i + j < end; ++j) K(cross_entropy_probs_term)(q[i + j], x[i + j], m, &s_acc[j], &g_acc[j]);
     K(fold_chains_f64)(s_acc, s_block);
     K(fold_chains_f64)(g_acc, g_block);
     if (sizeof(T) == sizeof(float) && !(isfinite(*s_block) && isfinite(*g_block)))
         K(cross_entropy_probs_block_f64)(q, x, start, end, m, s_block, g_block);
 }
 
-/* Probability targets, one pass over the group: *q_sum = sum(q) and
- * *q_gap = sum(q (m - x)), each block's sums added with compensation; with
- * with_grad, the gradient too. */
-static FSM_ALWAYS_INLINE void K(cross_entropy_probs_pass)(const T *x, const T *q, size_t n, T m, T *grad,
-                                                          double total, const fsm_params *prm, int with_grad,
-                                                          double *q_sum, double *q_gap) {
-    K(grad_factors) gf = K(grad_factors_of)(total, prm, n);
-    double sum = 0.0, sum_comp = 0.0, gap = 0.0, gap_comp = 0.0;
-    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK) {
-        double s_block, g_block;
-        K(cross_entropy_probs_block)(x, q, start, K(block_end)(start, n), m, grad, with_grad, gf, &s_block,
-                                     &g_block);
-        fsm_neumaier_add(&sum, &sum_comp, s_block);
-        fsm_neumaier_add(&gap, &gap_comp, g_block);
-    }
-    *q_sum = fsm_compensated_total(sum, sum_comp);
-    *q_gap = fsm_compensated_total(gap, gap_comp);
+/* grad = (softmax(x) - q) * grad_scale for probability targets, from the
+ * stored exps, on entries [begin, end). */
+static void K(cross_entropy_probs_grad_pass)(T *grad, const T *q, size_t begin, size_t end, K(grad_factors) gf) {
+#pragma omp simd
+    for (size_t i = begin; i < end; ++i) grad[i] = K(cross_entropy_probs_grad)(grad[i], q[i], gf);
 }
 
 /* The loss of one group from c = log(sum(exp(x - m))), its maximum m, the
@@ -1137,24 +1117,160 @@ static void K(cross_entropy_index_grad)(T *grad, size_t begin, size_t end, size_
         grad[target] = K(cross_entropy_grad)(e_target, gf.t, gf.inv, gf.hit, gf.scale);
 }
 
-static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
-                                                      const fsm_params *prm, int64_t target, K(group_stats) *st) {
-    T m = st->m = K(rmax)(x, n);
-    st->q_sum = 0.0, st->q_gap = 0.0;
-    if (grad == NULL)
-        K(fam_sums)(x, NULL, n, m, NULL, 0, FSM_STORE_NOTHING, 1, &st->rest, &st->ties);
-    else
-        K(fam_sums)(x, grad, n, m, NULL, 0, FSM_STORE_EXP, 1, &st->rest, &st->ties);
-    double total = st->rest + st->ties * EXP_SCALE;
-    if (q != NULL) {
-        if (grad == NULL) K(cross_entropy_probs_pass)(x, q, n, m, NULL, total, prm, 0, &st->q_sum, &st->q_gap);
-        else K(cross_entropy_probs_pass)(x, q, n, m, grad, total, prm, 1, &st->q_sum, &st->q_gap);
-    } else if (grad != NULL) {
-        K(cross_entropy_index_grad)(grad, 0, n, (size_t)target, K(grad_factors_of)(total, prm, n));
+/* Cross entropy's exponentials are the row's (row_exp: the no-subtraction
+ * form where the row maximum allows it, as log_softmax's rows), summed as
+ * block_rest_row_exp sums them (the terms with x != m apart from the count
+ * of the others, for the log); with the gradient they are also stored in
+ * grad, in the row's form. */
+
+/* One block of n <= FSM_SUM_BLOCK: y = the row's exps of x, and the sum of
+ * those with x != m (chains and order of block_exp_rest; *ties the count of
+ * the others). */
+static FSM_ALWAYS_INLINE T K(block_store_exp_rest)(const T *x, T *y, size_t n, K(row_exp) e, int nosub, T *ties) {
+    T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
+    size_t i = 0;
+    for (; i + FSM_SUM_CHAINS <= n; i += FSM_SUM_CHAINS) {
+#pragma omp simd
+        for (size_t j = 0; j < FSM_SUM_CHAINS; ++j) {
+            T xi = x[i + j], is_tie = xi == e.m ? (T)1 : (T)0, ei = K(row_exp_at)(e, xi, nosub);
+            y[i + j] = ei;
+            acc[j] += ei * ((T)1 - is_tie), tie_acc[j] += is_tie;
+        }
     }
-    st->mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, m, 1.0 / (double)n) : 0.0;
+    for (size_t j = 0; i + j < n; ++j) {
+        T xi = x[i + j], is_tie = xi == e.m ? (T)1 : (T)0, ei = K(row_exp_at)(e, xi, nosub);
+        y[i + j] = ei;
+        acc[j] += ei * ((T)1 - is_tie), tie_acc[j] += is_tie;
+    }
+    *ties = K(sum_chains)(tie_acc);
+    return K(sum_chains)(acc);
+}
+
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* block_store_exp_rest in the table form: block_exp_rest_table's sums (a
+ * tie's lane left out of the sum is the +0 it adds there), every exp stored. */
+static FSM_ALWAYS_INLINE void K(store_exp_rest_or_tie_x16)(const T *x, T *y, size_t i, __mmask16 live, __m512 m,
+                                                           __m512 shifter, __m512 lowest_n, __m512 *acc,
+                                                           unsigned *ties) {
+    __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
+    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
+    __m512 ei = fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live);
+    _mm512_mask_storeu_ps(y + i, live, ei);
+    *acc = _mm512_mask_add_ps(*acc, (__mmask16)~tie, *acc, ei);
+    *ties += (unsigned)__builtin_popcount(tie);
+}
+
+static FSM_ALWAYS_INLINE T K(block_store_exp_rest_table)(const T *x, T *y, size_t n, K(row_exp) e, T *ties) {
+    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
+    const __m512 m = _mm512_set1_ps(e.m);
+    __m512 acc[4];
+    unsigned tie_count = 0;
+    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (size_t v = 0; v < 4; ++v)
+            K(store_exp_rest_or_tie_x16)(x, y, i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_count);
+    for (; i < n; i += 16)
+        K(store_exp_rest_or_tie_x16)(x, y, i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_count);
+    *ties = (T)tie_count;
+    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+#endif
+
+/* A row's exp of its maximum, as the block functions store it (1 ulp
+ * apart in the two no-subtraction forms). */
+static inline T K(tie_exp)(K(row_exp) e) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (e.nosub)
+        return _mm512_cvtss_f32(fsm_scaled_exp_nosub_f32x16(_mm512_set1_ps(e.m), fsm_nosub_table_shifter(e.j),
+                                                            fsm_nosub_table_lowest_n(e.lowest_n), 1));
+#endif
+    return e.nosub ? K(row_exp_at)(e, e.m, 1) : (T)EXP_SCALE;
+}
+
+/* One sum block of a row: block_rest_row_exp's rest and *ties, and with
+ * grad (not NULL) the exps stored there. */
+static FSM_ALWAYS_INLINE T K(cross_entropy_exp_block)(const T *x, T *grad, size_t n, K(row_exp) e, double to_max_scale,
+                                                      T *ties) {
+    if (grad == NULL) return K(block_rest_row_exp)(x, n, e, to_max_scale, ties);
+    if (!e.nosub) return K(block_store_exp_rest)(x, grad, n, e, 0, ties);
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    return (T)(K(block_store_exp_rest_table)(x, grad, n, e, ties) * to_max_scale);
+#else
+    return (T)(K(block_store_exp_rest)(x, grad, n, e, 1, ties) * to_max_scale);
+#endif
+}
+
+/* The total of the exps stored in grad, from the rest and ties the log
+ * takes (rest in the TwoSum form's units): the rest back in the row's form,
+ * and a tie's exp per tie. */
+static inline double K(stored_exps_total)(double rest, double ties, double to_max_scale, T tie_exp) {
+    return rest / to_max_scale + ties * (double)tie_exp;
+}
+
+/* The sums a row's passes before its log take, block by block in order:
+ * the rest and ties of its exps, and for probability targets sum(q) and
+ * sum(q (m - x)), each with compensation. */
+typedef struct {
+    double rest, rest_comp, ties, q_sum, q_sum_comp, q_gap, q_gap_comp;
+} K(row_sums);
+
+/* The sum block [start, end) of a row added to *sums: the exps' rest and
+ * ties (stored in grad where it is not NULL) and, where q is not NULL,
+ * the sums of the probability targets, while x is in cache. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_add_block)(const T *x, T *grad, const T *q, size_t start, size_t end,
+                                                         K(row_exp) e, double to_max_scale, K(row_sums) *sums) {
+    T block_ties, block_rest = K(cross_entropy_exp_block)(x + start, grad == NULL ? NULL : grad + start, end - start,
+                                                          e, to_max_scale, &block_ties);
+    if (start == 0) sums->rest = block_rest; /* the first block's sum as it is: Neumaier's sum of one term */
+    else fsm_neumaier_add(&sums->rest, &sums->rest_comp, block_rest);
+    sums->ties += block_ties;
+    if (q == NULL) return;
+    double s_block, g_block;
+    K(cross_entropy_probs_block)(x, q, start, end, e.m, &s_block, &g_block);
+    fsm_neumaier_add(&sums->q_sum, &sums->q_sum_comp, s_block);
+    fsm_neumaier_add(&sums->q_gap, &sums->q_gap_comp, g_block);
+}
+
+/* The totals of a row's sums into st. */
+static inline void K(set_row_totals)(K(group_stats) *st, const K(row_sums) *sums, int probs) {
+    st->rest = sums->rest + sums->rest_comp, st->ties = sums->ties;
+    st->q_sum = probs ? fsm_compensated_total(sums->q_sum, sums->q_sum_comp) : 0.0;
+    st->q_gap = probs ? fsm_compensated_total(sums->q_gap, sums->q_gap_comp) : 0.0;
+}
+
+/* The passes over a row before its log (cross_entropy_add_block on each
+ * sum block), their totals in st. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_row_sums)(const T *x, T *grad, const T *q, size_t n, K(row_exp) e,
+                                                        double to_max_scale, K(group_stats) *st) {
+    K(row_sums) sums = {0};
+    for (size_t start = 0; start < n; start += FSM_SUM_BLOCK)
+        K(cross_entropy_add_block)(x, grad, q, start, K(block_end)(start, n), e, to_max_scale, &sums);
+    K(set_row_totals)(st, &sums, q != NULL);
+}
+
+/* What follows the log of a group: the gradient from the exps in grad and
+ * their total, and with smoothing mean(m - x). */
+static FSM_ALWAYS_INLINE void K(cross_entropy_target_terms)(const T *x, T *grad, const T *q, size_t n,
+                                                            const fsm_params *prm, int64_t target, double total,
+                                                            K(group_stats) *st) {
+    if (grad != NULL) {
+        K(grad_factors) gf = K(grad_factors_of)(total, prm, n);
+        if (q != NULL) K(cross_entropy_probs_grad_pass)(grad, q, 0, n, gf);
+        else K(cross_entropy_index_grad)(grad, 0, n, (size_t)target, gf);
+    }
+    st->mean_gap = prm->smoothing > 0 ? K(row_gap)(x, NULL, n, st->m, 1.0 / (double)n) : 0.0;
     st->index_target = q == NULL;
     st->x_target = q == NULL ? x[target] : (T)0;
+}
+
+static FSM_ALWAYS_INLINE void K(cross_entropy_fstats)(const T *x, T *grad, const T *q, size_t n,
+                                                      const fsm_params *prm, int64_t target, K(group_stats) *st) {
+    K(row_exp) e = K(row_exp_for)(st->m = K(rmax)(x, n));
+    double to_max_scale = K(to_max_scale)(e), total = 0.0;
+    K(cross_entropy_row_sums)(x, grad, q, n, e, to_max_scale, st);
+    if (grad != NULL) total = K(stored_exps_total)(st->rest, st->ties, to_max_scale, K(tie_exp)(e));
+    K(cross_entropy_target_terms)(x, grad, q, n, prm, target, total, st);
 }
 
 static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t n, const fsm_params *prm,
@@ -1196,7 +1312,7 @@ static FSM_ALWAYS_INLINE void K(cross_entropy_fdone)(const T *x, T *grad, size_t
     }
 
 FSM_DEFINE_LOG_TOTAL_KERNELS(logsumexp, logsumexp_frows_any_length)
-FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows)
+FSM_DEFINE_LOG_TOTAL_KERNELS(cross_entropy, cross_entropy_frows_any_length)
 
 /* Plain logsumexp of count rows of one sum block each, as logsumexp_frow
  * computes them (exp_rest_and_ties on one block), with the per-row factor
@@ -1261,4 +1377,63 @@ static void K(logsumexp_frows)(const T *const *x, T *const *y, const T *const *b
     if (b != NULL) K(weighted_logsumexp_rows)(x, b, n, count, group_out);
     else if (n <= FSM_SUM_BLOCK) K(logsumexp_one_block_rows)(x, n, count, group_out);
     else K(logsumexp_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
+}
+
+/* Cross entropy on count rows of one sum block each, as cross_entropy_frow
+ * computes them, with each row's factor of the no-subtraction form (a
+ * double exp), its log and its gradient's total taken across the rows in
+ * SIMD lanes, as logsumexp_one_block_rows takes them. */
+static FSM_ALWAYS_INLINE void K(cross_entropy_one_block_body)(const T *const *x, T *const *grad, const T *const *q,
+                                                              size_t n, size_t count, const fsm_params *prm,
+                                                              const int64_t *targets, double *const *loss,
+                                                              int with_grad, int probs) {
+    K(group_stats) st[FSM_ROW_GROUP];
+    T m[FSM_ROW_GROUP], j[FSM_ROW_GROUP], block_rest[FSM_ROW_GROUP], tie_exp[FSM_ROW_GROUP], c[FSM_ROW_GROUP];
+    double ties[FSM_ROW_GROUP], total[FSM_ROW_GROUP];
+    int nosub[FSM_ROW_GROUP];
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        m[g] = 0, j[g] = 0, nosub[g] = 0, block_rest[g] = 0, ties[g] = 1.0, tie_exp[g] = 1; /* unused lanes */
+        if (g >= count) continue;
+        K(row_exp) e = K(row_exp_for)(st[g].m = m[g] = K(rmax)(x[g], n));
+        K(row_sums) sums = {0};
+        K(cross_entropy_add_block)(x[g], with_grad ? grad[g] : NULL, probs ? q[g] : NULL, 0, n, e, 1.0, &sums);
+        K(set_row_totals)(&st[g], &sums, probs);
+        block_rest[g] = (T)st[g].rest; /* its factor below */
+        j[g] = e.j, nosub[g] = e.nosub, ties[g] = st[g].ties;
+        if (with_grad) tie_exp[g] = K(tie_exp)(e);
+    }
+#pragma omp simd
+    for (size_t g = 0; g < FSM_ROW_GROUP; ++g) {
+        double rest = K(one_block_rest)(block_rest[g], m[g], j[g], nosub[g]);
+        c[g] = LOG_TOTAL(rest, ties[g], m[g]);
+        if (with_grad) {
+            double to_max_scale = nosub[g] ? fsm_nosub_to_max_scale((double)m[g], (double)j[g]) : 1.0;
+            total[g] = K(stored_exps_total)(rest, ties[g], to_max_scale, tie_exp[g]);
+        }
+    }
+    for (size_t g = 0; g < count; ++g) {
+        T *grad_g = with_grad ? grad[g] : NULL;
+        K(cross_entropy_target_terms)(x[g], grad_g, probs ? q[g] : NULL, n, prm, probs ? 0 : targets[g],
+                                      with_grad ? total[g] : 0.0, &st[g]);
+        K(cross_entropy_fdone)(x[g], grad_g, n, prm, loss[g], &st[g], c[g]);
+    }
+}
+
+/* One function, the four bodies: each combination compiles to its own loops. */
+static void K(cross_entropy_one_block_rows)(const T *const *x, T *const *grad, const T *const *q, size_t n,
+                                            size_t count, const fsm_params *prm, const int64_t *targets,
+                                            double *const *loss) {
+    if (grad != NULL && q != NULL) K(cross_entropy_one_block_body)(x, grad, q, n, count, prm, targets, loss, 1, 1);
+    else if (grad != NULL) K(cross_entropy_one_block_body)(x, grad, q, n, count, prm, targets, loss, 1, 0);
+    else if (q != NULL) K(cross_entropy_one_block_body)(x, grad, q, n, count, prm, targets, loss, 0, 1);
+    else K(cross_entropy_one_block_body)(x, grad, q, n, count, prm, targets, loss, 0, 0);
+}
+
+static void K(cross_entropy_frows)(const T *const *x, T *const *y, const T *const *b, size_t n, size_t count,
+                                   const fsm_params *prm, const int64_t *targets, double *const *group_out) {
+    /* float64 rows have no factor to take in lanes (the TwoSum form): row by
+     * row, each gradient is written while its row is in cache (float64 rows
+     * of 128 with their gradient: 1.25 -> 1.45x log_softmax in lanes) */
+    if (ROW_EXP_NOSUB && n <= FSM_SUM_BLOCK) K(cross_entropy_one_block_rows)(x, y, b, n, count, prm, targets, group_out);
+    else K(cross_entropy_frows_any_length)(x, y, b, n, count, prm, targets, group_out);
 }

@@ -244,20 +244,24 @@ static void K(log_softmax_backward_fsplit_finish)(const T *g, T *out, const T *y
 }
 
 /* Cross entropy, q the probabilities (NULL for an index target): slots 0
- * and 1 the exps' rest and ties (the exps kept in grad for finish), 2 and 3
- * sum(q) and sum(q (m - x)), 4 the blocks of mean(m - x) with smoothing.
- * The gradient waits for the total, in finish. */
+ * and 1 the exps' rest and ties, 2 and 3 sum(q) and sum(q (m - x)), as
+ * cross_entropy_row_sums takes them (the exps kept in grad for finish), 4
+ * the blocks of mean(m - x) with smoothing.  The gradient waits for the
+ * total, in finish. */
 static void K(cross_entropy_fsplit_blocks)(const T *x, T *grad, const T *q, size_t n, size_t begin, size_t end,
                                            T m, const fsm_params *prm, int64_t target, double *sums) {
     (void)target;
-    K(grad_factors) unused = {0};
-    if (grad == NULL) K(fam_split_blocks)(x, NULL, begin, end, m, NULL, 0, FSM_STORE_NOTHING, 1, sums);
-    else K(fam_split_blocks)(x, grad, begin, end, m, NULL, 0, FSM_STORE_EXP, 1, sums);
+    K(row_exp) e = K(row_exp_for)(m);
+    double to_max_scale = K(to_max_scale)(e);
     for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
         double *block = BLOCK_SUMS(start / FSM_SUM_BLOCK);
         size_t block_end = K(block_end)(start, end);
+        T ties;
+        block[0] = K(cross_entropy_exp_block)(x + start, grad == NULL ? NULL : grad + start, block_end - start, e,
+                                              to_max_scale, &ties);
+        block[1] = ties;
         if (q != NULL)
-            K(cross_entropy_probs_block)(x, q, start, block_end, m, NULL, 0, unused, &block[2], &block[3]);
+            K(cross_entropy_probs_block)(x, q, start, block_end, m, &block[2], &block[3]);
         if (prm->smoothing > 0) block[4] = K(row_gap_block)(x, NULL, start, block_end, m, 1.0 / (double)n);
     }
 }
@@ -274,19 +278,16 @@ static double K(cross_entropy_fsplit_fold)(const T *x, const T *q, size_t n, T m
     st.index_target = q == NULL;
     st.x_target = q == NULL ? x[target] : (T)0;
     K(cross_entropy_fdone)(x, NULL, n, prm, group_out, &st, LOG_TOTAL(st.rest, st.ties, st.m));
-    return st.rest + st.ties * EXP_SCALE;
+    K(row_exp) e = K(row_exp_for)(m);
+    return K(stored_exps_total)(st.rest, st.ties, K(to_max_scale)(e), K(tie_exp)(e));
 }
 
 static void K(cross_entropy_fsplit_finish)(const T *x, T *grad, const T *q, size_t n, size_t begin, size_t end,
                                            T m, const fsm_params *prm, int64_t target, double total) {
     (void)x, (void)m;
     K(grad_factors) gf = K(grad_factors_of)(total, prm, n);
-    if (q == NULL) {
-        K(cross_entropy_index_grad)(grad, begin, end, (size_t)target, gf);
-        return;
-    }
-#pragma omp simd
-    for (size_t i = begin; i < end; ++i) grad[i] = K(cross_entropy_probs_grad)(grad[i], q[i], gf);
+    if (q == NULL) K(cross_entropy_index_grad)(grad, begin, end, (size_t)target, gf);
+    else K(cross_entropy_probs_grad_pass)(grad, q, begin, end, gf);
 }
 
 #undef BLOCK_SUMS
