@@ -786,16 +786,6 @@ static FSM_ALWAYS_INLINE void K(weighted_block_in_form)(const T *x, const T *b, 
     if (!K(weighted_block_unscaled)(x, b, start, end, e, careful, block_rest, block_ties)) *block_rest *= to_max_scale;
 }
 
-/* One sum block of the fast path of a group of maximum m (the split
- * runner's entry): the row's exponential and its factor are formed again
- * for each block. */
-static FSM_ALWAYS_INLINE void K(weighted_block)(const T *x, const T *b, size_t start, size_t end, T m, int careful,
-                                                double *block_rest, double *block_ties) {
-    double to_max_scale;
-    K(row_exp) e = K(weighted_row_exp)(m, careful, &to_max_scale);
-    K(weighted_block_in_form)(x, b, start, end, e, to_max_scale, careful, block_rest, block_ties);
-}
-
 /* The weighted terms of a contiguous group summed in the sum blocks of
  * fam_sums (weighted_block_in_form): *rest (scaled by 2^B) and *ties. */
 static FSM_ALWAYS_INLINE void K(weighted_sums)(const T *x, const T *b, size_t n, T m, int careful, double *rest,
@@ -1146,37 +1136,6 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_rest)(const T *x, T *y, size_t n, K
     return K(sum_chains)(acc);
 }
 
-#if ROW_EXP_NOSUB && defined(__AVX512F__)
-/* block_store_exp_rest in the table form: block_exp_rest_table's sums (a
- * tie's lane left out of the sum is the +0 it adds there), every exp stored. */
-static FSM_ALWAYS_INLINE void K(store_exp_rest_or_tie_x16)(const T *x, T *y, size_t i, __mmask16 live, __m512 m,
-                                                           __m512 shifter, __m512 lowest_n, __m512 *acc,
-                                                           unsigned *ties) {
-    __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
-    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
-    __m512 ei = fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live);
-    _mm512_mask_storeu_ps(y + i, live, ei);
-    *acc = _mm512_mask_add_ps(*acc, (__mmask16)~tie, *acc, ei);
-    *ties += (unsigned)__builtin_popcount(tie);
-}
-
-static FSM_ALWAYS_INLINE T K(block_store_exp_rest_table)(const T *x, T *y, size_t n, K(row_exp) e, T *ties) {
-    const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
-    const __m512 m = _mm512_set1_ps(e.m);
-    __m512 acc[4];
-    unsigned tie_count = 0;
-    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (size_t v = 0; v < 4; ++v)
-            K(store_exp_rest_or_tie_x16)(x, y, i + 16 * v, 0xffff, m, shifter, lowest_n, &acc[v], &tie_count);
-    for (; i < n; i += 16)
-        K(store_exp_rest_or_tie_x16)(x, y, i, K(live_lanes)(i, n), m, shifter, lowest_n, &acc[0], &tie_count);
-    *ties = (T)tie_count;
-    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-}
-#endif
-
 /* A row's exp of its maximum, as the block functions store it (1 ulp
  * apart in the two no-subtraction forms). */
 static inline T K(tie_exp)(K(row_exp) e) {
@@ -1195,7 +1154,7 @@ static FSM_ALWAYS_INLINE T K(cross_entropy_exp_block)(const T *x, T *grad, size_
     if (grad == NULL) return K(block_rest_row_exp)(x, n, e, to_max_scale, ties);
     if (!e.nosub) return K(block_store_exp_rest)(x, grad, n, e, 0, ties);
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    return (T)(K(block_store_exp_rest_table)(x, grad, n, e, ties) * to_max_scale);
+    return (T)(K(block_exp_rest_table)(x, grad, n, e, 0, 1, ties) * to_max_scale);
 #else
     return (T)(K(block_store_exp_rest)(x, grad, n, e, 1, ties) * to_max_scale);
 #endif

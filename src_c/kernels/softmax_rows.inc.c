@@ -212,20 +212,29 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, 
 
 /* One vector of block_exp_rest: the terms with x != m into *acc, the count
  * of the others into *ties (counted as integers: exact, off the vector
- * pipes); with store_z, z = x - m. */
-static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, T *z, size_t i, __mmask16 live, __m512 m,
-                                                     __m512 shifter, __m512 lowest_n, int store_z, __m512 *acc,
-                                                     unsigned *ties) {
+ * pipes); with store_z, out = z = x - m; with store_exp, out = every exp
+ * (a tie's lane then left out of the sum rather than of the exponential:
+ * the same sums).  Both constants where this is inlined. */
+static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, T *out, size_t i, __mmask16 live, __m512 m,
+                                                     __m512 shifter, __m512 lowest_n, int store_z, int store_exp,
+                                                     __m512 *acc, unsigned *ties) {
     __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
     __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
-    *acc = _mm512_add_ps(*acc, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live & ~tie));
     *ties += (unsigned)__builtin_popcount(tie);
-    if (store_z) _mm512_mask_storeu_ps(z + i, live, _mm512_sub_ps(xi, m)); /* z is NULL otherwise */
+    if (store_exp) {
+        __m512 ei = fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live);
+        _mm512_mask_storeu_ps(out + i, live, ei);
+        *acc = _mm512_mask_add_ps(*acc, (__mmask16)~tie, *acc, ei);
+        return;
+    }
+    *acc = _mm512_add_ps(*acc, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live & ~tie));
+    if (store_z) _mm512_mask_storeu_ps(out + i, live, _mm512_sub_ps(xi, m)); /* out is NULL otherwise */
 }
 
 /* Four vectors a step, each with its own sums (added pairwise at the end),
  * so that the additions do not bound the loop. */
-static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *z, size_t n, K(row_exp) e, int store_z, T *ties) {
+static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *out, size_t n, K(row_exp) e, int store_z,
+                                                   int store_exp, T *ties) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     const __m512 m = _mm512_set1_ps(e.m);
     __m512 acc[4];
@@ -234,9 +243,11 @@ static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *z, size_t n, K
     size_t i = 0;
     for (; i + 64 <= n; i += 64)
         for (size_t v = 0; v < 4; ++v)
-            K(add_rest_or_tie_x16)(x, z, i + 16 * v, 0xffff, m, shifter, lowest_n, store_z, &acc[v], &tie_count);
+            K(add_rest_or_tie_x16)(x, out, i + 16 * v, 0xffff, m, shifter, lowest_n, store_z, store_exp, &acc[v],
+                                   &tie_count);
     for (; i < n; i += 16)
-        K(add_rest_or_tie_x16)(x, z, i, K(live_lanes)(i, n), m, shifter, lowest_n, store_z, &acc[0], &tie_count);
+        K(add_rest_or_tie_x16)(x, out, i, K(live_lanes)(i, n), m, shifter, lowest_n, store_z, store_exp, &acc[0],
+                               &tie_count);
     *ties = (T)tie_count;
     return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
@@ -258,7 +269,7 @@ static FSM_ALWAYS_INLINE T K(block_rest_in_form)(const T *x, T *z, size_t n, K(r
                                                  int store_z, T *ties) {
     if (!e.nosub) return K(block_exp_rest)(x, z, n, e, 0, store_z, ties);
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    return (T)(K(block_exp_rest_table)(x, z, n, e, store_z, ties) * to_max_scale);
+    return (T)(K(block_exp_rest_table)(x, z, n, e, store_z, 0, ties) * to_max_scale);
 #else
     return (T)(K(block_exp_rest)(x, z, n, e, 1, store_z, ties) * to_max_scale);
 #endif

@@ -176,11 +176,13 @@ static void K(logsumexp_fsplit_blocks)(const T *x, T *y, const T *b, size_t n, s
                                        const fsm_params *prm, int64_t target, double *sums) {
     (void)y, (void)n, (void)prm, (void)target;
     if (!isfinite(m)) return;
+    double to_max_scale = 1.0;
+    K(row_exp) e = K(weighted_row_exp)(m, 0, &to_max_scale); /* the fast path's, as weighted_sums forms it */
     for (size_t start = begin; start < end; start += FSM_SUM_BLOCK) {
         double *block = BLOCK_SUMS(start / FSM_SUM_BLOCK);
         size_t block_end = K(block_end)(start, end);
         if (b != NULL) {
-            K(weighted_block)(x, b, start, block_end, m, 0, &block[0], &block[1]);
+            K(weighted_block_in_form)(x, b, start, block_end, e, to_max_scale, 0, &block[0], &block[1]);
             continue;
         }
         T rest, ties;
