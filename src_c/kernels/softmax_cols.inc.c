@@ -115,7 +115,7 @@ static void K(cols_fold_block)(size_t lanes, T *block, double *sum, double *comp
  * Four rows at a time, each lane adding (a + b) + (c + d) to its block sum,
  * and blocks of FSM_COLS_SUM_BLOCK rows into the compensated total: as in
  * block_store_exp, the maximum's 2^B meets few small terms in T. */
-static void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
+static FSM_ALWAYS_INLINE void K(cols_exp_store_sum)(const T *x, ptrdiff_t x_step, T *y, ptrdiff_t y_step,
                                    size_t n, size_t lanes, const T *m,
                                    T *block, double *sum, double *comp, int prefetch) {
     for (size_t j = 0; j < lanes; ++j) block[j] = 0, sum[j] = 0, comp[j] = 0;
