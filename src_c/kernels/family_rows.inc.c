@@ -226,18 +226,6 @@ static FSM_ALWAYS_INLINE void K(fam_term)(const T *x, T *y, size_t i, T m, const
 }
 
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-/* scaled_exp_nosub 16 floats at a time, from the table of
- * fsm_nosub_table_join_f32x16: n = round(16 s x / ln 2), r = ((x - n c_hi
- * / 16) - n c_lo / 16) s_hi.  The first step is one fused multiply-add and
- * exact: its true result is representable (below about 2^22 units of x's
- * last place when |n| < 2^12, of c_hi / 16's beyond), as the scalar
- * form's is, so s x is never rounded here either.  The group's constants
- * are broadcast once, before the loop (read through sc inside it, they
- * would be reloaded after every store to y, which may alias them). */
-typedef struct {
-    __m512 s_log2e_16, c_hi_16, c_lo_16, s_hi, shifter16, lowest_n16;
-} K(scaled_table);
-
 static inline K(scaled_table) K(scaled_table_for)(const K(scaling) *sc, T shifter) {
     float j = FSM_NOSUB_SHIFTER_F32 - shifter; /* exact: both are integers below 2^24 */
     K(scaled_table) t;
@@ -250,13 +238,6 @@ static inline K(scaled_table) K(scaled_table_for)(const K(scaling) *sc, T shifte
     return t;
 }
 
-static FSM_ALWAYS_INLINE __m512 K(scaled_exp_nosub_x16)(__m512 x, const K(scaled_table) *t, __mmask16 wanted) {
-    __m512 k = _mm512_fmadd_ps(x, t->s_log2e_16, t->shifter16);
-    __m512 n = _mm512_sub_ps(k, t->shifter16);
-    __m512 r = _mm512_fnmadd_ps(n, t->c_hi_16, x);
-    r = _mm512_mul_ps(_mm512_fnmadd_ps(n, t->c_lo_16, r), t->s_hi);
-    return fsm_nosub_table_join_f32x16(k, n, r, t->lowest_n16, wanted);
-}
 
 /* fam_block of softmax's scaled no-subtraction exps (stored, no ties) in
  * the table form: the chains are the lanes of one register, as in
@@ -391,37 +372,16 @@ static inline double K(scaled_ref)(T m, const fsm_params *prm) {
     return (double)m * prm->scale_hi + (double)m * prm->scale_lo;
 }
 
-#if ROW_EXP_NOSUB && defined(__AVX512F__)
-/* add_rest_or_tie_x16 of a scaled no-subtraction group (table t). */
-static FSM_ALWAYS_INLINE void K(scaled_add_rest_or_tie_x16)(const T *x, __mmask16 live, __m512 m,
-                                                            const K(scaled_table) *t, __m512 *acc,
-                                                            unsigned *ties) {
-    __m512 xi = _mm512_maskz_loadu_ps(live, x);
-    __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
-    *acc = _mm512_add_ps(*acc, K(scaled_exp_nosub_x16)(xi, t, live & ~tie));
-    *ties += (unsigned)__builtin_popcount(tie);
-}
-#endif
-
 /* One sum block of a scaled no-subtraction group for log_softmax: the sum
  * of exp(s x) 2^(C - j) over the entries x != m, and in *ties the count of
- * the others, as block_exp_rest splits them (in AVX-512, four vectors a
- * step with their own sums, as block_exp_rest_table). */
+ * the others, as block_exp_rest splits them (in AVX-512, by
+ * block_exp_rest_table with the group's table exponential). */
 static FSM_ALWAYS_INLINE T K(scaled_block_exp_rest)(const T *x, size_t n, T m, T shifter, const K(scaling) *sc,
                                                     T *ties) {
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
     const K(scaled_table) t = K(scaled_table_for)(sc, shifter);
-    const __m512 mv = _mm512_set1_ps(m);
-    __m512 acc[4];
-    unsigned tie_count = 0;
-    for (size_t v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (size_t v = 0; v < 4; ++v)
-            K(scaled_add_rest_or_tie_x16)(x + i + 16 * v, 0xffff, mv, &t, &acc[v], &tie_count);
-    for (; i < n; i += 16) K(scaled_add_rest_or_tie_x16)(x + i, K(live_lanes)(i, n), mv, &t, &acc[0], &tie_count);
-    *ties = (T)tie_count;
-    return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    K(row_exp) e = {m, 0, 0, 0, 1}; /* the reference only: t is the exponential */
+    return K(block_exp_rest_table)(x, NULL, n, e, &t, 0, 0, ties);
 #else
     T acc[FSM_SUM_CHAINS] = {0}, tie_acc[FSM_SUM_CHAINS] = {0};
     size_t i = 0;
@@ -482,7 +442,8 @@ static void K(scaled_exp_rest_and_ties)(const T *x, size_t n, T m, T shifter, co
 static inline void K(split_scale_toward_zero)(const fsm_params *prm, T *s_hi, T *s_lo) {
     double s = prm->scale_hi;
     T hi = (T)s;
-    if (fabs((double)hi) >= fabs(s)) hi = sizeof(T) == sizeof(float) ? (T)nextafterf((float)hi, 0.0f) : (T)nextafter(hi, 0.0);
+    if (fabs((double)hi) >= fabs(s))
+        hi = sizeof(T) == sizeof(float) ? (T)nextafterf((float)hi, 0.0f) : (T)nextafter(hi, 0.0);
     *s_hi = hi;
     *s_lo = (T)((s - (double)hi) + prm->scale_lo);
 }
@@ -1154,7 +1115,7 @@ static FSM_ALWAYS_INLINE T K(cross_entropy_exp_block)(const T *x, T *grad, size_
     if (grad == NULL) return K(block_rest_row_exp)(x, n, e, to_max_scale, ties);
     if (!e.nosub) return K(block_store_exp_rest)(x, grad, n, e, 0, ties);
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    return (T)(K(block_exp_rest_table)(x, grad, n, e, 0, 1, ties) * to_max_scale);
+    return (T)(K(block_exp_rest_table)(x, grad, n, e, NULL, 0, 1, ties) * to_max_scale);
 #else
     return (T)(K(block_store_exp_rest)(x, grad, n, e, 1, ties) * to_max_scale);
 #endif

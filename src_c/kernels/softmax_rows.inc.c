@@ -210,31 +210,63 @@ static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, 
     return K(sum_lanes)(acc);
 }
 
+/* scaled_exp_nosub 16 floats at a time, from the table of
+ * fsm_nosub_table_join_f32x16: n = round(16 s x / ln 2), r = ((x - n c_hi
+ * / 16) - n c_lo / 16) s_hi.  The first step is one fused multiply-add and
+ * exact: its true result is representable (below about 2^22 units of x's
+ * last place when |n| < 2^12, of c_hi / 16's beyond), as the scalar
+ * form's is, so s x is never rounded here either.  The scaled groups'
+ * form (family_rows.inc.c: scaled_table_for); the group's constants are
+ * broadcast once, before the loop (read through its scaling inside it,
+ * they would be reloaded after every store to y, which may alias them). */
+typedef struct {
+    __m512 s_log2e_16, c_hi_16, c_lo_16, s_hi, shifter16, lowest_n16;
+} K(scaled_table);
+
+static FSM_ALWAYS_INLINE __m512 K(scaled_exp_nosub_x16)(__m512 x, const K(scaled_table) *t, __mmask16 wanted) {
+    __m512 k = _mm512_fmadd_ps(x, t->s_log2e_16, t->shifter16);
+    __m512 n = _mm512_sub_ps(k, t->shifter16);
+    __m512 r = _mm512_fnmadd_ps(n, t->c_hi_16, x);
+    r = _mm512_mul_ps(_mm512_fnmadd_ps(n, t->c_lo_16, r), t->s_hi);
+    return fsm_nosub_table_join_f32x16(k, n, r, t->lowest_n16, wanted);
+}
+
+/* The table form's exponential of a block function: the row's
+ * (fsm_scaled_exp_nosub_f32x16), or a scaled group's where `scaled` is
+ * not NULL (a constant where this is inlined). */
+static FSM_ALWAYS_INLINE __m512 K(table_exp_x16)(__m512 x, __m512 shifter, __m512 lowest_n,
+                                                 const K(scaled_table) *scaled, __mmask16 wanted) {
+    return scaled ? K(scaled_exp_nosub_x16)(x, scaled, wanted)
+                  : fsm_scaled_exp_nosub_f32x16(x, shifter, lowest_n, wanted);
+}
+
 /* One vector of block_exp_rest: the terms with x != m into *acc, the count
  * of the others into *ties (counted as integers: exact, off the vector
  * pipes); with store_z, out = z = x - m; with store_exp, out = every exp
  * (a tie's lane then left out of the sum rather than of the exponential:
  * the same sums).  Both constants where this is inlined. */
 static FSM_ALWAYS_INLINE void K(add_rest_or_tie_x16)(const T *x, T *out, size_t i, __mmask16 live, __m512 m,
-                                                     __m512 shifter, __m512 lowest_n, int store_z, int store_exp,
-                                                     __m512 *acc, unsigned *ties) {
+                                                     __m512 shifter, __m512 lowest_n, const K(scaled_table) *scaled,
+                                                     int store_z, int store_exp, __m512 *acc, unsigned *ties) {
     __m512 xi = _mm512_maskz_loadu_ps(live, x + i);
     __mmask16 tie = _mm512_mask_cmp_ps_mask(live, xi, m, _CMP_EQ_OQ);
     *ties += (unsigned)__builtin_popcount(tie);
     if (store_exp) {
-        __m512 ei = fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live);
+        __m512 ei = K(table_exp_x16)(xi, shifter, lowest_n, scaled, live);
         _mm512_mask_storeu_ps(out + i, live, ei);
         *acc = _mm512_mask_add_ps(*acc, (__mmask16)~tie, *acc, ei);
         return;
     }
-    *acc = _mm512_add_ps(*acc, fsm_scaled_exp_nosub_f32x16(xi, shifter, lowest_n, live & ~tie));
+    *acc = _mm512_add_ps(*acc, K(table_exp_x16)(xi, shifter, lowest_n, scaled, live & ~tie));
     if (store_z) _mm512_mask_storeu_ps(out + i, live, _mm512_sub_ps(xi, m)); /* out is NULL otherwise */
 }
 
 /* Four vectors a step, each with its own sums (added pairwise at the end),
- * so that the additions do not bound the loop. */
-static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *out, size_t n, K(row_exp) e, int store_z,
-                                                   int store_exp, T *ties) {
+ * so that the additions do not bound the loop; in the row's exponential,
+ * or a scaled group's (`scaled`, whose e carries only the reference m). */
+static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *out, size_t n, K(row_exp) e,
+                                                   const K(scaled_table) *scaled, int store_z, int store_exp,
+                                                   T *ties) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     const __m512 m = _mm512_set1_ps(e.m);
     __m512 acc[4];
@@ -243,11 +275,11 @@ static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *out, size_t n,
     size_t i = 0;
     for (; i + 64 <= n; i += 64)
         for (size_t v = 0; v < 4; ++v)
-            K(add_rest_or_tie_x16)(x, out, i + 16 * v, 0xffff, m, shifter, lowest_n, store_z, store_exp, &acc[v],
-                                   &tie_count);
+            K(add_rest_or_tie_x16)(x, out, i + 16 * v, 0xffff, m, shifter, lowest_n, scaled, store_z, store_exp,
+                                   &acc[v], &tie_count);
     for (; i < n; i += 16)
-        K(add_rest_or_tie_x16)(x, out, i, K(live_lanes)(i, n), m, shifter, lowest_n, store_z, store_exp, &acc[0],
-                               &tie_count);
+        K(add_rest_or_tie_x16)(x, out, i, K(live_lanes)(i, n), m, shifter, lowest_n, scaled, store_z, store_exp,
+                               &acc[0], &tie_count);
     *ties = (T)tie_count;
     return K(sum_lanes)(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
@@ -269,7 +301,7 @@ static FSM_ALWAYS_INLINE T K(block_rest_in_form)(const T *x, T *z, size_t n, K(r
                                                  int store_z, T *ties) {
     if (!e.nosub) return K(block_exp_rest)(x, z, n, e, 0, store_z, ties);
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    return (T)(K(block_exp_rest_table)(x, z, n, e, store_z, 0, ties) * to_max_scale);
+    return (T)(K(block_exp_rest_table)(x, z, n, e, NULL, store_z, 0, ties) * to_max_scale);
 #else
     return (T)(K(block_exp_rest)(x, z, n, e, 1, store_z, ties) * to_max_scale);
 #endif
