@@ -1,8 +1,10 @@
 """where= on short rows, long rows and over a non-last axis.  Contiguous
 short rows run the masked short-row kernels, which read the mask as they
 transpose x into lanes; other short rows are staged first (x with its
-masked-out entries -inf) and run by the plain short-row kernel; a long row
-beyond the scratch is staged in its output and run there in place; a masked
+masked-out entries -inf) and run by the plain short-row kernel; a row is
+staged in the scratch, or beyond it in its output and run there in place
+(softmax rows in the table form read the mask beside x on AVX-512
+instead, staging nothing); a masked
 tile of lanes, the mask contiguous along them, is staged in the output by the
 masked column kernels' max pass, and any other by a lane kernel before the
 plain column kernel runs.  Each must give
@@ -88,6 +90,26 @@ def test_masked_short_rows(dtype, op, variant):
         inplace = x.copy()
         assert fn(inplace, out=inplace, where=mask) is inplace
         np.testing.assert_array_equal(inplace, got, err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_masked_rows(dtype, op, variant):
+    """Rows of the rows plan within the scratch: softmax on AVX-512 reads the
+    mask beside x where the row takes the table form, other rows are staged
+    in the scratch; the staged input's bits either way."""
+    rng = np.random.default_rng(8)
+    fn = getattr(fastsoftmax, op)
+    for n in (1000, 5003):
+        x, mask = logits_and_mask(rng, dtype, (12, n))
+        x[10] += 5000  # a maximum beyond the no-subtraction range
+        x[11, :2], mask[11, :2] = 30.0, [False, True]  # a masked-out entry above the kept maximum
+        assert plan(op, x, -1, mask) == ("rows", 1)
+        got = fn(x, where=mask, num_threads=1)
+        assert_masked_result(op, got, x, mask, -1)
+        inplace = x.copy()
+        assert fn(inplace, out=inplace, where=mask, num_threads=1) is inplace
+        np.testing.assert_array_equal(inplace, got)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -145,10 +145,11 @@ static void K(stage_masked)(const T *x, const uint8_t *mask, T *y, size_t n, T f
 /* The maximum of x over the entries kept, -inf when none is; NaN entries
  * passed over.  In chains, as rmax.  `masked` (a constant: tested at run
  * time, the selects and stores became slow masked ones): kept where
- * mask[i], and dst gets x with the others -inf; else kept where
- * b[i] != 0.  x is read unconditionally, as in stage_masked. */
+ * mask[i], and with `stage` (a constant) dst gets x with the others -inf;
+ * else kept where b[i] != 0.  x is read unconditionally, as in
+ * stage_masked. */
 static FSM_ALWAYS_INLINE T K(rmax_kept)(const T *x, const uint8_t *mask, const T *b, T *dst, int masked,
-                                        size_t n) {
+                                        int stage, size_t n) {
     T acc[FSM_MAX_CHAINS];
     for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) acc[j] = -(T)INFINITY;
     size_t i = 0;
@@ -157,14 +158,14 @@ static FSM_ALWAYS_INLINE T K(rmax_kept)(const T *x, const uint8_t *mask, const T
         for (size_t j = 0; j < FSM_MAX_CHAINS; ++j) {
             T v = x[i + j];
             v = (masked ? mask[i + j] != 0 : b[i + j] != 0) ? v : -(T)INFINITY;
-            if (masked) dst[i + j] = v;
+            if (masked && stage) dst[i + j] = v;
             acc[j] = v > acc[j] ? v : acc[j];
         }
     }
     T m = K(fold_maxima)(acc);
     for (; i < n; ++i) {
         T v = (masked ? mask[i] != 0 : b[i] != 0) ? x[i] : -(T)INFINITY;
-        if (masked) dst[i] = v;
+        if (masked && stage) dst[i] = v;
         m = v > m ? v : m;
     }
     return m;
@@ -178,12 +179,18 @@ static T K(stage_masked_max)(const T *x, const uint8_t *mask, T *dst, size_t n) 
         K(stage_masked)(x, mask, dst, n, -(T)INFINITY);
         return K(rmax)(dst, n);
     }
-    return K(rmax_kept)(x, mask, NULL, dst, 1, n);
+    return K(rmax_kept)(x, mask, NULL, dst, 1, 1, n);
 }
 
 /* Masked plain softmax and log_softmax rows (kernels.h): the row kernels
- * on x staged in scratch, from the maximum taken while staging. */
+ * on x staged in scratch, from the maximum taken while staging.  On
+ * AVX-512, softmax reads the mask beside x instead where the row takes the
+ * table form (softmax_masked_row_in_lanes: the same bits, no staged copy;
+ * float32 (64, 32000) where=, 1 thread: see the CHANGELOG). */
 static void K(softmax_masked_row)(const T *x, const uint8_t *mask, T *y, size_t n, T *scratch) {
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+    if (K(softmax_masked_row_in_lanes)(x, mask, y, n, K(rmax_kept)(x, mask, NULL, NULL, 1, 0, n))) return;
+#endif
     K(softmax_row_from_max)(scratch, y, n, K(stage_masked_max)(x, mask, scratch, n));
 }
 
@@ -594,7 +601,7 @@ static inline void K(fold_chains_f64)(const T *acc, double *total) {
 
 /* The maximum of x over the entries with b != 0 (-inf when there is none);
  * NaN entries passed over. */
-static T K(rmax_weighted)(const T *x, const T *b, size_t n) { return K(rmax_kept)(x, NULL, b, NULL, 0, n); }
+static T K(rmax_weighted)(const T *x, const T *b, size_t n) { return K(rmax_kept)(x, NULL, b, NULL, 0, 0, n); }
 
 /* One weighted term from the exponential e of x: b * e, returned, or b
  * into *tie when x == m.  careful: 0 where b == 0, whatever x (it may

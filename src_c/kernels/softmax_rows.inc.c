@@ -188,22 +188,35 @@ static inline T K(sum_lanes)(__m512 acc) {
     return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
 }
 
-static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, T *y, size_t n, K(row_exp) e) {
+/* The lanes of the vector at i that `keep` (where=, one byte an entry)
+ * keeps among `live`; every live lane where keep is NULL (a constant where
+ * this is inlined). */
+static FSM_ALWAYS_INLINE __mmask16 K(keep_mask_x16)(const uint8_t *keep, size_t i, __mmask16 live) {
+    if (keep == NULL) return live;
+    __m128i bytes = _mm_maskz_loadu_epi8(live, keep + i);
+    return _mm_mask_test_epi8_mask(live, bytes, bytes);
+}
+
+/* block_store_exp in the table form; with keep, the entries it masks out
+ * are +0, as exp makes the -inf they are staged as. */
+static FSM_ALWAYS_INLINE T K(block_store_exp_table)(const T *x, const uint8_t *keep, T *y, size_t n,
+                                                    K(row_exp) e) {
     const __m512 shifter = fsm_nosub_table_shifter(e.j), lowest_n = fsm_nosub_table_lowest_n(e.lowest_n);
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        __m512 e0 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i), shifter, lowest_n, 0xffff);
-        __m512 e1 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16), shifter, lowest_n, 0xffff);
-        __m512 e2 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 32), shifter, lowest_n, 0xffff);
-        __m512 e3 = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 48), shifter, lowest_n, 0xffff);
-        _mm512_storeu_ps(y + i, e0), _mm512_storeu_ps(y + i + 16, e1);
-        _mm512_storeu_ps(y + i + 32, e2), _mm512_storeu_ps(y + i + 48, e3);
-        acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+        __m512 ev[4];
+        for (size_t v = 0; v < 4; ++v) {
+            __mmask16 wanted = K(keep_mask_x16)(keep, i + 16 * v, 0xffff);
+            ev[v] = fsm_scaled_exp_nosub_f32x16(_mm512_loadu_ps(x + i + 16 * v), shifter, lowest_n, wanted);
+            _mm512_storeu_ps(y + i + 16 * v, ev[v]);
+        }
+        acc = _mm512_add_ps(acc, _mm512_add_ps(_mm512_add_ps(ev[0], ev[1]), _mm512_add_ps(ev[2], ev[3])));
     }
     for (; i < n; i += 16) {
         __mmask16 live = K(live_lanes)(i, n);
-        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n, live);
+        __m512 ei = fsm_scaled_exp_nosub_f32x16(_mm512_maskz_loadu_ps(live, x + i), shifter, lowest_n,
+                                                K(keep_mask_x16)(keep, i, live));
         _mm512_mask_storeu_ps(y + i, live, ei);
         acc = _mm512_add_ps(acc, ei);
     }
@@ -288,7 +301,7 @@ static FSM_ALWAYS_INLINE T K(block_exp_rest_table)(const T *x, T *out, size_t n,
 /* block_store_exp in the row's form. */
 static FSM_ALWAYS_INLINE T K(block_store_row_exp)(const T *x, T *y, size_t n, K(row_exp) e) {
 #if ROW_EXP_NOSUB && defined(__AVX512F__)
-    if (e.nosub) return K(block_store_exp_table)(x, y, n, e);
+    if (e.nosub) return K(block_store_exp_table)(x, NULL, y, n, e);
 #endif
     return e.nosub ? K(block_store_exp)(x, y, n, e, 1) : K(block_store_exp)(x, y, n, e, 0);
 }
@@ -343,6 +356,7 @@ static double K(raddstore_scaled_exp)(const T *x, T *y, size_t n, T m) {
     }
     return sum + comp;
 }
+
 
 /* The parts of log(sum(exp(x - m))), split as in block_exp_rest: *rest =
  * the sum of the terms with x != m, *ties = the count of the others; where
@@ -443,6 +457,25 @@ static void K(vsub_shifted)(const T *x, T *y, size_t n, T m, T c) {
 static inline void K(softmax_row_from_max)(const T *x, T *y, size_t n, T m) {
     K(vnormalize)(y, y, n, K(raddstore_scaled_exp)(x, y, n, m));
 }
+
+#if ROW_EXP_NOSUB && defined(__AVX512F__)
+/* softmax_row_from_max of a masked row whose maximum m takes the table
+ * form, the mask read beside x (keep): the entries it masks out are +0, as
+ * exp makes the -inf the staged row has there, so y is the staged row's,
+ * bit for bit, without the staged copy.  Returns 0, nothing done, for a row
+ * that takes the TwoSum form. */
+static int K(softmax_masked_row_in_lanes)(const T *x, const uint8_t *keep, T *y, size_t n, T m) {
+    K(row_exp) e = K(row_exp_for)(m);
+    if (!e.nosub) return 0;
+    double sum = K(block_store_exp_table)(x, keep, y, K(block_end)(0, n), e), comp = 0.0;
+    for (size_t start = FSM_SUM_BLOCK; start < n; start += FSM_SUM_BLOCK) {
+        size_t len = K(block_end)(start, n) - start;
+        fsm_neumaier_add(&sum, &comp, K(block_store_exp_table)(x + start, keep + start, y + start, len, e));
+    }
+    K(vnormalize)(y, y, n, sum + comp);
+    return 1;
+}
+#endif
 
 static void K(softmax_row)(const T *x, T *y, size_t n, int stream) {
     (void)stream; /* kernels.h: softmax writes y in cache */
