@@ -200,7 +200,9 @@ static int fsm_cols_widen_b(const fsm_problem *p) {
  * (FSM_MASKED_SPLIT_MAX_BYTES), which is staged in y first, a pass bound by
  * memory that a second thread on the other half of the same rows did not
  * speed up (where= over axis 0 of (32000, 64), 2 threads over 1: float32
- * 0.98x, float64 0.92x): such a problem of one tile runs on one thread. */
+ * 0.98x, float64 0.92x), nor where the masked column kernels stage it in
+ * their max pass (float32 0.29-1.20x, float64 0.82-0.83x): such a problem
+ * of one tile runs on one thread. */
 static size_t fsm_tile_lanes(const fsm_problem *p, size_t batches, int threads) {
     size_t widest = p->op == FSM_OP_LOG_SOFTMAX_BACKWARD ? FSM_LOG_BACKWARD_TILE_BYTES / fsm_itemsize(p) : FSM_LANE_TILE;
     size_t lanes = (size_t)p->lanes, tile = lanes < widest ? lanes : widest;
