@@ -488,8 +488,8 @@ static void K(scaled_log_softmax_out)(const T *x, T *y, size_t n, T m, double k,
  * form's range takes its sums in that form (scaled_exp_rest_and_ties) and
  * forms y from x after the log (scaled_log_softmax_out).  Other groups:
  * y = (x - m) * s stored with the sums in the form exp((x - m) * s), whose
- * z carries x - m exactly, then y -= c. */
-/* The sums of a group with reference m (and its shifter, where st->nosub). */
+ * z carries x - m exactly, then y -= c.  log_softmax_sums: the sums of a
+ * group with reference m (and its shifter, where st->nosub). */
 static FSM_ALWAYS_INLINE void K(log_softmax_sums)(const T *x, T *y, size_t n, T m, T shifter,
                                                   const fsm_params *prm, const K(scaling) *sc, K(group_stats) *st) {
     if (st->nosub)
